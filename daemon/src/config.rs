@@ -1,0 +1,376 @@
+//! The configuration file (TOML). Every key has a default; unknown keys are errors; after
+//! parsing, validation reports every problem at once, each with its key path.
+
+use crate::summary::Encoding;
+use emotiond_models::EngineKind;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_PATH: &str = "/etc/emotiond/emotiond.toml";
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Identifies this device in topics and summaries. Empty: the host name.
+    pub device_id: String,
+    pub camera: CameraConfig,
+    pub models: ModelsConfig,
+    pub pipeline: PipelineConfig,
+    pub mqtt: MqttConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// A V4L2 device (`camera.device`).
+    V4l2,
+    /// Image and Y4M files or folders (`camera.paths`).
+    Files,
+    /// The sample clip built into the binary.
+    Demo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pace {
+    /// Y4M at its frame rate, stills at `stills_fps`.
+    Realtime,
+    /// As fast as inference goes.
+    Fast,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CameraConfig {
+    pub source: SourceKind,
+    pub device: String,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    /// "MJPG" or "YUYV": tried first; the other is the fallback.
+    pub format: String,
+    pub paths: Vec<PathBuf>,
+    pub pace: Pace,
+    pub stills_fps: f32,
+    /// Start the files over at the end instead of stopping.
+    #[serde(rename = "loop")]
+    pub looping: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    pub engine: EngineKind,
+    /// `builtin:<name>` or a package folder holding `manifest.toml`.
+    pub detector: String,
+    pub expression: String,
+    /// Run each package's test vectors on the engine before using it.
+    pub verify_test_vectors: bool,
+    pub max_faces: usize,
+    /// Faces smaller than this (pixels, shorter side) are not classified or counted.
+    pub min_face_px: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    pub window_s: f64,
+    /// Frames waiting for inference; when full the oldest is dropped (and counted).
+    pub queue_frames: usize,
+    pub smoothing_tau_s: f64,
+    pub track_iou: f32,
+    pub track_max_missed_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    pub enabled: bool,
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub topic_prefix: String,
+    pub encoding: Encoding,
+    pub keep_alive_s: u64,
+    /// Summaries kept while the broker is unreachable; beyond this the oldest is dropped.
+    pub outbox_max: usize,
+}
+
+impl Default for CameraConfig {
+    fn default() -> Self {
+        CameraConfig {
+            source: SourceKind::V4l2,
+            device: "/dev/video0".into(),
+            width: 640,
+            height: 480,
+            fps: 15,
+            format: "MJPG".into(),
+            paths: Vec::new(),
+            pace: Pace::Realtime,
+            stills_fps: 5.0,
+            looping: false,
+        }
+    }
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        ModelsConfig {
+            engine: EngineKind::Tract,
+            detector: format!("builtin:{}", emotiond_models::builtin::DEFAULT_DETECTOR),
+            expression: format!("builtin:{}", emotiond_models::builtin::DEFAULT_EXPRESSION),
+            verify_test_vectors: true,
+            max_faces: 8,
+            min_face_px: 24,
+        }
+    }
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            window_s: 10.0,
+            queue_frames: 2,
+            smoothing_tau_s: 0.5,
+            track_iou: 0.3,
+            track_max_missed_s: 1.0,
+        }
+    }
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            enabled: true,
+            host: "localhost".into(),
+            port: 1883,
+            username: None,
+            password: None,
+            topic_prefix: "emotiond".into(),
+            encoding: Encoding::Json,
+            keep_alive_s: 15,
+            outbox_max: 1000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config {path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config {path}: {}", problems.iter().map(|(k, p)| format!("`{k}`: {p}")).collect::<Vec<_>>().join("; "))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<(String, String)>,
+    },
+}
+
+impl Config {
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        let problems = c.problems();
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            });
+        }
+        if c.device_id.is_empty() {
+            c.device_id = hostname();
+        }
+        Ok(c)
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Every problem, with its key path.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        let mut bad = |k: &str, m: &str| p.push((k.to_string(), m.to_string()));
+        let topic_safe = |s: &str| !s.is_empty() && !s.contains(['+', '#', '/', '\0']);
+        if !self.device_id.is_empty() && !topic_safe(&self.device_id) {
+            bad(
+                "device_id",
+                "must not contain '/', '+', '#' (it is a topic level)",
+            );
+        }
+        let c = &self.camera;
+        if c.source == SourceKind::Files && c.paths.is_empty() {
+            bad(
+                "camera.paths",
+                "source = \"files\" needs at least one file or folder",
+            );
+        }
+        if c.source == SourceKind::V4l2 && c.device.is_empty() {
+            bad("camera.device", "must name a device such as /dev/video0");
+        }
+        if c.width == 0 || c.height == 0 || c.width > 7680 || c.height > 4320 {
+            bad(
+                "camera.width",
+                "width and height must be within 1..=7680 x 1..=4320",
+            );
+        }
+        if c.fps == 0 || c.fps > 240 {
+            bad("camera.fps", "must be within 1..=240");
+        }
+        if !matches!(c.format.to_ascii_uppercase().as_str(), "MJPG" | "YUYV") {
+            bad("camera.format", "must be \"MJPG\" or \"YUYV\"");
+        }
+        if !(c.stills_fps > 0.0 && c.stills_fps <= 240.0) {
+            bad("camera.stills_fps", "must be within 0..=240 and above 0");
+        }
+        let m = &self.models;
+        for (k, v) in [
+            ("models.detector", &m.detector),
+            ("models.expression", &m.expression),
+        ] {
+            if v.is_empty() {
+                bad(k, "must be builtin:<name> or a package folder");
+            } else if let Some(name) = v.strip_prefix("builtin:") {
+                if !emotiond_models::builtin::names().any(|n| n == name) {
+                    let known: Vec<_> = emotiond_models::builtin::names().collect();
+                    bad(
+                        k,
+                        &format!("no built-in package {name:?} (built in: {known:?})"),
+                    );
+                }
+            }
+        }
+        if m.max_faces == 0 || m.max_faces > 64 {
+            bad("models.max_faces", "must be within 1..=64");
+        }
+        let pl = &self.pipeline;
+        if !(pl.window_s >= 0.1 && pl.window_s <= 3600.0) {
+            bad("pipeline.window_s", "must be within 0.1..=3600 seconds");
+        }
+        if pl.queue_frames == 0 || pl.queue_frames > 64 {
+            bad("pipeline.queue_frames", "must be within 1..=64");
+        }
+        if !(pl.smoothing_tau_s >= 0.0 && pl.smoothing_tau_s <= 60.0) {
+            bad("pipeline.smoothing_tau_s", "must be within 0..=60 seconds");
+        }
+        if !(pl.track_iou > 0.0 && pl.track_iou <= 1.0) {
+            bad("pipeline.track_iou", "must be within 0..=1 and above 0");
+        }
+        if !(pl.track_max_missed_s > 0.0 && pl.track_max_missed_s <= 60.0) {
+            bad(
+                "pipeline.track_max_missed_s",
+                "must be within 0..=60 and above 0",
+            );
+        }
+        let q = &self.mqtt;
+        if q.enabled && q.host.is_empty() {
+            bad("mqtt.host", "must not be empty when mqtt.enabled");
+        }
+        if q.port == 0 {
+            bad("mqtt.port", "must not be 0");
+        }
+        if !q
+            .topic_prefix
+            .split('/')
+            .all(|l| !l.is_empty() && !l.contains(['+', '#']))
+        {
+            bad(
+                "mqtt.topic_prefix",
+                "must be topic levels without '+', '#' or empty levels",
+            );
+        }
+        if q.keep_alive_s < 5 || q.keep_alive_s > 3600 {
+            bad("mqtt.keep_alive_s", "must be within 5..=3600");
+        }
+        if q.outbox_max == 0 || q.outbox_max > 1_000_000 {
+            bad("mqtt.outbox_max", "must be within 1..=1000000");
+        }
+        if q.password.is_some() && q.username.is_none() {
+            bad("mqtt.password", "needs mqtt.username");
+        }
+        p
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().replace(['/', '+', '#'], "_"))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "emotiond".into())
+}
+
+/// The documented default configuration file (`emotiond config --print-default`).
+pub const DEFAULT_FILE: &str = include_str!("../emotiond.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_default_file_equals_the_built_in_defaults() {
+        let mut c = Config::parse(DEFAULT_FILE, Path::new("emotiond.toml")).unwrap();
+        let mut d = Config::default();
+        c.device_id.clear();
+        d.device_id.clear();
+        assert_eq!(c, d);
+    }
+
+    #[test]
+    fn empty_file_gives_defaults_and_a_device_id() {
+        let c = Config::parse("", Path::new("x")).unwrap();
+        assert!(!c.device_id.is_empty());
+        assert_eq!(c.pipeline.window_s, 10.0);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = Config::parse("[camera]\nwidht = 3\n", Path::new("/etc/x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("widht") && e.contains("/etc/x.toml"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let e = Config::parse("[pipeline]\nwindow_s = \"ten\"\n", Path::new("x"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("window_s"), "{e}");
+    }
+
+    #[test]
+    fn every_invalid_value_is_reported_with_its_key() {
+        let text = "device_id = \"a/b\"\n[camera]\nsource = \"files\"\nfps = 0\n[pipeline]\nwindow_s = 0.0\n[mqtt]\nport = 0\nencoding = \"json\"\n[models]\ndetector = \"builtin:nope\"\n";
+        let e = Config::parse(text, Path::new("x")).unwrap_err().to_string();
+        for k in [
+            "`device_id`",
+            "`camera.paths`",
+            "`camera.fps`",
+            "`pipeline.window_s`",
+            "`mqtt.port`",
+            "`models.detector`",
+        ] {
+            assert!(e.contains(k), "{k} missing from {e}");
+        }
+    }
+
+    #[test]
+    fn bad_enum_value_is_named() {
+        let e = Config::parse("[mqtt]\nencoding = \"xml\"\n", Path::new("x"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("xml") || e.contains("encoding"), "{e}");
+    }
+}

@@ -1,0 +1,14 @@
+//! emotiond: camera → faces → expressions → tracked, windowed, privacy-preserving summaries
+//! over MQTT. The binary (`main.rs`) wires these modules; the pure logic (tracking, windows,
+//! codecs, config validation, queues) is tested here without devices.
+#![forbid(unsafe_code)]
+
+pub mod analyzer;
+pub mod config;
+pub mod demo;
+pub mod mqtt;
+pub mod pipeline;
+pub mod queue;
+pub mod summary;
+pub mod track;
+pub mod window;

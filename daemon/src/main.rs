@@ -1,0 +1,533 @@
+//! `emotiond run | demo | analyze PATH... | bench | check | config`
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use emotiond::analyzer::Analyzer;
+use emotiond::config::{self, Config, Pace, SourceKind};
+use emotiond::pipeline::{Pipeline, Shared, spawn_capture};
+use emotiond::queue::DropOldest;
+use emotiond::summary::Summary;
+use emotiond::{demo, mqtt};
+use emotiond_hal::{Camera, CameraError, FileSource, Pacing};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(
+    name = "emotiond",
+    version,
+    about = "Edge emotion-recognition daemon: camera -> faces -> expressions -> summaries over MQTT"
+)]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the daemon.
+    Run {
+        /// Also print each summary as a JSON line on stdout.
+        #[arg(long)]
+        stdout: bool,
+    },
+    /// Run on the built-in sample clip with an in-process broker; print summaries.
+    Demo {
+        /// Print one summary and exit.
+        #[arg(long)]
+        once: bool,
+        /// Window length in seconds.
+        #[arg(long, default_value_t = 3.0)]
+        window: f64,
+        /// Use this broker (host:port) instead of starting one.
+        #[arg(long)]
+        broker: Option<String>,
+    },
+    /// Analyse images and Y4M files: one JSON line per image or video frame.
+    Analyze {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Measure frames/s and per-stage times on an input (default: the sample clip).
+    Bench {
+        /// Image or Y4M file.
+        input: Option<PathBuf>,
+        #[arg(long, default_value_t = 200)]
+        frames: usize,
+    },
+    /// Check config, models, camera and broker; non-zero exit on any failure.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the documented default configuration file.
+    Config {
+        #[arg(long)]
+        print_default: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(
+        "info,rumqttd=off,tracing=off,rumqttc=warn,tract=warn,tract_linalg=warn,tract_core=warn",
+    ))
+    .target(env_logger::Target::Stderr)
+    .init();
+    let cli = Cli::parse();
+    let explicit = std::env::args().any(|a| a == "--config" || a.starts_with("--config="));
+    match dispatch(cli, explicit) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("emotiond: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The config file, or the built-in defaults when the default path does not exist.
+fn load_config(path: &Path, explicit: bool) -> Result<Config> {
+    if !explicit && !path.exists() {
+        log::info!("{} not found: using built-in defaults", path.display());
+        return Ok(Config::parse("", path)?);
+    }
+    Ok(Config::load(path)?)
+}
+
+fn camera_for(cfg: &Config) -> Result<Box<dyn Camera>> {
+    let c = &cfg.camera;
+    let pacing = match c.pace {
+        Pace::Realtime => Pacing::Realtime {
+            stills_fps: c.stills_fps,
+        },
+        Pace::Fast => Pacing::AsFastAsPossible,
+    };
+    Ok(match c.source {
+        SourceKind::Files => Box::new(
+            FileSource::new(&c.paths, pacing, c.looping)
+                .map_err(|e| anyhow::anyhow!("config `camera.paths`: {e}"))?,
+        ),
+        SourceKind::Demo => Box::new(FileSource::from_y4m_bytes(
+            "builtin:demo.y4m",
+            demo::DEMO_CLIP,
+            pacing,
+            true,
+        )),
+        SourceKind::V4l2 => v4l2_camera(cfg)?,
+    })
+}
+
+#[cfg(target_os = "linux")]
+fn v4l2_camera(cfg: &Config) -> Result<Box<dyn Camera>> {
+    let c = &cfg.camera;
+    Ok(Box::new(emotiond_hal::v4l2::V4l2Camera::new(
+        emotiond_hal::v4l2::V4l2Config {
+            device: c.device.clone(),
+            width: c.width,
+            height: c.height,
+            fps: c.fps,
+            format: c.format.clone(),
+        },
+    )))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn v4l2_camera(_: &Config) -> Result<Box<dyn Camera>> {
+    bail!("config `camera.source`: v4l2 is only available on Linux")
+}
+
+fn dispatch(cli: Cli, explicit: bool) -> Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Config { print_default } => {
+            if print_default {
+                print!("{}", config::DEFAULT_FILE);
+            } else {
+                let c = load_config(&cli.config, explicit)?;
+                print!("{}", toml::to_string_pretty(&c)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Run { stdout } => {
+            let cfg = load_config(&cli.config, explicit)?;
+            run(cfg, stdout, None)
+        }
+        Cmd::Demo {
+            once,
+            window,
+            broker,
+        } => {
+            let mut cfg = if explicit {
+                Config::load(&cli.config)?
+            } else {
+                Config::parse("", &cli.config)?
+            };
+            if !explicit {
+                cfg.camera.source = SourceKind::Demo;
+                cfg.camera.pace = Pace::Realtime;
+                cfg.pipeline.window_s = window;
+            }
+            match broker {
+                Some(b) => {
+                    let (h, p) = b.rsplit_once(':').context("--broker must be host:port")?;
+                    cfg.mqtt.host = h.to_string();
+                    cfg.mqtt.port = p.parse().context("--broker port")?;
+                }
+                None if !explicit => {
+                    cfg.mqtt.host = "127.0.0.1".into();
+                    cfg.mqtt.port = demo::start_broker()?;
+                    log::info!(
+                        "demo: in-process MQTT broker on 127.0.0.1:{}",
+                        cfg.mqtt.port
+                    );
+                }
+                None => {}
+            }
+            cfg.mqtt.enabled = true;
+            run(cfg, false, Some(if once { 1 } else { u64::MAX }))
+        }
+        Cmd::Analyze { paths } => analyze(&load_config(&cli.config, explicit)?, &paths),
+        Cmd::Bench { input, frames } => bench(&load_config(&cli.config, explicit)?, input, frames),
+        Cmd::Check { json } => check(&cli.config, explicit, json),
+    }
+}
+
+/// The daemon. With `echo_from_broker`, subscribe to our own summaries and print what the
+/// broker delivers (the demo), exiting after that many.
+fn run(cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<ExitCode> {
+    let analyzer = Analyzer::load(&cfg.models)?;
+    let camera = camera_for(&cfg)?;
+    log::info!(
+        "emotiond {} device {} camera {}",
+        env!("CARGO_PKG_VERSION"),
+        cfg.device_id,
+        camera.describe()
+    );
+    let shared = Shared::new();
+    let queue = Arc::new(DropOldest::new(cfg.pipeline.queue_frames));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Summary>(64);
+    let mqtt_task = cfg.mqtt.enabled.then(|| {
+        rt.spawn(mqtt::run(
+            cfg.mqtt.clone(),
+            cfg.device_id.clone(),
+            rx,
+            shared.clone(),
+            Duration::from_secs(5),
+        ))
+    });
+    let echo = echo_from_broker.map(|n| rt.spawn(echo_summaries(cfg.clone(), n, shared.clone())));
+    {
+        let shared = shared.clone();
+        rt.spawn(async move {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        log::error!("cannot watch SIGTERM: {e}");
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            }
+            log::info!("shutting down: finishing the current window");
+            shared.stop.store(true, Ordering::Relaxed);
+        });
+    }
+    let capture = spawn_capture(camera, queue.clone(), shared.clone());
+    let pipeline = Pipeline {
+        analyzer,
+        cfg: cfg.pipeline.clone(),
+        device_id: cfg.device_id.clone(),
+        boot_id: boot_id(),
+    };
+    let count = pipeline.run(queue, shared.clone(), |s| {
+        if stdout {
+            match serde_json::to_string(&s) {
+                Ok(line) => println!("{line}"),
+                Err(e) => log::error!("summary {}: {e}", s.seq),
+            }
+        }
+        if cfg.mqtt.enabled && tx.blocking_send(s).is_err() {
+            log::error!("mqtt task ended; summary not published");
+        }
+    });
+    shared.stop.store(true, Ordering::Relaxed);
+    drop(tx);
+    if capture.join().is_err() {
+        log::error!("capture thread panicked");
+    }
+    log::info!("pipeline ended after {count} summaries");
+    if let Some(t) = mqtt_task {
+        // the task bounds its own drain; this bounds a connect attempt in progress too
+        if rt
+            .block_on(async { tokio::time::timeout(Duration::from_secs(10), t).await })
+            .is_err()
+        {
+            log::warn!("mqtt: gave up delivering after 10 s");
+        }
+    }
+    if let Some(e) = echo {
+        let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), e).await });
+    }
+    rt.shutdown_timeout(Duration::from_secs(1));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn boot_id() -> u32 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (t.as_nanos() as u32) ^ std::process::id().rotate_left(16)
+}
+
+/// Subscribe to our own summary topic and print each summary the broker delivers; after
+/// `n`, stop the pipeline.
+async fn echo_summaries(cfg: Config, n: u64, shared: Arc<Shared>) {
+    let topics = mqtt::Topics::new(&cfg.mqtt.topic_prefix, &cfg.device_id);
+    let opts = mqtt::options(
+        &cfg.mqtt,
+        &format!("emotiond-demo-{}", std::process::id()),
+        None,
+    );
+    let (client, mut ev) = rumqttc::AsyncClient::new(opts, 16);
+    if let Err(e) = client
+        .subscribe(topics.summary.clone(), rumqttc::QoS::AtLeastOnce)
+        .await
+    {
+        log::error!("demo: cannot subscribe: {e}");
+        return;
+    }
+    let mut printed = 0;
+    loop {
+        match ev.poll().await {
+            Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                if let Some(s) = mqtt::decode_summary(&p.payload, cfg.mqtt.encoding) {
+                    if let Ok(line) = serde_json::to_string(&s) {
+                        println!("{line}");
+                    }
+                    printed += 1;
+                    if printed >= n {
+                        shared.stop.store(true, Ordering::Relaxed);
+                        let _ = client.disconnect().await;
+                        return;
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                log::debug!("demo subscriber: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+fn analyze(cfg: &Config, paths: &[PathBuf]) -> Result<ExitCode> {
+    let mut analyzer = Analyzer::load(&cfg.models)?;
+    let mut src = FileSource::new(paths, Pacing::AsFastAsPossible, false)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut failed = 0;
+    loop {
+        match src.next_frame() {
+            Ok(f) => {
+                let (path, index) = f.origin.clone().unwrap_or_else(|| ("".into(), 0));
+                let line = match analyzer.analyze(&f.image) {
+                    Ok(r) => serde_json::json!({
+                        "path": &*path, "frame": index, "width": f.image.width(), "height": f.image.height(),
+                        "faces": r.faces.iter().map(|face| {
+                            let dominant = face.emotions.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))
+                                .map(|(i, _)| emotiond_models::EMOTIONS[i]).unwrap_or("neutral");
+                            serde_json::json!({"box": face.bbox, "score": face.score, "emotions": emotiond::summary::PerEmotion::from_array(face.emotions), "dominant": dominant})
+                        }).collect::<Vec<_>>(),
+                        "detect_ms": r.detect_ms, "classify_ms": r.classify_ms,
+                    }),
+                    Err(e) => {
+                        failed += 1;
+                        serde_json::json!({"path": &*path, "frame": index, "error": format!("{e:#}")})
+                    }
+                };
+                println!("{line}");
+            }
+            Err(CameraError::Skipped { item, reason }) => {
+                failed += 1;
+                println!("{}", serde_json::json!({"path": item, "error": reason}));
+            }
+            Err(CameraError::End) => break,
+            Err(e) => bail!("{e}"),
+        }
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn bench(cfg: &Config, input: Option<PathBuf>, frames: usize) -> Result<ExitCode> {
+    let mut analyzer = Analyzer::load(&cfg.models)?;
+    let mut src: Box<dyn Camera> = match &input {
+        Some(p) => Box::new(
+            FileSource::new(std::slice::from_ref(p), Pacing::AsFastAsPossible, true)
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        ),
+        None => Box::new(FileSource::from_y4m_bytes(
+            "builtin:demo.y4m",
+            demo::DEMO_CLIP,
+            Pacing::AsFastAsPossible,
+            true,
+        )),
+    };
+    // Decode up to 64 distinct frames first so decoding is not timed.
+    let mut imgs = Vec::new();
+    for _ in 0..frames.clamp(1, 64) {
+        match src.next_frame() {
+            Ok(f) => imgs.push(f.image),
+            Err(CameraError::End) => break,
+            Err(e) => bail!("bench input: {e}"),
+        }
+    }
+    let first = imgs.first().context("bench input has no frames")?.clone();
+    let (mut det, mut cls, mut faces) = (Vec::new(), Vec::new(), 0usize);
+    let mut totals = Vec::new();
+    let t0 = Instant::now();
+    for i in 0..frames.max(1) {
+        let img = &imgs[i % imgs.len()];
+        let t = Instant::now();
+        let r = analyzer.analyze(img)?;
+        totals.push(t.elapsed().as_secs_f64() * 1e3);
+        det.push(r.detect_ms as f64);
+        cls.push(r.classify_ms as f64);
+        faces += r.faces.len();
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    totals.sort_by(f64::total_cmp);
+    let p95 = totals[((totals.len() as f64 * 0.95).ceil() as usize).clamp(1, totals.len()) - 1];
+    println!(
+        "{}",
+        serde_json::json!({
+            "input": input.map(|p| p.display().to_string()).unwrap_or_else(|| "builtin:demo.y4m".into()),
+            "width": first.width(), "height": first.height(), "frames": totals.len(),
+            "fps": totals.len() as f64 / wall, "faces_per_frame": faces as f64 / totals.len() as f64,
+            "detect_ms": mean(&det), "classify_ms": mean(&cls), "total_ms": mean(&totals), "total_ms_p95": p95,
+            "engine": analyzer.detector_info.engine, "detector": analyzer.detector_info.id, "expression": analyzer.expression_info.id,
+        })
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(path: &Path, explicit: bool, json: bool) -> Result<ExitCode> {
+    let mut items: Vec<(&str, bool, String, &str)> = Vec::new();
+    let cfg = match load_config(path, explicit) {
+        Ok(c) => {
+            items.push((
+                "config",
+                true,
+                format!(
+                    "{} ({})",
+                    path.display(),
+                    if path.exists() { "file" } else { "defaults" }
+                ),
+                "",
+            ));
+            Some(c)
+        }
+        Err(e) => {
+            items.push((
+                "config",
+                false,
+                format!("{e:#}"),
+                "fix the named key; `emotiond config --print-default` shows every key",
+            ));
+            None
+        }
+    };
+    if let Some(cfg) = &cfg {
+        match Analyzer::load(&cfg.models) {
+            Ok(a) => items.push((
+                "models",
+                true,
+                format!(
+                    "{} and {} on {}, test vectors pass",
+                    a.detector_info.id, a.expression_info.id, a.detector_info.engine
+                ),
+                "",
+            )),
+            Err(e) => items.push((
+                "models",
+                false,
+                format!("{e:#}"),
+                "reinstall the model package or point models.* at a valid one",
+            )),
+        }
+        match camera_for(cfg).map(|mut c| (c.next_frame(), c.describe())) {
+            Ok((Ok(f), d)) => items.push((
+                "camera",
+                true,
+                format!(
+                    "{d}: frame {}x{} decoded",
+                    f.image.width(),
+                    f.image.height()
+                ),
+                "",
+            )),
+            Ok((Err(e), d)) => items.push((
+                "camera",
+                false,
+                format!("{d}: {e}"),
+                "check camera.device, the cable, and that the user is in the video group",
+            )),
+            Err(e) => items.push((
+                "camera",
+                false,
+                format!("{e:#}"),
+                "check the [camera] section",
+            )),
+        }
+        if cfg.mqtt.enabled {
+            let addr = format!("{}:{}", cfg.mqtt.host, cfg.mqtt.port);
+            let ok = std::net::ToSocketAddrs::to_socket_addrs(&addr)
+                .ok()
+                .and_then(|mut a| a.next())
+                .map(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(3)).is_ok())
+                .unwrap_or(false);
+            items.push((
+                "broker",
+                ok,
+                format!("{addr} {}", if ok { "reachable" } else { "unreachable" }),
+                "check mqtt.host/port and the network",
+            ));
+        }
+    }
+    let all_ok = items.iter().all(|i| i.1);
+    for (name, ok, detail, hint) in &items {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"check": name, "ok": ok, "detail": detail, "hint": if *ok { "" } else { *hint }})
+            );
+        } else if *ok {
+            println!("ok    {name:8} {detail}");
+        } else {
+            println!(
+                "FAIL  {name:8} {detail}
+      hint: {hint}"
+            );
+        }
+    }
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

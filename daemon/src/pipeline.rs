@@ -1,0 +1,221 @@
+//! The running pipeline: a capture thread feeding a drop-oldest queue, an inference thread
+//! (detect → classify → track → window), and summaries handed to a sink when each window
+//! closes. Shutdown: set `stop`; the final partial window is summarised before exit.
+
+use crate::analyzer::Analyzer;
+use crate::config::PipelineConfig;
+use crate::queue::{DropOldest, Pop};
+use crate::summary::Summary;
+use crate::track::{Tracker, TrackerConfig};
+use crate::window::{SummaryMeta, Window};
+use emotiond_hal::{Camera, CameraError, Frame};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Camera health, shared between the capture thread, the pipeline and the MQTT task.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CameraHealth {
+    /// "starting", "ok", "unavailable" or "ended".
+    pub state: String,
+    pub source: String,
+    pub error: Option<String>,
+    pub reconnects: u64,
+}
+
+pub struct Shared {
+    pub stop: AtomicBool,
+    pub skipped: AtomicU64,
+    pub camera: Mutex<CameraHealth>,
+}
+
+impl Shared {
+    pub fn new() -> Arc<Shared> {
+        Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            skipped: AtomicU64::new(0),
+            camera: Mutex::new(CameraHealth {
+                state: "starting".into(),
+                source: String::new(),
+                error: None,
+                reconnects: 0,
+            }),
+        })
+    }
+    pub fn camera(&self) -> CameraHealth {
+        self.camera
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+    fn set_camera(&self, f: impl FnOnce(&mut CameraHealth)) {
+        let mut g = self.camera.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut g);
+    }
+}
+
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Run the camera on its own thread until it ends or `stop` is set.
+pub fn spawn_capture(
+    mut camera: Box<dyn Camera>,
+    queue: Arc<DropOldest<Frame>>,
+    shared: Arc<Shared>,
+) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("capture".into())
+        .spawn(move || {
+            let mut was_unavailable = false;
+            while !shared.stop.load(Ordering::Relaxed) {
+                match camera.next_frame() {
+                    Ok(f) => {
+                        if was_unavailable || shared.camera().state != "ok" {
+                            let d = camera.describe();
+                            log::info!("camera ok: {d}");
+                            shared.set_camera(|c| {
+                                if was_unavailable {
+                                    c.reconnects += 1;
+                                }
+                                c.state = "ok".into();
+                                c.error = None;
+                                c.source = d;
+                            });
+                            was_unavailable = false;
+                        }
+                        queue.push(f);
+                    }
+                    Err(CameraError::Skipped { item, reason }) => {
+                        log::warn!("skipped {item}: {reason}");
+                        shared.skipped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(CameraError::Unavailable {
+                        device,
+                        reason,
+                        retry_in,
+                    }) => {
+                        if !was_unavailable {
+                            log::error!(
+                                "camera {device} unavailable: {reason}; retrying with back-off"
+                            );
+                        } else {
+                            log::debug!("camera {device} still unavailable: {reason}");
+                        }
+                        was_unavailable = true;
+                        shared.set_camera(|c| {
+                            c.state = "unavailable".into();
+                            c.error = Some(reason);
+                            c.source = device;
+                        });
+                        let until = Instant::now() + retry_in;
+                        while Instant::now() < until && !shared.stop.load(Ordering::Relaxed) {
+                            std::thread::sleep(
+                                Duration::from_millis(50).min(until - Instant::now()),
+                            );
+                        }
+                    }
+                    Err(CameraError::End) => {
+                        log::info!("camera input ended");
+                        shared.set_camera(|c| c.state = "ended".into());
+                        break;
+                    }
+                    Err(CameraError::Config(m)) => {
+                        log::error!("camera: {m}");
+                        shared.set_camera(|c| {
+                            c.state = "ended".into();
+                            c.error = Some(m);
+                        });
+                        break;
+                    }
+                }
+            }
+            queue.close();
+        })
+        .expect("spawn capture thread")
+}
+
+pub struct Pipeline {
+    pub analyzer: Analyzer,
+    pub cfg: PipelineConfig,
+    pub device_id: String,
+    pub boot_id: u32,
+}
+
+impl Pipeline {
+    /// Process frames until the queue closes or `stop` is set; each closed window goes to
+    /// `sink`. Returns the number of summaries produced.
+    pub fn run(
+        mut self,
+        queue: Arc<DropOldest<Frame>>,
+        shared: Arc<Shared>,
+        mut sink: impl FnMut(Summary),
+    ) -> u64 {
+        let start = Instant::now();
+        let start_wall = SystemTime::now();
+        let mut tracker = Tracker::new(TrackerConfig {
+            iou_threshold: self.cfg.track_iou,
+            max_missed_s: self.cfg.track_max_missed_s,
+            smoothing_tau_s: self.cfg.smoothing_tau_s,
+        });
+        let mut window = Window::new(self.cfg.window_s, 0.0, unix_ms(start_wall));
+        let mut seq = 0u64;
+        let (mut seen_dropped, mut seen_skipped) = (0u64, 0u64);
+        let mut faces_buf = Vec::new();
+        loop {
+            let now = start.elapsed().as_secs_f64();
+            let wait = Duration::from_secs_f64((window.end_t() - now).clamp(0.0, 0.2));
+            let popped = queue.pop_timeout(wait);
+            let closed = matches!(popped, Pop::Closed);
+            if let Pop::Item(frame) = popped {
+                match self.analyzer.analyze(&frame.image) {
+                    Ok(r) => {
+                        let t = frame
+                            .captured
+                            .saturating_duration_since(start)
+                            .as_secs_f64();
+                        faces_buf.clear();
+                        faces_buf.extend(r.faces.iter().map(|f| (f.bbox, f.emotions)));
+                        let obs = tracker.update(t, &faces_buf);
+                        window.add_frame(&obs, r.detect_ms + r.classify_ms);
+                    }
+                    Err(e) => {
+                        log::error!("inference failed on frame {}: {e:#}", frame.seq);
+                        window.add_skipped(1);
+                    }
+                }
+            }
+            let d = queue.dropped();
+            window.add_dropped((d - seen_dropped) as u32);
+            seen_dropped = d;
+            let s = shared.skipped.load(Ordering::Relaxed);
+            window.add_skipped((s - seen_skipped) as u32);
+            seen_skipped = s;
+            let stopping = closed || shared.stop.load(Ordering::Relaxed);
+            let now = start.elapsed().as_secs_f64();
+            if window.due(now) || stopping {
+                let end_wall = if stopping {
+                    SystemTime::now()
+                } else {
+                    start_wall + Duration::from_secs_f64(window.end_t())
+                };
+                let meta = SummaryMeta {
+                    device_id: self.device_id.clone(),
+                    boot_id: self.boot_id,
+                    seq,
+                    camera: shared.camera().state,
+                    detector: self.analyzer.detector_info.clone(),
+                    expression: self.analyzer.expression_info.clone(),
+                };
+                sink(window.finish(unix_ms(end_wall), meta));
+                seq += 1;
+            }
+            if stopping {
+                return seq;
+            }
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! The summary payload published once per window, and its codecs (JSON, postcard).
+//! Only aggregates: no frame, face crop, box or track identity ever appears here.
+
+use emotiond_models::EMOTIONS;
+use serde::{Deserialize, Serialize};
+
+/// Payload format version; bump on incompatible changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A value per emotion, in the order of [`EMOTIONS`] (JSON: an object keyed by name).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct PerEmotion<T> {
+    pub angry: T,
+    pub disgust: T,
+    pub fear: T,
+    pub happy: T,
+    pub sad: T,
+    pub surprise: T,
+    pub neutral: T,
+}
+
+impl<T: Copy> PerEmotion<T> {
+    pub fn from_array(a: [T; 7]) -> Self {
+        let [angry, disgust, fear, happy, sad, surprise, neutral] = a;
+        PerEmotion {
+            angry,
+            disgust,
+            fear,
+            happy,
+            sad,
+            surprise,
+            neutral,
+        }
+    }
+    pub fn to_array(&self) -> [T; 7] {
+        [
+            self.angry,
+            self.disgust,
+            self.fear,
+            self.happy,
+            self.sad,
+            self.surprise,
+            self.neutral,
+        ]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// `name@version` of the package.
+    pub id: String,
+    /// Engine running it ("tract").
+    pub engine: String,
+    /// Hardware delegate, if any.
+    pub accelerator: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub schema: u32,
+    pub device_id: String,
+    /// Increases by one per summary from this process start; with `boot_id` it identifies
+    /// a summary (consumers de-duplicate redeliveries on the pair).
+    pub seq: u64,
+    /// Random per process start.
+    pub boot_id: u32,
+    /// Window bounds, milliseconds since the Unix epoch.
+    pub window_start_ms: u64,
+    pub window_end_ms: u64,
+    pub frames_processed: u32,
+    /// Frames the camera delivered that inference had no time for (drop-oldest queue).
+    pub frames_dropped: u32,
+    /// Frames that could not be decoded (corrupt files, bad camera buffers).
+    pub frames_skipped: u32,
+    /// Camera state at the end of the window: "ok", "unavailable" or "ended".
+    pub camera: String,
+    /// Sum over processed frames of the faces detected.
+    pub faces_seen: u32,
+    /// Distinct face tracks observed in the window.
+    pub distinct_tracks: u32,
+    /// Person-seconds of presence: the time each track was observed, summed over tracks.
+    pub dwell_s: f32,
+    /// Mean over face observations of the smoothed per-track probabilities.
+    pub emotions: PerEmotion<f32>,
+    /// Per track, its dominant emotion over the window; counts of tracks.
+    pub dominant: PerEmotion<u32>,
+    /// Circumplex estimate from the probabilities, each in -1..1 (null without faces).
+    pub valence: Option<f32>,
+    pub arousal: Option<f32>,
+    /// Inference time per frame (detector + all classifier runs), milliseconds.
+    pub inference_ms_mean: Option<f32>,
+    pub inference_ms_p95: Option<f32>,
+    pub detector: ModelInfo,
+    pub expression: ModelInfo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    #[default]
+    Json,
+    Postcard,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("summary JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("summary postcard: {0}")]
+    Postcard(#[from] postcard::Error),
+}
+
+impl Summary {
+    pub fn encode(&self, enc: Encoding) -> Result<Vec<u8>, CodecError> {
+        Ok(match enc {
+            Encoding::Json => serde_json::to_vec(self)?,
+            Encoding::Postcard => postcard::to_allocvec(self)?,
+        })
+    }
+    pub fn decode(bytes: &[u8], enc: Encoding) -> Result<Summary, CodecError> {
+        Ok(match enc {
+            Encoding::Json => serde_json::from_slice(bytes)?,
+            Encoding::Postcard => postcard::from_bytes(bytes)?,
+        })
+    }
+}
+
+/// Valence and arousal (Russell & Mehrabian 1977 pleasure/arousal ratings of the basic
+/// emotions; neutral at the origin), in the order of [`EMOTIONS`].
+pub const CIRCUMPLEX: [(f32, f32); 7] = [
+    (-0.51, 0.59),  // angry
+    (-0.60, 0.35),  // disgust
+    (-0.64, 0.60),  // fear
+    (0.81, 0.51),   // happy
+    (-0.63, -0.27), // sad
+    (0.40, 0.67),   // surprise
+    (0.0, 0.0),     // neutral
+];
+
+/// Probability-weighted mean of the circumplex points; probabilities are renormalised.
+pub fn valence_arousal(p: &[f32; 7]) -> Option<(f32, f32)> {
+    let total: f32 = p.iter().sum();
+    if total.is_nan() || total <= 0.0 {
+        return None;
+    }
+    let (mut v, mut a) = (0.0, 0.0);
+    for (pi, (vi, ai)) in p.iter().zip(CIRCUMPLEX) {
+        v += pi * vi;
+        a += pi * ai;
+    }
+    Some((v / total, a / total))
+}
+
+const _: () = assert!(EMOTIONS.len() == 7);
+
+#[cfg(test)]
+pub(crate) fn sample() -> Summary {
+    Summary {
+        schema: SCHEMA_VERSION,
+        device_id: "kiosk-7".into(),
+        seq: 42,
+        boot_id: 7,
+        window_start_ms: 1_700_000_000_000,
+        window_end_ms: 1_700_000_010_000,
+        frames_processed: 150,
+        frames_dropped: 3,
+        frames_skipped: 1,
+        camera: "ok".into(),
+        faces_seen: 140,
+        distinct_tracks: 2,
+        dwell_s: 12.5,
+        emotions: PerEmotion::from_array([0.01, 0.0, 0.02, 0.8, 0.02, 0.05, 0.1]),
+        dominant: PerEmotion::from_array([0, 0, 0, 2, 0, 0, 0]),
+        valence: Some(0.6),
+        arousal: Some(0.4),
+        inference_ms_mean: Some(4.5),
+        inference_ms_p95: Some(6.0),
+        detector: ModelInfo {
+            id: "blazeface@1".into(),
+            engine: "tract".into(),
+            accelerator: None,
+        },
+        expression: ModelInfo {
+            id: "fer@1".into(),
+            engine: "tract".into(),
+            accelerator: Some("xnnpack".into()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_and_postcard_round_trip() {
+        let s = sample();
+        for enc in [Encoding::Json, Encoding::Postcard] {
+            let bytes = s.encode(enc).unwrap();
+            assert_eq!(Summary::decode(&bytes, enc).unwrap(), s);
+        }
+        let pc = s.encode(Encoding::Postcard).unwrap();
+        let js = s.encode(Encoding::Json).unwrap();
+        assert!(
+            pc.len() < js.len() / 2,
+            "postcard {} vs json {}",
+            pc.len(),
+            js.len()
+        );
+    }
+
+    #[test]
+    fn json_names_every_emotion() {
+        let v: serde_json::Value =
+            serde_json::from_slice(&sample().encode(Encoding::Json).unwrap()).unwrap();
+        for e in EMOTIONS {
+            assert!(v["emotions"][e].is_number(), "{e}");
+            assert!(v["dominant"][e].is_number(), "{e}");
+        }
+        assert_eq!(v["seq"], 42);
+    }
+
+    #[test]
+    fn corrupt_payloads_are_errors() {
+        assert!(Summary::decode(b"{\"seq\":", Encoding::Json).is_err());
+        let pc = sample().encode(Encoding::Postcard).unwrap();
+        assert!(Summary::decode(&pc[..pc.len() / 2], Encoding::Postcard).is_err());
+    }
+
+    #[test]
+    fn valence_arousal_follow_the_circumplex() {
+        let happy = [0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0];
+        assert_eq!(valence_arousal(&happy), Some((0.81, 0.51)));
+        let (v, a) = valence_arousal(&[0.0, 0.0, 0.0, 0.5, 0.5, 0.0, 0.0]).unwrap();
+        assert!((v - 0.09).abs() < 1e-6 && (a - 0.12).abs() < 1e-6);
+        let (v, a) = valence_arousal(&[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0]).unwrap();
+        assert_eq!((v, a), (0.0, 0.0));
+        assert_eq!(valence_arousal(&[0.0; 7]), None);
+    }
+}

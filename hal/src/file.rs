@@ -1,0 +1,365 @@
+//! A camera made of files, for research, batch analysis, tests and the demo: still images
+//! (JPEG, PNG; a folder is read in name order) and Y4M video, paced at the file's frame
+//! rate or as fast as possible. A file that cannot be decoded is reported as
+//! [`CameraError::Skipped`] and the source goes on with the next.
+
+use crate::camera::{Camera, CameraError, Frame};
+use crate::pixel::i420_to_rgb;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pacing {
+    /// Every frame as soon as it is decoded (batch analysis, benchmarks).
+    AsFastAsPossible,
+    /// Y4M at its own frame rate, stills at `stills_fps`.
+    Realtime { stills_fps: f32 },
+}
+
+enum Item {
+    Path(PathBuf),
+    Bytes(Arc<str>, &'static [u8]),
+}
+
+impl Item {
+    fn name(&self) -> Arc<str> {
+        match self {
+            Item::Path(p) => p.display().to_string().into(),
+            Item::Bytes(n, _) => n.clone(),
+        }
+    }
+}
+
+type Y4m = y4m::Decoder<Box<dyn Read + Send>>;
+
+pub struct FileSource {
+    items: Vec<Item>,
+    next_item: usize,
+    video: Option<(Arc<str>, Y4m, Duration, bool, u64)>,
+    pacing: Pacing,
+    looping: bool,
+    seq: u64,
+    due: Option<Instant>,
+}
+
+const IMAGE_EXT: [&str; 4] = ["jpg", "jpeg", "png", "y4m"];
+
+fn wanted_in_folder(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXT.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+impl FileSource {
+    /// Files and folders (a folder contributes its `.jpg/.jpeg/.png/.y4m` files in name
+    /// order; named files are taken whatever their extension). `looping` starts over at the end.
+    pub fn new(
+        paths: &[PathBuf],
+        pacing: Pacing,
+        looping: bool,
+    ) -> Result<FileSource, CameraError> {
+        let mut items = Vec::new();
+        for p in paths {
+            if p.is_dir() {
+                let rd = std::fs::read_dir(p).map_err(|e| {
+                    CameraError::Config(format!("cannot list {}: {e}", p.display()))
+                })?;
+                let mut files: Vec<PathBuf> = rd
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.is_file() && wanted_in_folder(p))
+                    .collect();
+                files.sort();
+                items.extend(files.into_iter().map(Item::Path));
+            } else {
+                items.push(Item::Path(p.clone()));
+            }
+        }
+        if items.is_empty() {
+            return Err(CameraError::Config(format!(
+                "no image or Y4M files in {paths:?}"
+            )));
+        }
+        Ok(Self::with_items(items, pacing, looping))
+    }
+
+    /// A Y4M clip held in memory (the demo's embedded sample).
+    pub fn from_y4m_bytes(
+        name: &str,
+        bytes: &'static [u8],
+        pacing: Pacing,
+        looping: bool,
+    ) -> FileSource {
+        Self::with_items(vec![Item::Bytes(name.into(), bytes)], pacing, looping)
+    }
+
+    fn with_items(items: Vec<Item>, pacing: Pacing, looping: bool) -> FileSource {
+        FileSource {
+            items,
+            next_item: 0,
+            video: None,
+            pacing,
+            looping,
+            seq: 0,
+            due: None,
+        }
+    }
+
+    fn pace(&mut self, interval: Duration) {
+        if let Pacing::Realtime { .. } = self.pacing {
+            let now = Instant::now();
+            match self.due {
+                Some(due) if due > now => std::thread::sleep(due - now),
+                _ => {}
+            }
+            let base = self.due.filter(|d| *d + interval > now).unwrap_or(now);
+            self.due = Some(base + interval);
+        }
+    }
+
+    fn frame(&mut self, image: image::RgbImage, origin: (Arc<str>, u64)) -> Frame {
+        let f = Frame {
+            image,
+            captured: Instant::now(),
+            wall: SystemTime::now(),
+            seq: self.seq,
+            origin: Some(origin),
+        };
+        self.seq += 1;
+        f
+    }
+
+    fn open_video(
+        name: Arc<str>,
+        reader: Box<dyn Read + Send>,
+    ) -> Result<(Arc<str>, Y4m, Duration, bool, u64), CameraError> {
+        let skip = |reason: String| CameraError::Skipped {
+            item: name.to_string(),
+            reason,
+        };
+        let dec =
+            y4m::decode(reader).map_err(|e| skip(format!("not a readable Y4M stream: {e:?}")))?;
+        match dec.get_colorspace() {
+            y4m::Colorspace::C420
+            | y4m::Colorspace::C420jpeg
+            | y4m::Colorspace::C420paldv
+            | y4m::Colorspace::C420mpeg2 => {}
+            other => {
+                return Err(skip(format!(
+                    "Y4M colour space {other:?} is not supported (8-bit 4:2:0 only)"
+                )));
+            }
+        }
+        let r = dec.get_framerate();
+        let interval = if r.num > 0 && r.den > 0 {
+            Duration::from_secs_f64(r.den as f64 / r.num as f64)
+        } else {
+            Duration::from_millis(100)
+        };
+        let params = String::from_utf8_lossy(dec.get_raw_params()).to_ascii_uppercase();
+        let full = params.contains("XCOLORRANGE=FULL");
+        Ok((name, dec, interval, full, 0))
+    }
+
+    fn next_from_video(&mut self) -> Option<Result<Frame, CameraError>> {
+        let (name, dec, interval, full, idx) = self.video.as_mut()?;
+        let (name, interval, full, index) = (name.clone(), *interval, *full, *idx);
+        let (w, h) = (dec.get_width() as u32, dec.get_height() as u32);
+        let img = match dec.read_frame() {
+            Ok(f) => i420_to_rgb(
+                f.get_y_plane(),
+                f.get_u_plane(),
+                f.get_v_plane(),
+                w,
+                h,
+                full,
+            ),
+            Err(y4m::Error::EOF) => {
+                self.video = None;
+                return None;
+            }
+            Err(e) => {
+                self.video = None;
+                return Some(Err(CameraError::Skipped {
+                    item: format!("{name} frame {index}"),
+                    reason: format!("truncated or corrupt Y4M frame: {e:?}"),
+                }));
+            }
+        };
+        if let Some(v) = self.video.as_mut() {
+            v.4 += 1;
+        }
+        let Some(img) = img else {
+            self.video = None;
+            return Some(Err(CameraError::Skipped {
+                item: format!("{name} frame {index}"),
+                reason: "frame planes too small for the header's size".into(),
+            }));
+        };
+        self.pace(interval);
+        Some(Ok(self.frame(img, (name, index))))
+    }
+}
+
+impl Camera for FileSource {
+    fn describe(&self) -> String {
+        format!(
+            "files ({} inputs, {:?}{})",
+            self.items.len(),
+            self.pacing,
+            if self.looping { ", looping" } else { "" }
+        )
+    }
+
+    fn next_frame(&mut self) -> Result<Frame, CameraError> {
+        loop {
+            if let Some(r) = self.next_from_video() {
+                return r;
+            }
+            if self.next_item >= self.items.len() {
+                if !self.looping {
+                    return Err(CameraError::End);
+                }
+                self.next_item = 0;
+            }
+            let item = &self.items[self.next_item];
+            self.next_item += 1;
+            let name = item.name();
+            let is_y4m = match item {
+                Item::Path(p) => p.extension().is_some_and(|e| e.eq_ignore_ascii_case("y4m")),
+                Item::Bytes(_, b) => b.starts_with(b"YUV4MPEG2"),
+            };
+            if is_y4m {
+                let reader: Box<dyn Read + Send> = match item {
+                    Item::Path(p) => match std::fs::File::open(p) {
+                        Ok(f) => Box::new(BufReader::new(f)),
+                        Err(e) => {
+                            return Err(CameraError::Skipped {
+                                item: name.to_string(),
+                                reason: e.to_string(),
+                            });
+                        }
+                    },
+                    Item::Bytes(_, b) => Box::new(*b),
+                };
+                self.video = Some(Self::open_video(name, reader)?);
+                continue;
+            }
+            let decoded = match item {
+                Item::Path(p) => image::open(p),
+                Item::Bytes(_, b) => image::load_from_memory(b),
+            };
+            let img = decoded.map_err(|e| CameraError::Skipped {
+                item: name.to_string(),
+                reason: format!("cannot decode image: {e}"),
+            })?;
+            let fps = match self.pacing {
+                Pacing::Realtime { stills_fps } if stills_fps > 0.0 => stills_fps,
+                _ => 1.0,
+            };
+            self.pace(Duration::from_secs_f32(1.0 / fps));
+            return Ok(self.frame(img.to_rgb8(), (name, 0)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_png(dir: &Path, name: &str, w: u32, h: u32) -> PathBuf {
+        let p = dir.join(name);
+        image::RgbImage::from_pixel(w, h, image::Rgb([10, 20, 30]))
+            .save(&p)
+            .unwrap();
+        p
+    }
+
+    fn y4m_bytes(w: usize, h: usize, frames: usize, truncate: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        {
+            let mut enc = y4m::encode(w, h, y4m::Ratio::new(25, 1))
+                .with_colorspace(y4m::Colorspace::C420jpeg)
+                .write_header(&mut out)
+                .unwrap();
+            let y = vec![200u8; w * h];
+            let c = vec![128u8; w.div_ceil(2) * h.div_ceil(2)];
+            for _ in 0..frames {
+                enc.write_frame(&y4m::Frame::new([&y, &c, &c], None))
+                    .unwrap();
+            }
+        }
+        out.truncate(out.len() - truncate);
+        out
+    }
+
+    #[test]
+    fn folder_in_name_order_skips_corrupt_and_ignores_other_files() {
+        let d = tempfile::tempdir().unwrap();
+        write_png(d.path(), "b.png", 4, 3);
+        write_png(d.path(), "a.png", 2, 2);
+        std::fs::write(d.path().join("c.jpg"), b"not a jpeg").unwrap();
+        std::fs::write(d.path().join("notes.txt"), b"hello").unwrap();
+        let mut s =
+            FileSource::new(&[d.path().to_path_buf()], Pacing::AsFastAsPossible, false).unwrap();
+        let f = s.next_frame().unwrap();
+        assert_eq!((f.image.width(), f.seq), (2, 0));
+        assert!(f.origin.unwrap().0.ends_with("a.png"));
+        assert_eq!(s.next_frame().unwrap().image.width(), 4);
+        match s.next_frame() {
+            Err(CameraError::Skipped { item, .. }) => assert!(item.ends_with("c.jpg")),
+            other => panic!("expected a skip, got {other:?}"),
+        }
+        assert!(matches!(s.next_frame(), Err(CameraError::End)));
+    }
+
+    #[test]
+    fn y4m_frames_decode_and_a_truncated_last_frame_ends_the_clip() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("clip.y4m");
+        std::fs::write(&p, y4m_bytes(6, 4, 3, 5)).unwrap();
+        let mut s = FileSource::new(&[p], Pacing::AsFastAsPossible, false).unwrap();
+        for i in 0..2 {
+            let f = s.next_frame().unwrap();
+            assert_eq!((f.image.width(), f.image.height()), (6, 4));
+            assert_eq!(f.origin.as_ref().unwrap().1, i);
+        }
+        // the y4m crate reports a short last frame as end of file: the clip ends there
+        assert!(matches!(s.next_frame(), Err(CameraError::End)));
+    }
+
+    #[test]
+    fn file_that_is_not_y4m_is_skipped_and_the_batch_goes_on() {
+        let d = tempfile::tempdir().unwrap();
+        let bad = d.path().join("bad.y4m");
+        std::fs::write(&bad, b"definitely not video").unwrap();
+        let good = write_png(d.path(), "z.png", 3, 3);
+        let mut s = FileSource::new(&[bad, good], Pacing::AsFastAsPossible, false).unwrap();
+        assert!(matches!(s.next_frame(), Err(CameraError::Skipped { .. })));
+        assert_eq!(s.next_frame().unwrap().image.width(), 3);
+    }
+
+    #[test]
+    fn looping_memory_clip_restarts() {
+        let bytes: &'static [u8] = Box::leak(y4m_bytes(4, 4, 2, 0).into_boxed_slice());
+        let mut s = FileSource::from_y4m_bytes("demo", bytes, Pacing::AsFastAsPossible, true);
+        let frames: Vec<(u64, u64)> = (0..5)
+            .map(|_| {
+                let f = s.next_frame().unwrap();
+                (f.seq, f.origin.unwrap().1)
+            })
+            .collect();
+        assert_eq!(frames, vec![(0, 0), (1, 1), (2, 0), (3, 1), (4, 0)]);
+    }
+
+    #[test]
+    fn empty_folder_is_a_config_error() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            FileSource::new(&[d.path().to_path_buf()], Pacing::AsFastAsPossible, false),
+            Err(CameraError::Config(_))
+        ));
+    }
+}

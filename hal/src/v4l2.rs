@@ -1,0 +1,245 @@
+//! V4L2 camera: mmap streaming, MJPEG or YUYV negotiated at the configured size and frame
+//! rate (what the driver granted is logged and reported by `describe`), MJPEG decoded in
+//! pure Rust, and reopening with back-off when the device disappears (unplug, ENODEV).
+
+use crate::backoff::Backoff;
+use crate::camera::{Camera, CameraError, Frame};
+use crate::pixel::yuyv_to_rgb;
+use std::time::{Duration, Instant, SystemTime};
+use v4l::buffer::Type;
+use v4l::io::mmap::Stream;
+use v4l::io::traits::CaptureStream;
+use v4l::video::Capture;
+use v4l::{Device, FourCC};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct V4l2Config {
+    pub device: String,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    /// Preferred pixel format, "MJPG" or "YUYV"; the other is tried when refused.
+    pub format: String,
+}
+
+/// What the driver granted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Granted {
+    pub fourcc: String,
+    pub width: u32,
+    pub height: u32,
+    pub stride: u32,
+    pub fps: f32,
+}
+
+struct Open {
+    // Field order matters: the stream must drop before the device.
+    stream: Stream<'static>,
+    _dev: Device,
+    granted: Granted,
+}
+
+pub struct V4l2Camera {
+    cfg: V4l2Config,
+    open: Option<Open>,
+    backoff: Backoff,
+    seq: u64,
+    last_granted: Option<Granted>,
+}
+
+fn open(cfg: &V4l2Config) -> std::io::Result<Open> {
+    let dev = Device::with_path(&cfg.device)?;
+    let mut order = vec![cfg.format.to_ascii_uppercase()];
+    for f in ["MJPG", "YUYV"] {
+        if !order.iter().any(|o| o == f) {
+            order.push(f.to_string());
+        }
+    }
+    let offered: Vec<String> = dev
+        .enum_formats()?
+        .iter()
+        .map(|d| d.fourcc.str().unwrap_or("????").to_string())
+        .collect();
+    let want = order
+        .iter()
+        .find(|f| offered.iter().any(|o| o == *f))
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                format!("device offers {offered:?}, neither MJPG nor YUYV"),
+            )
+        })?;
+    let mut fmt = dev.format()?;
+    fmt.width = cfg.width;
+    fmt.height = cfg.height;
+    let mut code = [0u8; 4];
+    code.copy_from_slice(&want.as_bytes()[..4]);
+    fmt.fourcc = FourCC::new(&code);
+    let fmt = dev.set_format(&fmt)?;
+    let params = dev.set_params(&v4l::video::capture::Parameters::with_fps(cfg.fps.max(1)))?;
+    let fps = if params.interval.numerator > 0 {
+        params.interval.denominator as f32 / params.interval.numerator as f32
+    } else {
+        0.0
+    };
+    let granted = Granted {
+        fourcc: fmt.fourcc.str().unwrap_or("????").to_string(),
+        width: fmt.width,
+        height: fmt.height,
+        stride: fmt.stride,
+        fps,
+    };
+    if granted.width != cfg.width
+        || granted.height != cfg.height
+        || (fps - cfg.fps as f32).abs() > 0.5
+    {
+        log::warn!(
+            "camera {}: asked {}x{} @ {} fps, driver granted {}x{} {} @ {:.1} fps",
+            cfg.device,
+            cfg.width,
+            cfg.height,
+            cfg.fps,
+            granted.width,
+            granted.height,
+            granted.fourcc,
+            fps
+        );
+    }
+    let stream = Stream::with_buffers(&dev, Type::VideoCapture, 4)?;
+    Ok(Open {
+        stream,
+        _dev: dev,
+        granted,
+    })
+}
+
+fn decode(buf: &[u8], g: &Granted) -> Result<image::RgbImage, String> {
+    match g.fourcc.as_str() {
+        "MJPG" => image::load_from_memory_with_format(buf, image::ImageFormat::Jpeg)
+            .map(|i| i.to_rgb8())
+            .map_err(|e| format!("MJPEG frame: {e}")),
+        "YUYV" => yuyv_to_rgb(buf, g.width, g.height, g.stride)
+            .ok_or_else(|| format!("YUYV frame of {} bytes is too short", buf.len())),
+        other => Err(format!("unsupported pixel format {other}")),
+    }
+}
+
+impl V4l2Camera {
+    /// Does not touch the device: it is opened on the first `next_frame`, so a missing
+    /// camera at start-up is retried like one that vanishes later.
+    pub fn new(cfg: V4l2Config) -> V4l2Camera {
+        V4l2Camera {
+            cfg,
+            open: None,
+            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
+            seq: 0,
+            last_granted: None,
+        }
+    }
+
+    pub fn granted(&self) -> Option<&Granted> {
+        self.last_granted.as_ref()
+    }
+
+    fn unavailable(&mut self, reason: String) -> CameraError {
+        self.open = None;
+        let retry_in = self.backoff.fail();
+        CameraError::Unavailable {
+            device: self.cfg.device.clone(),
+            reason,
+            retry_in,
+        }
+    }
+}
+
+impl Camera for V4l2Camera {
+    fn describe(&self) -> String {
+        match &self.last_granted {
+            Some(g) => format!(
+                "v4l2 {} {} {}x{} @ {:.1} fps",
+                self.cfg.device, g.fourcc, g.width, g.height, g.fps
+            ),
+            None => format!("v4l2 {} (not open yet)", self.cfg.device),
+        }
+    }
+
+    fn next_frame(&mut self) -> Result<Frame, CameraError> {
+        if self.open.is_none() {
+            match open(&self.cfg) {
+                Ok(o) => {
+                    log::info!(
+                        "camera {} open: {} {}x{} @ {:.1} fps",
+                        self.cfg.device,
+                        o.granted.fourcc,
+                        o.granted.width,
+                        o.granted.height,
+                        o.granted.fps
+                    );
+                    self.last_granted = Some(o.granted.clone());
+                    self.open = Some(o);
+                }
+                Err(e) => return Err(self.unavailable(format!("cannot open: {e}"))),
+            }
+        }
+        let Some(o) = self.open.as_mut() else {
+            return Err(self.unavailable("not open".into()));
+        };
+        let granted = o.granted.clone();
+        let (buf, meta) = match o.stream.next() {
+            Ok(x) => x,
+            Err(e) => {
+                // ENODEV (19) on unplug, EIO on driver trouble: close and reopen later.
+                return Err(self.unavailable(format!("capture failed: {e}")));
+            }
+        };
+        let used = (meta.bytesused as usize).min(buf.len());
+        let image = match decode(&buf[..used], &granted) {
+            Ok(i) => i,
+            Err(reason) => {
+                return Err(CameraError::Skipped {
+                    item: format!("{} frame {}", self.cfg.device, meta.sequence),
+                    reason,
+                });
+            }
+        };
+        self.backoff.reset();
+        let f = Frame {
+            image,
+            captured: Instant::now(),
+            wall: SystemTime::now(),
+            seq: self.seq,
+            origin: None,
+        };
+        self.seq += 1;
+        Ok(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_device_is_unavailable_with_growing_backoff() {
+        let mut cam = V4l2Camera::new(V4l2Config {
+            device: "/dev/video-does-not-exist".into(),
+            width: 640,
+            height: 480,
+            fps: 30,
+            format: "MJPG".into(),
+        });
+        let mut waits = Vec::new();
+        for _ in 0..3 {
+            match cam.next_frame() {
+                Err(CameraError::Unavailable {
+                    retry_in, reason, ..
+                }) => {
+                    assert!(reason.contains("cannot open"), "{reason}");
+                    waits.push(retry_in);
+                }
+                other => panic!("expected unavailable, got {other:?}"),
+            }
+        }
+        assert!(waits[0] < waits[1] && waits[1] < waits[2], "{waits:?}");
+    }
+}

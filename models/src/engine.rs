@@ -1,0 +1,96 @@
+//! The one inference interface the pipeline sees. An engine takes a model file's bytes and
+//! runs it on plain f32 tensors; which runtime does the work (tract here; the TFLite C
+//! runtime with delegates or ONNX Runtime later) is invisible to callers.
+
+use std::fmt;
+
+/// A dense f32 tensor: shape plus row-major data.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Tensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl Tensor {
+    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Tensor {
+        Tensor { shape, data }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{engine}: cannot load model {model}: {reason}")]
+    Load {
+        engine: &'static str,
+        model: String,
+        reason: String,
+    },
+    #[error("{engine}: input has {got} values, model {model} expects shape {want:?}")]
+    InputSize {
+        engine: &'static str,
+        model: String,
+        got: usize,
+        want: Vec<usize>,
+    },
+    #[error("{engine}: inference failed on model {model}: {reason}")]
+    Run {
+        engine: &'static str,
+        model: String,
+        reason: String,
+    },
+}
+
+/// Which runtime an engine is, for summaries, `emotiond check` and config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// Pure Rust (`tract-tflite`); runs on every target with no C runtime.
+    Tract,
+}
+
+impl fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EngineKind::Tract => "tract",
+        })
+    }
+}
+
+impl std::str::FromStr for EngineKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "tract" => Ok(EngineKind::Tract),
+            other => Err(format!(
+                "unknown engine {other:?}; available in this build: tract"
+            )),
+        }
+    }
+}
+
+/// A loaded model, ready to run. One instance is used by one thread at a time.
+pub trait Engine: Send {
+    fn kind(&self) -> EngineKind;
+    /// Hardware delegate or execution provider in use, if any ("xnnpack", "edgetpu"...).
+    fn accelerator(&self) -> Option<&str> {
+        None
+    }
+    fn input_shape(&self) -> &[usize];
+    /// Run on one input tensor (row-major, `input_shape` elements). `outputs` is resized to
+    /// the model's outputs in model order and its buffers are reused across calls.
+    fn run(&mut self, input: &[f32], outputs: &mut Vec<Tensor>) -> Result<(), EngineError>;
+}
+
+/// Build an engine of the given kind for a model file.
+pub fn load_engine(
+    kind: EngineKind,
+    model_name: &str,
+    model_bytes: &[u8],
+) -> Result<Box<dyn Engine>, EngineError> {
+    match kind {
+        EngineKind::Tract => Ok(Box::new(crate::tract_engine::TractEngine::load(
+            model_name,
+            model_bytes,
+        )?)),
+    }
+}

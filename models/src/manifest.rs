@@ -1,0 +1,374 @@
+//! Model package manifests (`manifest.toml`): parsing and validation. No I/O here beyond
+//! what the caller hands in as text; [`crate::package`] reads the files.
+//!
+//! A manifest says everything the pipeline needs to run a model of a known task without
+//! code: the input tensor and how to fill it from an image, the labels, how to decode the
+//! outputs, and test vectors (input tensor -> expected outputs, with a tolerance) that any
+//! engine must reproduce before the model is used.
+
+use serde::{Deserialize, Serialize};
+
+/// What a model does; decides which decoder interprets its outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// Face boxes from SSD-style anchors (MediaPipe BlazeFace and relatives).
+    FaceDetection,
+    /// Per-face expression probabilities over `labels`.
+    Expression,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    Nhwc,
+    Nchw,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    F32,
+}
+
+/// Colour of the input tensor's channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Color {
+    Rgb,
+    Bgr,
+    /// One channel, ITU-R BT.601 luma (0.299 R + 0.587 G + 0.114 B), as OpenCV's BGR2GRAY.
+    Grey,
+}
+
+/// How an image region is fitted to the input size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resize {
+    /// Stretch to the input size (aspect ratio not kept).
+    Stretch,
+    /// Keep the aspect ratio and pad with zeros (after normalisation: the value of `pad`).
+    Letterbox,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// Tensor shape, e.g. `[1, 128, 128, 3]`.
+    pub shape: Vec<usize>,
+    pub layout: Layout,
+    pub dtype: DType,
+    pub color: Color,
+    pub resize: Resize,
+    /// value = (pixel - mean[c]) / std[c], pixel in 0..=255; one entry per channel.
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl InputSpec {
+    /// (height, width, channels), whatever the layout.
+    pub fn hwc(&self) -> (usize, usize, usize) {
+        match self.layout {
+            Layout::Nhwc => (self.shape[1], self.shape[2], self.shape[3]),
+            Layout::Nchw => (self.shape[2], self.shape[3], self.shape[1]),
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// SSD anchor generation and box decoding, with the parameter names of MediaPipe's
+/// `SsdAnchorsCalculator` and `TensorsToDetectionsCalculator`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsdDecode {
+    pub num_layers: usize,
+    pub min_scale: f32,
+    pub max_scale: f32,
+    pub strides: Vec<usize>,
+    pub anchor_offset_x: f32,
+    pub anchor_offset_y: f32,
+    #[serde(default = "one_vec")]
+    pub aspect_ratios: Vec<f32>,
+    #[serde(default = "yes")]
+    pub fixed_anchor_size: bool,
+    #[serde(default = "one")]
+    pub interpolated_scale_aspect_ratio: f32,
+    #[serde(default)]
+    pub reduce_boxes_in_lowest_layer: bool,
+    pub num_boxes: usize,
+    pub num_coords: usize,
+    pub box_coord_offset: usize,
+    pub keypoint_coord_offset: usize,
+    pub num_keypoints: usize,
+    pub num_values_per_keypoint: usize,
+    /// Raw box values are x, y, w, h (true) or y, x, h, w (false).
+    pub reverse_output_order: bool,
+    pub x_scale: f32,
+    pub y_scale: f32,
+    pub w_scale: f32,
+    pub h_scale: f32,
+    pub sigmoid_score: bool,
+    pub score_clipping_thresh: f32,
+    pub min_score_thresh: f32,
+    /// Weighted non-maximum suppression: IoU above which boxes are merged.
+    pub min_suppression_threshold: f32,
+    /// Index of the output holding box regressors `[1, num_boxes, num_coords]`.
+    pub boxes_output: usize,
+    /// Index of the output holding score logits `[1, num_boxes, 1]`.
+    pub scores_output: usize,
+}
+
+/// How to cut a face out of the frame for a classifier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CropSpec {
+    /// Make the face box square (the longer side) before the margin.
+    #[serde(default = "yes")]
+    pub square: bool,
+    /// Extra border on each side, as a fraction of the (square) box side.
+    #[serde(default)]
+    pub margin: f32,
+}
+
+impl Default for CropSpec {
+    fn default() -> Self {
+        CropSpec {
+            square: true,
+            margin: 0.0,
+        }
+    }
+}
+
+/// How the outputs of an expression model map to probabilities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierDecode {
+    /// Index of the output holding the class scores.
+    #[serde(default)]
+    pub output: usize,
+    /// True when the model already ends in a softmax; otherwise softmax is applied.
+    pub softmax_applied: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestVector {
+    /// Raw little-endian f32 input tensor, relative to the package folder.
+    pub input: String,
+    /// Raw little-endian f32 expected outputs, one file per model output, in output order.
+    pub outputs: Vec<String>,
+    /// Largest allowed absolute difference per element.
+    pub atol: f32,
+    /// What the vector is (e.g. "astronaut.png, letterboxed"), for messages.
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    pub task: Task,
+    /// The model file (`.tflite`), relative to the package folder.
+    pub file: String,
+    /// Hex SHA-256 of `file`; checked when the package is loaded.
+    pub sha256: String,
+    pub license: String,
+    #[serde(default)]
+    pub description: String,
+    pub input: InputSpec,
+    /// Class labels in output order (expression models). Canonical names: angry, disgust,
+    /// fear, happy, sad, surprise, neutral.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub ssd: Option<SsdDecode>,
+    #[serde(default)]
+    pub classifier: Option<ClassifierDecode>,
+    #[serde(default)]
+    pub crop: CropSpec,
+    /// Per-inference time budget in ms on the slowest supported board (for health checks).
+    #[serde(default)]
+    pub budget_ms: Option<f32>,
+    #[serde(default, rename = "test_vector")]
+    pub test_vectors: Vec<TestVector>,
+}
+
+/// The emotions the product reports, in the order of every summary.
+pub const EMOTIONS: [&str; 7] = [
+    "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral",
+];
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ManifestError {
+    #[error("manifest is not valid TOML for a model package: {0}")]
+    Parse(String),
+    #[error("manifest key `{key}`: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+fn invalid(key: &'static str, problem: impl Into<String>) -> ManifestError {
+    ManifestError::Invalid {
+        key,
+        problem: problem.into(),
+    }
+}
+
+impl Manifest {
+    /// Parse and validate manifest text.
+    pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        let m: Manifest = toml::from_str(text).map_err(|e| ManifestError::Parse(e.to_string()))?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// Map each model label onto [`EMOTIONS`]: `map[i]` is the canonical index of label `i`.
+    pub fn emotion_map(&self) -> Result<Vec<usize>, ManifestError> {
+        self.labels
+            .iter()
+            .map(|l| {
+                canonical_emotion(l).ok_or_else(|| {
+                    invalid(
+                        "labels",
+                        format!("unknown emotion label {l:?} (known: {EMOTIONS:?} and synonyms)"),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        if self.name.trim().is_empty() {
+            return Err(invalid("name", "must not be empty"));
+        }
+        if self.version.trim().is_empty() {
+            return Err(invalid("version", "must not be empty"));
+        }
+        if self.file.contains("..") || self.file.starts_with('/') {
+            return Err(invalid("file", "must be a path inside the package"));
+        }
+        if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid("sha256", "must be 64 hex digits"));
+        }
+        let inp = &self.input;
+        if inp.shape.len() != 4 || inp.shape[0] != 1 || inp.shape.contains(&0) {
+            return Err(invalid(
+                "input.shape",
+                format!(
+                    "must be [1, h, w, c] or [1, c, h, w] with no zero, got {:?}",
+                    inp.shape
+                ),
+            ));
+        }
+        let (_, _, c) = inp.hwc();
+        let want_c = if inp.color == Color::Grey { 1 } else { 3 };
+        if c != want_c {
+            return Err(invalid(
+                "input.shape",
+                format!(
+                    "{:?} input needs {want_c} channel(s), shape has {c}",
+                    inp.color
+                ),
+            ));
+        }
+        if inp.mean.len() != c {
+            return Err(invalid("input.mean", format!("needs {c} value(s)")));
+        }
+        if inp.std.len() != c || inp.std.iter().any(|s| *s == 0.0 || !s.is_finite()) {
+            return Err(invalid("input.std", format!("needs {c} non-zero value(s)")));
+        }
+        if !(0.0..=1.0).contains(&self.crop.margin) {
+            return Err(invalid("crop.margin", "must be within 0..=1"));
+        }
+        match self.task {
+            Task::FaceDetection => {
+                let s = self
+                    .ssd
+                    .as_ref()
+                    .ok_or_else(|| invalid("ssd", "a face_detection model needs an [ssd] table"))?;
+                if s.strides.len() != s.num_layers || s.num_layers == 0 {
+                    return Err(invalid("ssd.strides", "needs one stride per layer"));
+                }
+                if s.box_coord_offset + 4 > s.num_coords
+                    || s.keypoint_coord_offset + s.num_keypoints * s.num_values_per_keypoint
+                        > s.num_coords
+                {
+                    return Err(invalid("ssd.num_coords", "box and keypoints do not fit"));
+                }
+                if s.num_values_per_keypoint < 2 && s.num_keypoints > 0 {
+                    return Err(invalid("ssd.num_values_per_keypoint", "must be >= 2"));
+                }
+                if !(0.0..=1.0).contains(&s.min_score_thresh) {
+                    return Err(invalid("ssd.min_score_thresh", "must be within 0..=1"));
+                }
+                if !(0.0..=1.0).contains(&s.min_suppression_threshold) {
+                    return Err(invalid(
+                        "ssd.min_suppression_threshold",
+                        "must be within 0..=1",
+                    ));
+                }
+            }
+            Task::Expression => {
+                if self.classifier.is_none() {
+                    return Err(invalid(
+                        "classifier",
+                        "an expression model needs a [classifier] table",
+                    ));
+                }
+                if self.labels.is_empty() {
+                    return Err(invalid("labels", "an expression model needs labels"));
+                }
+                let map = self.emotion_map()?;
+                let mut seen = [false; EMOTIONS.len()];
+                for &i in &map {
+                    if seen[i] {
+                        return Err(invalid("labels", format!("{} appears twice", EMOTIONS[i])));
+                    }
+                    seen[i] = true;
+                }
+            }
+        }
+        for tv in &self.test_vectors {
+            if tv.outputs.is_empty() {
+                return Err(invalid("test_vector.outputs", "needs at least one file"));
+            }
+            if !(tv.atol >= 0.0 && tv.atol.is_finite()) {
+                return Err(invalid("test_vector.atol", "must be a finite value >= 0"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Canonical index in [`EMOTIONS`] of a label, accepting the usual synonyms of data sets
+/// (FER2013 "disgust", face-api "disgusted", "fearful", "surprised", "happiness"...).
+pub fn canonical_emotion(label: &str) -> Option<usize> {
+    let l = label.trim().to_ascii_lowercase();
+    let canon = match l.as_str() {
+        "angry" | "anger" => "angry",
+        "disgust" | "disgusted" => "disgust",
+        "fear" | "fearful" | "afraid" => "fear",
+        "happy" | "happiness" | "joy" => "happy",
+        "sad" | "sadness" => "sad",
+        "surprise" | "surprised" => "surprise",
+        "neutral" | "calm" => "neutral",
+        _ => return None,
+    };
+    EMOTIONS.iter().position(|e| *e == canon)
+}
+
+fn yes() -> bool {
+    true
+}
+fn one() -> f32 {
+    1.0
+}
+fn one_vec() -> Vec<f32> {
+    vec![1.0]
+}

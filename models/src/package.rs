@@ -1,0 +1,214 @@
+//! Model packages on disk or built into the binary: the manifest, the model bytes (checked
+//! against the manifest's SHA-256) and the test vectors, plus running those vectors on an
+//! engine.
+
+use crate::engine::{Engine, EngineError, Tensor};
+use crate::manifest::{Manifest, ManifestError};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    #[error("model package {path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("model package {path}: {source}")]
+    Manifest {
+        path: PathBuf,
+        #[source]
+        source: ManifestError,
+    },
+    #[error(
+        "model file {path}: SHA-256 is {got}, the manifest says {want} (corrupt or replaced file)"
+    )]
+    Hash {
+        path: PathBuf,
+        want: String,
+        got: String,
+    },
+    #[error("test vector file {path}: {problem}")]
+    VectorFile { path: PathBuf, problem: String },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("model {model}: test vector {vector} ({note}) output {output}: {problem}")]
+    VectorMismatch {
+        model: String,
+        vector: usize,
+        note: String,
+        output: usize,
+        problem: String,
+    },
+}
+
+/// One test vector with its tensors loaded.
+#[derive(Debug, Clone)]
+pub struct LoadedVector {
+    pub input: Vec<f32>,
+    pub outputs: Vec<Vec<f32>>,
+    pub atol: f32,
+    pub note: String,
+}
+
+/// A model package ready to hand to an engine.
+#[derive(Debug, Clone)]
+pub struct ModelPackage {
+    pub manifest: Manifest,
+    /// Where it came from: a folder path, or `builtin:<name>`.
+    pub origin: String,
+    pub model: Arc<[u8]>,
+    pub vectors: Vec<LoadedVector>,
+}
+
+fn f32s(bytes: &[u8], path: &Path) -> Result<Vec<f32>, PackageError> {
+    if bytes.len() % 4 != 0 || bytes.is_empty() {
+        return Err(PackageError::VectorFile {
+            path: path.to_path_buf(),
+            problem: format!("{} bytes is not a whole number of f32 values", bytes.len()),
+        });
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl ModelPackage {
+    /// Build a package from manifest text and a way to read the files it names.
+    pub fn from_parts(
+        origin: &str,
+        manifest_text: &str,
+        mut read: impl FnMut(&str) -> Result<Vec<u8>, std::io::Error>,
+    ) -> Result<ModelPackage, PackageError> {
+        let base = PathBuf::from(origin);
+        let manifest = Manifest::parse(manifest_text).map_err(|source| PackageError::Manifest {
+            path: base.join("manifest.toml"),
+            source,
+        })?;
+        let model_path = base.join(&manifest.file);
+        let model = read(&manifest.file).map_err(|source| PackageError::Io {
+            path: model_path.clone(),
+            source,
+        })?;
+        let got = sha256_hex(&model);
+        if !got.eq_ignore_ascii_case(&manifest.sha256) {
+            return Err(PackageError::Hash {
+                path: model_path,
+                want: manifest.sha256.clone(),
+                got,
+            });
+        }
+        let mut vectors = Vec::new();
+        for tv in &manifest.test_vectors {
+            let load = |read: &mut dyn FnMut(&str) -> Result<Vec<u8>, std::io::Error>,
+                        rel: &str|
+             -> Result<Vec<f32>, PackageError> {
+                let p = base.join(rel);
+                let bytes = read(rel).map_err(|source| PackageError::Io {
+                    path: p.clone(),
+                    source,
+                })?;
+                f32s(&bytes, &p)
+            };
+            let input = load(&mut read, &tv.input)?;
+            if input.len() != manifest.input.len() {
+                return Err(PackageError::VectorFile {
+                    path: base.join(&tv.input),
+                    problem: format!(
+                        "{} values, input shape {:?} needs {}",
+                        input.len(),
+                        manifest.input.shape,
+                        manifest.input.len()
+                    ),
+                });
+            }
+            let outputs = tv
+                .outputs
+                .iter()
+                .map(|o| load(&mut read, o))
+                .collect::<Result<Vec<_>, _>>()?;
+            vectors.push(LoadedVector {
+                input,
+                outputs,
+                atol: tv.atol,
+                note: tv.note.clone(),
+            });
+        }
+        Ok(ModelPackage {
+            manifest,
+            origin: origin.to_string(),
+            model: model.into(),
+            vectors,
+        })
+    }
+
+    /// Load a package folder holding `manifest.toml`.
+    pub fn load_dir(dir: &Path) -> Result<ModelPackage, PackageError> {
+        let mpath = dir.join("manifest.toml");
+        let text = std::fs::read_to_string(&mpath).map_err(|source| PackageError::Io {
+            path: mpath.clone(),
+            source,
+        })?;
+        Self::from_parts(&dir.display().to_string(), &text, |rel| {
+            std::fs::read(dir.join(rel))
+        })
+    }
+
+    /// `name@version`, as summaries report it.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.manifest.name, self.manifest.version)
+    }
+
+    /// Run every test vector on `engine`; the first disagreement beyond the tolerance is
+    /// an error naming the vector, output and element. Returns the largest difference seen.
+    pub fn check_vectors(&self, engine: &mut dyn Engine) -> Result<f32, PackageError> {
+        let mut outs: Vec<Tensor> = Vec::new();
+        let mut worst = 0.0f32;
+        for (vi, v) in self.vectors.iter().enumerate() {
+            engine.run(&v.input, &mut outs)?;
+            let mismatch = |output: usize, problem: String| PackageError::VectorMismatch {
+                model: self.id(),
+                vector: vi,
+                note: v.note.clone(),
+                output,
+                problem,
+            };
+            if outs.len() != v.outputs.len() {
+                return Err(mismatch(
+                    0,
+                    format!(
+                        "engine gave {} outputs, vector has {}",
+                        outs.len(),
+                        v.outputs.len()
+                    ),
+                ));
+            }
+            for (oi, (got, want)) in outs.iter().zip(&v.outputs).enumerate() {
+                if got.data.len() != want.len() {
+                    return Err(mismatch(
+                        oi,
+                        format!("{} values, expected {}", got.data.len(), want.len()),
+                    ));
+                }
+                for (i, (g, w)) in got.data.iter().zip(want).enumerate() {
+                    let d = (g - w).abs();
+                    if d.is_nan() || d > v.atol {
+                        return Err(mismatch(
+                            oi,
+                            format!("element {i} is {g}, expected {w} (tolerance {})", v.atol),
+                        ));
+                    }
+                    worst = worst.max(d);
+                }
+            }
+        }
+        Ok(worst)
+    }
+}

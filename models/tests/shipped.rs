@@ -1,0 +1,173 @@
+//! The shipped model packages, run by the real engine on real photos.
+
+use emotiond_models::package::ModelPackage;
+use emotiond_models::{
+    EMOTIONS, EngineKind, ExpressionClassifier, FaceDetector, builtin, load_engine,
+};
+use std::path::PathBuf;
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data")
+        .join(name)
+}
+
+fn pkg(name: &str) -> ModelPackage {
+    builtin::load(name).expect("embedded").expect("loads")
+}
+
+fn detector() -> FaceDetector {
+    let p = pkg(builtin::DEFAULT_DETECTOR);
+    FaceDetector::new(
+        &p,
+        load_engine(EngineKind::Tract, &p.id(), &p.model).unwrap(),
+    )
+    .unwrap()
+}
+
+fn classifier(name: &str) -> ExpressionClassifier {
+    let p = pkg(name);
+    ExpressionClassifier::new(
+        &p,
+        load_engine(EngineKind::Tract, &p.id(), &p.model).unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn every_shipped_package_reproduces_its_test_vectors_on_tract() {
+    let names: Vec<_> = builtin::names().collect();
+    assert!(names.len() >= 2, "{names:?}");
+    for name in names {
+        let p = pkg(name);
+        assert!(!p.vectors.is_empty(), "{name} has no test vectors");
+        let mut e =
+            load_engine(EngineKind::Tract, &p.id(), &p.model).unwrap_or_else(|err| panic!("{err}"));
+        let worst = p
+            .check_vectors(e.as_mut())
+            .unwrap_or_else(|err| panic!("{err}"));
+        eprintln!("{name}: worst difference {worst:e}");
+    }
+}
+
+#[test]
+fn a_changed_expected_output_fails_the_vectors() {
+    let mut p = pkg(builtin::DEFAULT_EXPRESSION);
+    p.vectors[0].outputs[0][3] += 0.05;
+    let mut e = load_engine(EngineKind::Tract, &p.id(), &p.model).unwrap();
+    let err = p.check_vectors(e.as_mut()).unwrap_err().to_string();
+    assert!(
+        err.contains("test vector 0") && err.contains("element 3"),
+        "{err}"
+    );
+}
+
+#[test]
+fn decoder_matches_the_python_reference_decoding_of_the_expected_outputs() {
+    // expected_detections.json was decoded by models/tools/make_test_vectors.py from the
+    // TFLite reference outputs; decode the same outputs here with the Rust decoder.
+    let p = pkg(builtin::DEFAULT_DETECTOR);
+    let ssd = p.manifest.ssd.clone().unwrap();
+    let anchors = emotiond_models::ssd::generate_anchors(&ssd, 128, 128);
+    let v = &p.vectors[0];
+    let raw = emotiond_models::ssd::decode(
+        &ssd,
+        &anchors,
+        &v.outputs[ssd.boxes_output],
+        &v.outputs[ssd.scores_output],
+    )
+    .unwrap();
+    let raw_count = raw.len();
+    let dets = emotiond_models::ssd::weighted_nms(raw, ssd.min_suppression_threshold, 8);
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("packages/blazeface_short_range/vectors");
+    let want: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("expected_detections.json")).unwrap(),
+    )
+    .unwrap();
+    let want = &want["astronaut"]["detections"];
+    assert_eq!(dets.len(), want.as_array().unwrap().len());
+    let w = &want[0];
+    assert_eq!(raw_count as u64, w["merged_candidates"].as_u64().unwrap());
+    assert!((dets[0].score - w["score"].as_f64().unwrap() as f32).abs() < 1e-4);
+    let xyxy: Vec<f32> = w["box_tensor_xyxy"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
+    let b = dets[0].bbox;
+    for (got, want) in [b.x, b.y, b.x + b.w, b.y + b.h].iter().zip(&xyxy) {
+        assert!((got - want).abs() < 1e-4, "{got} vs {want}");
+    }
+}
+
+#[test]
+fn detector_finds_the_one_face_in_the_astronaut_photo_and_none_in_coffee() {
+    let mut d = detector();
+    let img = image::open(data("astronaut.png")).unwrap().to_rgb8();
+    let faces = d.detect(&img).unwrap();
+    assert_eq!(faces.len(), 1, "{faces:?}");
+    let f = &faces[0];
+    // The reference decoding puts her face at x 179..272, y 81..174 of 512.
+    let (cx, cy) = f.bbox.center();
+    assert!(
+        (cx * 512.0 - 225.0).abs() < 8.0 && (cy * 512.0 - 128.0).abs() < 8.0,
+        "{f:?}"
+    );
+    assert!(f.score > 0.8);
+    let img = image::open(data("coffee.png")).unwrap().to_rgb8();
+    assert!(d.detect(&img).unwrap().is_empty());
+}
+
+fn top(p: &[f32; 7]) -> &'static str {
+    let i = p
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap()
+        .0;
+    EMOTIONS[i]
+}
+
+/// Real photos whose expression is unambiguous (sources in tests/data/faces/SOURCES.md),
+/// with the expected top emotion in the file name: `<emotion>_*.jpg|png`.
+fn labelled_photos() -> Vec<(PathBuf, String)> {
+    let mut out = vec![(data("astronaut.png"), "happy".to_string())];
+    if let Ok(rd) = std::fs::read_dir(data("faces")) {
+        let mut v: Vec<_> = rd
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.extension()
+                    .is_some_and(|e| e == "jpg" || e == "png" || e == "jpeg")
+            })
+            .filter_map(|p| {
+                let label = p.file_name()?.to_str()?.split('_').next()?.to_string();
+                EMOTIONS.contains(&label.as_str()).then_some((p, label))
+            })
+            .collect();
+        v.sort();
+        out.extend(v);
+    }
+    out
+}
+
+#[test]
+fn default_expression_model_ranks_the_right_emotion_first_on_real_photos() {
+    let mut d = detector();
+    let mut c = classifier(builtin::DEFAULT_EXPRESSION);
+    let photos = labelled_photos();
+    let mut labels: Vec<&str> = photos.iter().map(|p| p.1.as_str()).collect();
+    labels.sort();
+    labels.dedup();
+    eprintln!("labels covered: {labels:?}");
+    for (path, want) in &photos {
+        let img = image::open(path).unwrap().to_rgb8();
+        let faces = d.detect(&img).unwrap();
+        assert_eq!(faces.len(), 1, "{}: {faces:?}", path.display());
+        let p = c.classify(&img, &faces[0].bbox).unwrap();
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-3);
+        assert_eq!(top(&p), want, "{}: {p:?}", path.display());
+    }
+}

@@ -1,0 +1,424 @@
+//! End to end: the real `emotiond` binary, real model files on the real engine, and a real
+//! broker (Debian's `mosquitto`, started here on a free loopback port).
+
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_emotiond");
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data")
+        .join(name)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A mosquitto process on a free loopback port, killed on drop.
+struct Broker {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    fn start() -> Broker {
+        let exe = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("mosquitto is not installed: apt-get install mosquitto (CI does)");
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        )
+        .unwrap();
+        let child = Command::new(exe)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "mosquitto did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Broker {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Everything published under a topic filter, as (topic, payload, retained).
+fn subscribe(port: u16, filter: &str) -> mpsc::Receiver<(String, Vec<u8>, bool)> {
+    let (tx, rx) = mpsc::channel();
+    let mut o = MqttOptions::new(format!("e2e-sub-{}", free_port()), "127.0.0.1", port);
+    o.set_keep_alive(Duration::from_secs(5));
+    let (client, mut conn) = Client::new(o, 16);
+    client.subscribe(filter, QoS::AtLeastOnce).unwrap();
+    std::thread::spawn(move || {
+        let _keep = client;
+        for ev in conn.iter() {
+            match ev {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if tx
+                        .send((p.topic.clone(), p.payload.to_vec(), p.retain))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    });
+    rx
+}
+
+/// Wait for a message on `topic` satisfying `pred`.
+fn wait_for(
+    rx: &mpsc::Receiver<(String, Vec<u8>, bool)>,
+    topic: &str,
+    within: Duration,
+    mut pred: impl FnMut(&[u8]) -> bool,
+) -> Vec<u8> {
+    let end = Instant::now() + within;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((t, p, _)) if t == topic && pred(&p) => return p,
+            Ok(_) => {}
+            Err(_) => panic!("nothing matching on {topic} within {within:?}"),
+        }
+    }
+}
+
+fn write_config(dir: &Path, device: &str, port: u16, camera: &str) -> PathBuf {
+    let p = dir.join("emotiond.toml");
+    let mut f = std::fs::File::create(&p).unwrap();
+    write!(
+        f,
+        "device_id = \"{device}\"\n{camera}\n[pipeline]\nwindow_s = 1.0\n[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nkeep_alive_s = 5\n"
+    )
+    .unwrap();
+    p
+}
+
+/// The daemon process; killed if a test fails before it ends it.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_daemon(config: &Path) -> Daemon {
+    Daemon(
+        Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info,tract_linalg=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn json(p: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(p)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(p)))
+}
+
+#[test]
+fn summaries_arrive_in_order_and_status_turns_offline_when_killed() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    // a folder with a real face, a photo without people, and a corrupt JPEG
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    std::fs::copy(data("astronaut.png"), photos.join("a.png")).unwrap();
+    std::fs::copy(data("coffee.png"), photos.join("b.png")).unwrap();
+    std::fs::write(photos.join("c.jpg"), b"\xff\xd8\xff\xe0 truncated").unwrap();
+    let camera = format!(
+        "[camera]\nsource = \"files\"\npaths = [{:?}]\nloop = true\nstills_fps = 20.0\n",
+        photos.display().to_string()
+    );
+    let cfg = write_config(dir.path(), "e2e-1", broker.port, &camera);
+    let rx = subscribe(broker.port, "emotiond/e2e-1/#");
+    let mut daemon = spawn_daemon(&cfg);
+
+    wait_for(&rx, "emotiond/e2e-1/status", Duration::from_secs(30), |p| {
+        p == b"online"
+    });
+    let mut seqs = Vec::new();
+    let mut last = serde_json::Value::Null;
+    while seqs.len() < 3 {
+        let s = json(&wait_for(
+            &rx,
+            "emotiond/e2e-1/summary",
+            Duration::from_secs(30),
+            |_| true,
+        ));
+        seqs.push(s["seq"].as_u64().unwrap());
+        last = s;
+    }
+    let first = seqs[0];
+    assert_eq!(
+        seqs,
+        vec![first, first + 1, first + 2],
+        "consecutive sequence numbers"
+    );
+    let s = &last;
+    assert_eq!(s["device_id"], "e2e-1");
+    assert_eq!(s["schema"], 1);
+    assert!(s["window_end_ms"].as_u64().unwrap() > s["window_start_ms"].as_u64().unwrap());
+    let frames = s["frames_processed"].as_u64().unwrap();
+    assert!(frames >= 5, "{s}");
+    let faces = s["faces_seen"].as_u64().unwrap();
+    // one face in every astronaut frame, none in coffee: about a third of the frames
+    assert!(faces >= 1 && faces < frames, "{s}");
+    assert!(
+        s["frames_skipped"].as_u64().unwrap() >= 1,
+        "the corrupt JPEG is counted: {s}"
+    );
+    assert!(s["distinct_tracks"].as_u64().unwrap() >= 1, "{s}");
+    let emotions = s["emotions"].as_object().unwrap();
+    let top = emotions
+        .iter()
+        .max_by(|a, b| a.1.as_f64().unwrap().total_cmp(&b.1.as_f64().unwrap()))
+        .unwrap()
+        .0;
+    assert_eq!(top, "happy", "{s}");
+    assert!(s["valence"].as_f64().unwrap() > 0.3, "{s}");
+    assert!(
+        s["detector"]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("blazeface_short_range@")
+    );
+    assert!(
+        s["expression"]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("fer_mini_xception@")
+    );
+    assert_eq!(s["camera"], "ok");
+    // no image data or box coordinates in a summary
+    assert!(!s.to_string().contains("bbox"));
+
+    daemon.0.kill().unwrap(); // SIGKILL: the broker publishes the Last Will
+    daemon.0.wait().unwrap();
+    wait_for(&rx, "emotiond/e2e-1/status", Duration::from_secs(20), |p| {
+        p == b"offline"
+    });
+}
+
+#[test]
+fn missing_camera_is_retried_and_reported_while_summaries_go_on() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let camera = "[camera]\nsource = \"v4l2\"\ndevice = \"/dev/video-absent-e2e\"\n";
+    let cfg = write_config(dir.path(), "e2e-2", broker.port, camera);
+    let rx = subscribe(broker.port, "emotiond/e2e-2/#");
+    let mut daemon = spawn_daemon(&cfg);
+    let h = json(&wait_for(
+        &rx,
+        "emotiond/e2e-2/health",
+        Duration::from_secs(30),
+        |p| json(p)["camera"]["state"] == "unavailable",
+    ));
+    assert!(
+        h["camera"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot open"),
+        "{h}"
+    );
+    let s = json(&wait_for(
+        &rx,
+        "emotiond/e2e-2/summary",
+        Duration::from_secs(30),
+        |p| json(p)["camera"] == "unavailable",
+    ));
+    assert_eq!(s["frames_processed"], 0);
+    // still running (retrying), then a clean stop publishes offline
+    assert!(daemon.0.try_wait().unwrap().is_none());
+    sigterm(&daemon.0);
+    let status = daemon.0.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    wait_for(&rx, "emotiond/e2e-2/status", Duration::from_secs(10), |p| {
+        p == b"offline"
+    });
+}
+
+fn sigterm(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+fn run_cli(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn analyze_prints_one_line_per_input_and_goes_past_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("broken.jpg");
+    std::fs::write(&bad, b"not an image").unwrap();
+    let a = data("astronaut.png");
+    let c = data("coffee.png");
+    let out = run_cli(&[
+        "analyze",
+        a.to_str().unwrap(),
+        bad.to_str().unwrap(),
+        c.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed input makes the exit code 1"
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| json(l.as_bytes()))
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0]["faces"].as_array().unwrap().len(), 1);
+    assert_eq!(lines[0]["faces"][0]["dominant"], "happy");
+    assert!(
+        lines[1]["error"].as_str().unwrap().contains("decode"),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(lines[2]["faces"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn corrupt_or_missing_model_fails_at_start_up_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let pkg = dir.path().join("fer");
+    std::fs::create_dir(&pkg).unwrap();
+    let src =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/packages/fer_mini_xception");
+    let manifest = std::fs::read_to_string(src.join("manifest.toml")).unwrap();
+    std::fs::write(pkg.join("manifest.toml"), &manifest).unwrap();
+    std::fs::create_dir(pkg.join("vectors")).unwrap();
+    for e in std::fs::read_dir(src.join("vectors")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), pkg.join("vectors").join(e.file_name())).unwrap();
+    }
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!("[models]\nexpression = {:?}\n", pkg.display().to_string()),
+    )
+    .unwrap();
+    let a = data("astronaut.png");
+    // missing model file
+    let out = run_cli(&[
+        "analyze",
+        "--config",
+        cfg.to_str().unwrap(),
+        a.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("fer_mini_xception_f32.tflite"), "{err}");
+    // corrupt model file (one byte flipped)
+    let mut bytes = std::fs::read(src.join("fer_mini_xception_f32.tflite")).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::write(pkg.join("fer_mini_xception_f32.tflite"), &bytes).unwrap();
+    let out = run_cli(&[
+        "analyze",
+        "--config",
+        cfg.to_str().unwrap(),
+        a.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("fer_mini_xception_f32.tflite") && err.contains("SHA-256"),
+        "{err}"
+    );
+}
+
+#[test]
+fn invalid_config_names_the_key_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[pipeline]\nwindow_s = -1.0\n[mqtt]\nport = 0\n").unwrap();
+    let out = run_cli(&["run", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("pipeline.window_s") && err.contains("mqtt.port") && err.contains("bad.toml"),
+        "{err}"
+    );
+    let missing = run_cli(&["run", "--config", "/nonexistent/emotiond.toml"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/emotiond.toml"));
+}
+
+#[test]
+fn demo_once_prints_one_summary_from_its_own_broker_and_exits_0() {
+    let out = Command::new(BIN)
+        .args(["demo", "--once", "--window", "1"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    let s = json(lines[0].as_bytes());
+    assert_eq!(s["seq"], 0);
+    assert!(s["frames_processed"].as_u64().unwrap() > 0, "{s}");
+    assert!(
+        s["faces_seen"].as_u64().unwrap() > 0,
+        "the sample clip shows real faces: {s}"
+    );
+}
