@@ -126,7 +126,8 @@ fn write_config(dir: &Path, device: &str, port: u16, camera: &str) -> PathBuf {
     let mut f = std::fs::File::create(&p).unwrap();
     write!(
         f,
-        "device_id = \"{device}\"\n{camera}\n[pipeline]\nwindow_s = 1.0\n[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nkeep_alive_s = 5\n"
+        "device_id = \"{device}\"\nstate_dir = {:?}\n{camera}\n[pipeline]\nwindow_s = 1.0\n[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nkeep_alive_s = 5\n",
+        dir.join("state").display().to_string()
     )
     .unwrap();
     p
@@ -525,4 +526,61 @@ fn summaries_made_while_the_broker_is_away_are_delivered_when_it_returns() {
             "a summary made while the broker was away is missing: {seen:?}"
         );
     }
+}
+
+#[test]
+fn summaries_not_delivered_before_a_crash_are_sent_after_the_restart() {
+    let broker = Broker::start();
+    let relay = Relay::start(broker.port);
+    relay.cut(); // the broker is out of reach from the start
+    let dir = tempfile::tempdir().unwrap();
+    let a = data("astronaut.png");
+    let camera = format!(
+        "[camera]\nsource = \"files\"\npaths = [{:?}]\nloop = true\nstills_fps = 10.0\n",
+        a.display().to_string()
+    );
+    let cfg = write_config(dir.path(), "e2e-4", relay.port, &camera);
+    let outbox = dir.path().join("state/outbox");
+    let rx = subscribe(broker.port, "emotiond/e2e-4/summary");
+    let mut daemon = spawn_daemon(&cfg);
+    let t0 = Instant::now();
+    let count = || {
+        std::fs::read_dir(&outbox)
+            .map(|d| {
+                d.filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".sum"))
+                })
+                .count()
+            })
+            .unwrap_or(0)
+    };
+    while count() < 2 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no summaries written to {}",
+            outbox.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    daemon.0.kill().unwrap(); // power loss: nothing is flushed
+    daemon.0.wait().unwrap();
+    let kept = count();
+    assert!(kept >= 2);
+    relay.restore();
+    let _again = spawn_daemon(&cfg);
+    // the first run's summaries (its own boot id, seq 0 and 1) arrive from the second run
+    let mut boots = std::collections::HashMap::<u64, Vec<u64>>::new();
+    let end = Instant::now() + Duration::from_secs(30);
+    while boots.len() < 2 || boots.values().all(|v| !v.contains(&1)) {
+        let left = end.saturating_duration_since(Instant::now());
+        let (_, p, _) = rx.recv_timeout(left).expect("summaries of both runs");
+        let s = json(&p);
+        boots
+            .entry(s["boot_id"].as_u64().unwrap())
+            .or_default()
+            .push(s["seq"].as_u64().unwrap());
+    }
+    let first_run = boots.values().find(|v| v.contains(&0) && v.contains(&1));
+    assert!(first_run.is_some(), "{boots:?}");
 }

@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULT_PATH: &str = "/etc/emotiond/emotiond.toml";
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Identifies this device in topics and summaries. Empty: the host name.
     pub device_id: String,
+    /// Writable state (the summary outbox). Empty: keep nothing on disk.
+    pub state_dir: PathBuf,
     pub camera: CameraConfig,
     pub models: ModelsConfig,
     pub pipeline: PipelineConfig,
@@ -93,7 +95,8 @@ pub struct MqttConfig {
     pub topic_prefix: String,
     pub encoding: Encoding,
     pub keep_alive_s: u64,
-    /// Summaries kept while the broker is unreachable; beyond this the oldest is dropped.
+    /// Summaries kept (on disk under `state_dir/outbox`) until the broker acknowledges them;
+    /// beyond this the oldest is dropped.
     pub outbox_max: usize,
 }
 
@@ -151,6 +154,19 @@ impl Default for MqttConfig {
             encoding: Encoding::Json,
             keep_alive_s: 15,
             outbox_max: 1000,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            device_id: String::new(),
+            state_dir: PathBuf::from("/var/lib/emotiond"),
+            camera: CameraConfig::default(),
+            models: ModelsConfig::default(),
+            pipeline: PipelineConfig::default(),
+            mqtt: MqttConfig::default(),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod analyzer;
 pub mod config;
 pub mod demo;
 pub mod mqtt;
+pub mod outbox;
 pub mod pipeline;
 pub mod queue;
 pub mod summary;

@@ -4,6 +4,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use emotiond::analyzer::Analyzer;
 use emotiond::config::{self, Config, Pace, SourceKind};
+use emotiond::outbox::Outbox;
 use emotiond::pipeline::{Pipeline, Shared, spawn_capture};
 use emotiond::queue::DropOldest;
 use emotiond::summary::Summary;
@@ -169,6 +170,7 @@ fn dispatch(cli: Cli, explicit: bool) -> Result<ExitCode> {
                 Config::parse("", &cli.config)?
             };
             if !explicit {
+                cfg.state_dir = PathBuf::new();
                 cfg.camera.source = SourceKind::Demo;
                 cfg.camera.pace = Pace::Realtime;
                 cfg.pipeline.window_s = window;
@@ -217,11 +219,13 @@ fn run(cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<ExitC
         .build()?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Summary>(64);
     let mqtt_task = cfg.mqtt.enabled.then(|| {
+        let outbox = open_outbox(&cfg);
         rt.spawn(mqtt::run(
             cfg.mqtt.clone(),
             cfg.device_id.clone(),
             rx,
             shared.clone(),
+            outbox,
             Duration::from_secs(5),
         ))
     });
@@ -283,6 +287,33 @@ fn run(cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<ExitC
     }
     rt.shutdown_timeout(Duration::from_secs(1));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The outbox under `state_dir`, or in memory when there is none or it is not writable.
+fn open_outbox(cfg: &Config) -> Outbox {
+    if cfg.state_dir.as_os_str().is_empty() {
+        return Outbox::in_memory(cfg.mqtt.outbox_max);
+    }
+    let dir = cfg.state_dir.join("outbox");
+    match Outbox::open(&dir, cfg.mqtt.outbox_max) {
+        Ok(o) => {
+            if !o.is_empty() {
+                log::info!(
+                    "outbox {}: {} summaries from an earlier run to deliver",
+                    dir.display(),
+                    o.len()
+                );
+            }
+            o
+        }
+        Err(e) => {
+            log::warn!(
+                "outbox {} not usable ({e}): summaries wait in memory only (config `state_dir`)",
+                dir.display()
+            );
+            Outbox::in_memory(cfg.mqtt.outbox_max)
+        }
+    }
 }
 
 fn boot_id() -> u32 {

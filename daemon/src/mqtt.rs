@@ -1,15 +1,16 @@
 //! MQTT: summaries out at QoS 1, a retained `online`/`offline` status with `offline` as the
-//! Last Will, and a retained health document. While the broker is unreachable summaries
-//! wait in a bounded in-memory outbox (oldest dropped and counted beyond `outbox_max`);
-//! what was already handed to the client is redelivered by rumqttc after reconnecting, so
+//! Last Will, and a retained health document. Summaries go through the [`Outbox`] (on disk
+//! under the state directory when there is one): an entry leaves it only when the broker
+//! acknowledges it; after a lost connection everything unacknowledged is sent again, so
 //! delivery is at least once (consumers de-duplicate on `boot_id` + `seq`).
 
 use crate::config::MqttConfig;
+use crate::outbox::{Entry, Outbox, entry_name};
 use crate::pipeline::Shared;
 use crate::summary::{Encoding, Summary};
 use emotiond_hal::Backoff;
 use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -46,49 +47,13 @@ pub fn options(cfg: &MqttConfig, client_id: &str, will_topic: Option<&str>) -> M
     o
 }
 
-/// Bounded queue of encoded summaries waiting for a connection.
-#[derive(Debug)]
-pub struct Outbox {
-    queue: VecDeque<Vec<u8>>,
-    max: usize,
-    pub dropped: u64,
-}
-
-impl Outbox {
-    pub fn new(max: usize) -> Outbox {
-        Outbox {
-            queue: VecDeque::new(),
-            max: max.max(1),
-            dropped: 0,
-        }
-    }
-    pub fn push(&mut self, payload: Vec<u8>) {
-        if self.queue.len() >= self.max {
-            self.queue.pop_front();
-            self.dropped += 1;
-        }
-        self.queue.push_back(payload);
-    }
-    pub fn front(&self) -> Option<&Vec<u8>> {
-        self.queue.front()
-    }
-    pub fn pop(&mut self) -> Option<Vec<u8>> {
-        self.queue.pop_front()
-    }
-    pub fn len(&self) -> usize {
-        self.queue.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
-    }
-}
-
 fn health_json(shared: &Shared, outbox: &Outbox, sent: u64) -> Vec<u8> {
     serde_json::json!({
         "camera": shared.camera(),
         "summaries_sent": sent,
         "outbox": outbox.len(),
         "outbox_dropped": outbox.dropped,
+        "outbox_on_disk": outbox.is_persistent(),
         "version": env!("CARGO_PKG_VERSION"),
     })
     .to_string()
@@ -102,42 +67,56 @@ pub async fn run(
     device_id: String,
     mut rx: mpsc::Receiver<Summary>,
     shared: Arc<Shared>,
+    mut outbox: Outbox,
     drain: Duration,
 ) {
     let topics = Topics::new(&cfg.topic_prefix, &device_id);
     let opts = options(&cfg, &format!("emotiond-{device_id}"), Some(&topics.status));
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
-    let mut outbox = Outbox::new(cfg.outbox_max);
     let mut connected = false;
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
-    let mut unacked: HashSet<u16> = HashSet::new();
-    let (mut handed, mut went_out, mut sent) = (0u64, 0u64, 0u64);
+    // One slot per publish handed to the client, in order (None: status/health): the event
+    // loop reports outgoing publishes in that order, which gives each summary its packet id.
+    let mut handed: VecDeque<Option<Entry>> = VecDeque::new();
+    let mut unacked: HashMap<u16, Option<Entry>> = HashMap::new();
+    let mut sent = 0u64;
     let mut last_health = None;
     let mut input_open = true;
     let mut drain_deadline: Option<Instant> = None;
     let mut health_tick = tokio::time::interval(Duration::from_secs(5));
     loop {
         if connected {
-            while let Some(p) = outbox.front() {
-                match client.try_publish(topics.summary.clone(), QoS::AtLeastOnce, false, p.clone())
-                {
-                    Ok(()) => {
-                        outbox.pop();
-                        handed += 1;
-                        sent += 1;
+            while handed.len() < 32 {
+                let Some(e) = outbox.take() else { break };
+                match client.try_publish(
+                    topics.summary.clone(),
+                    QoS::AtLeastOnce,
+                    false,
+                    e.payload.clone(),
+                ) {
+                    Ok(()) => handed.push_back(Some(e)),
+                    Err(_) => {
+                        // request channel full: retry after the next event
+                        outbox.requeue(vec![e]);
+                        break;
                     }
-                    Err(_) => break, // request channel full; retry after the next event
                 }
             }
         }
         if !input_open {
-            let done = outbox.is_empty() && unacked.is_empty() && went_out >= handed;
+            let done =
+                outbox.is_empty() && handed.is_empty() && unacked.values().all(Option::is_none);
             let deadline = *drain_deadline.get_or_insert_with(|| Instant::now() + drain);
             if done || Instant::now() >= deadline {
                 if !done {
+                    let left = outbox.len() + handed.len() + unacked.len();
                     log::warn!(
-                        "mqtt: leaving with {} summaries undelivered",
-                        outbox.len() + unacked.len()
+                        "mqtt: leaving with {left} summaries undelivered{}",
+                        if outbox.is_persistent() {
+                            " (kept on disk for the next start)"
+                        } else {
+                            ""
+                        }
                     );
                 }
                 break;
@@ -149,20 +128,23 @@ pub async fn run(
                     log::info!("mqtt: connected to {}:{} ({:?})", cfg.host, cfg.port, ack.code);
                     connected = true;
                     backoff.reset();
-                    let _ = client.try_publish(topics.status.clone(), QoS::AtLeastOnce, true, "online");
                     let h = health_json(&shared, &outbox, sent);
-                    let _ = client.try_publish(topics.health.clone(), QoS::AtLeastOnce, true, h.clone());
+                    for (topic, payload) in [(&topics.status, b"online".to_vec()), (&topics.health, h.clone())] {
+                        if client.try_publish(topic.clone(), QoS::AtLeastOnce, true, payload).is_ok() {
+                            handed.push_back(None);
+                        }
+                    }
                     last_health = Some(h);
-                    handed += 2;
                 }
                 Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                    went_out += 1;
-                    if pkid != 0 {
-                        unacked.insert(pkid);
-                    }
+                    let slot = handed.pop_front().flatten();
+                    unacked.insert(pkid, slot);
                 }
                 Ok(Event::Incoming(Packet::PubAck(a))) => {
-                    unacked.remove(&a.pkid);
+                    if let Some(Some(e)) = unacked.remove(&a.pkid) {
+                        outbox.acked(&e);
+                        sent += 1;
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -175,9 +157,10 @@ pub async fn run(
                         log::error!("mqtt: broker refused the connection (credentials?): {e}");
                     }
                     connected = false;
-                    // rumqttc re-sends what it held after reconnecting; count it as handed.
-                    went_out = went_out.min(handed);
-                    unacked.clear();
+                    // We redeliver ourselves, from the outbox: drop what the client kept.
+                    eventloop.pending.clear();
+                    let back: Vec<Entry> = unacked.drain().filter_map(|(_, e)| e).chain(handed.drain(..).flatten()).collect();
+                    outbox.requeue(back);
                     let mut wait = backoff.fail();
                     if let Some(d) = drain_deadline {
                         // leaving: never wait past the drain deadline
@@ -188,7 +171,7 @@ pub async fn run(
             },
             s = rx.recv(), if input_open => match s {
                 Some(s) => match s.encode(cfg.encoding) {
-                    Ok(p) => outbox.push(p),
+                    Ok(p) => outbox.push(entry_name(s.window_end_ms, s.boot_id, s.seq), p),
                     Err(e) => log::error!("mqtt: cannot encode summary {}: {e}", s.seq),
                 },
                 None => input_open = false,
@@ -196,10 +179,10 @@ pub async fn run(
             _ = health_tick.tick() => {
                 if connected {
                     let h = health_json(&shared, &outbox, sent);
-                    // republish only on change of anything but the counters' growth
+                    // republish when the camera part changed
                     if last_health.as_ref().map(|l| camera_part(l) != camera_part(&h)).unwrap_or(true) {
                         if client.try_publish(topics.health.clone(), QoS::AtLeastOnce, true, h.clone()).is_ok() {
-                            handed += 1;
+                            handed.push_back(None);
                         }
                         last_health = Some(h);
                     }
@@ -241,17 +224,5 @@ mod tests {
         assert_eq!(t.summary, "emotiond/kiosk-1/summary");
         assert_eq!(t.status, "emotiond/kiosk-1/status");
         assert_eq!(t.health, "emotiond/kiosk-1/health");
-    }
-
-    #[test]
-    fn outbox_drops_oldest_beyond_its_bound() {
-        let mut o = Outbox::new(2);
-        for i in 0..5u8 {
-            o.push(vec![i]);
-        }
-        assert_eq!(o.dropped, 3);
-        assert_eq!(o.pop(), Some(vec![3]));
-        assert_eq!(o.pop(), Some(vec![4]));
-        assert!(o.is_empty());
     }
 }
