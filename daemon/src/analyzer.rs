@@ -29,7 +29,6 @@ pub struct FrameResult {
     pub faces: Vec<Face>,
     pub detect_ms: f32,
     pub classify_ms: f32,
-    pub preprocess_ms: f32,
 }
 
 pub struct Analyzer {
@@ -121,7 +120,6 @@ impl Analyzer {
             faces,
             detect_ms: (t1 - t0).as_secs_f32() * 1e3,
             classify_ms: (t2 - t1).as_secs_f32() * 1e3,
-            preprocess_ms: 0.0,
         })
     }
 }

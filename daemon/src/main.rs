@@ -249,7 +249,8 @@ fn run(cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<ExitC
             shared.stop.store(true, Ordering::Relaxed);
         });
     }
-    let capture = spawn_capture(camera, queue.clone(), shared.clone());
+    let capture = spawn_capture(camera, queue.clone(), shared.clone())
+        .context("starting the capture thread")?;
     let pipeline = Pipeline {
         analyzer,
         cfg: cfg.pipeline.clone(),

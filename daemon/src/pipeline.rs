@@ -66,7 +66,7 @@ pub fn spawn_capture(
     mut camera: Box<dyn Camera>,
     queue: Arc<DropOldest<Frame>>,
     shared: Arc<Shared>,
-) -> JoinHandle<()> {
+) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("capture".into())
         .spawn(move || {
@@ -135,7 +135,6 @@ pub fn spawn_capture(
             }
             queue.close();
         })
-        .expect("spawn capture thread")
 }
 
 pub struct Pipeline {
@@ -217,5 +216,70 @@ impl Pipeline {
                 return seq;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ModelsConfig, PipelineConfig};
+    use emotiond_hal::{FileSource, Pacing};
+
+    fn clip(frames: usize) -> &'static [u8] {
+        let (w, h) = (64, 48);
+        let mut out = Vec::new();
+        {
+            let mut enc = y4m::encode(w, h, y4m::Ratio::new(30, 1))
+                .with_colorspace(y4m::Colorspace::C420jpeg)
+                .write_header(&mut out)
+                .unwrap();
+            let c = vec![128u8; (w / 2) * (h / 2)];
+            for i in 0..frames {
+                let y = vec![(i % 200) as u8 + 16; w * h];
+                enc.write_frame(&y4m::Frame::new([&y, &c, &c], None))
+                    .unwrap();
+            }
+        }
+        Box::leak(out.into_boxed_slice())
+    }
+
+    #[test]
+    fn every_frame_is_processed_or_counted_as_dropped_when_inference_falls_behind() {
+        // a camera far faster than inference (decoding a tiny frame vs running two models)
+        const N: u64 = 300;
+        let cam =
+            FileSource::from_y4m_bytes("clip", clip(N as usize), Pacing::AsFastAsPossible, false);
+        let shared = Shared::new();
+        let queue = Arc::new(DropOldest::new(2));
+        let capture = spawn_capture(Box::new(cam), queue.clone(), shared.clone()).unwrap();
+        let analyzer = Analyzer::load(&ModelsConfig {
+            verify_test_vectors: false,
+            ..ModelsConfig::default()
+        })
+        .unwrap();
+        let p = Pipeline {
+            analyzer,
+            cfg: PipelineConfig {
+                window_s: 3600.0,
+                ..PipelineConfig::default()
+            },
+            device_id: "t".into(),
+            boot_id: 1,
+        };
+        let mut summaries = Vec::new();
+        let n = p.run(queue, shared.clone(), |s| summaries.push(s));
+        capture.join().unwrap();
+        assert_eq!(n, 1, "the camera ended: one final summary");
+        let s = &summaries[0];
+        assert_eq!(
+            s.frames_processed as u64 + s.frames_dropped as u64 + s.frames_skipped as u64,
+            N,
+            "{s:?}"
+        );
+        assert!(
+            s.frames_dropped > 0,
+            "inference cannot keep up with this camera: {s:?}"
+        );
+        assert_eq!(s.camera, "ended");
     }
 }

@@ -219,6 +219,37 @@ impl Camera for V4l2Camera {
 mod tests {
     use super::*;
 
+    fn granted(fourcc: &str, w: u32, h: u32) -> Granted {
+        Granted {
+            fourcc: fourcc.into(),
+            width: w,
+            height: h,
+            stride: w * 2,
+            fps: 30.0,
+        }
+    }
+
+    #[test]
+    fn mjpeg_and_yuyv_buffers_decode_and_bad_ones_are_errors() {
+        let img = image::RgbImage::from_pixel(16, 8, image::Rgb([200, 30, 30]));
+        let mut jpeg = Vec::new();
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(
+                &mut std::io::Cursor::new(&mut jpeg),
+                image::ImageFormat::Jpeg,
+            )
+            .unwrap();
+        let out = decode(&jpeg, &granted("MJPG", 16, 8)).unwrap();
+        assert_eq!((out.width(), out.height()), (16, 8));
+        let p = out.get_pixel(8, 4).0;
+        assert!(p[0] > 170 && p[1] < 70 && p[2] < 70, "{p:?}");
+        assert!(decode(&jpeg[..jpeg.len() / 3], &granted("MJPG", 16, 8)).is_err());
+        let yuyv = vec![128u8; 16 * 8 * 2];
+        assert_eq!(decode(&yuyv, &granted("YUYV", 16, 8)).unwrap().width(), 16);
+        assert!(decode(&yuyv[..100], &granted("YUYV", 16, 8)).is_err());
+        assert!(decode(&yuyv, &granted("H264", 16, 8)).is_err());
+    }
+
     #[test]
     fn missing_device_is_unavailable_with_growing_backoff() {
         let mut cam = V4l2Camera::new(V4l2Config {

@@ -154,20 +154,51 @@ fn labelled_photos() -> Vec<(PathBuf, String)> {
 }
 
 #[test]
-fn default_expression_model_ranks_the_right_emotion_first_on_real_photos() {
+fn every_expression_model_ranks_the_right_emotion_first_on_real_photos() {
     let mut d = detector();
-    let mut c = classifier(builtin::DEFAULT_EXPRESSION);
     let photos = labelled_photos();
     let mut labels: Vec<&str> = photos.iter().map(|p| p.1.as_str()).collect();
     labels.sort();
     labels.dedup();
-    eprintln!("labels covered: {labels:?}");
-    for (path, want) in &photos {
-        let img = image::open(path).unwrap().to_rgb8();
-        let faces = d.detect(&img).unwrap();
-        assert_eq!(faces.len(), 1, "{}: {faces:?}", path.display());
-        let p = c.classify(&img, &faces[0].bbox).unwrap();
-        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-3);
-        assert_eq!(top(&p), want, "{}: {p:?}", path.display());
+    assert!(
+        labels.contains(&"happy") && labels.contains(&"neutral"),
+        "{labels:?}"
+    );
+    let expression: Vec<_> = builtin::names()
+        .filter(|n| pkg(n).manifest.task == emotiond_models::Task::Expression)
+        .collect();
+    assert!(
+        expression.contains(&builtin::DEFAULT_EXPRESSION),
+        "{expression:?}"
+    );
+    for name in expression {
+        let mut c = classifier(name);
+        for (path, want) in &photos {
+            let img = image::open(path).unwrap().to_rgb8();
+            let faces = d.detect(&img).unwrap();
+            assert_eq!(faces.len(), 1, "{}: {faces:?}", path.display());
+            let p = c.classify(&img, &faces[0].bbox).unwrap();
+            assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-3);
+            assert_eq!(top(&p), want, "{name} on {}: {p:?}", path.display());
+        }
     }
+}
+
+#[test]
+fn detector_finds_no_face_in_real_photos_without_people() {
+    let mut d = detector();
+    let mut n = 0;
+    for e in std::fs::read_dir(data("faces")).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("noface_")
+        {
+            let img = image::open(&p).unwrap().to_rgb8();
+            assert!(d.detect(&img).unwrap().is_empty(), "{}", p.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 1);
 }
