@@ -121,6 +121,23 @@ fn wait_for(
     }
 }
 
+/// The next summary on `topic`, within `secs` seconds.
+fn next_summary(
+    rx: &mpsc::Receiver<(String, Vec<u8>, bool)>,
+    topic: &str,
+    secs: u64,
+) -> serde_json::Value {
+    json(&wait_for(rx, topic, Duration::from_secs(secs), |_| true))
+}
+
+/// A `[camera]` table looping over one file (or folder) at `fps`.
+fn looping_files(path: &Path, fps: f32) -> String {
+    format!(
+        "[camera]\nsource = \"files\"\npaths = [{:?}]\nloop = true\nstills_fps = {fps:?}\n",
+        path.display().to_string()
+    )
+}
+
 fn write_config(dir: &Path, device: &str, port: u16, camera: &str) -> PathBuf {
     let p = dir.join("emotiond.toml");
     let mut f = std::fs::File::create(&p).unwrap();
@@ -171,10 +188,7 @@ fn summaries_arrive_in_order_and_status_turns_offline_when_killed() {
     std::fs::copy(data("astronaut.png"), photos.join("a.png")).unwrap();
     std::fs::copy(data("coffee.png"), photos.join("b.png")).unwrap();
     std::fs::write(photos.join("c.jpg"), b"\xff\xd8\xff\xe0 truncated").unwrap();
-    let camera = format!(
-        "[camera]\nsource = \"files\"\npaths = [{:?}]\nloop = true\nstills_fps = 20.0\n",
-        photos.display().to_string()
-    );
+    let camera = looping_files(&photos, 20.0);
     let cfg = write_config(dir.path(), "e2e-1", broker.port, &camera);
     let rx = subscribe(broker.port, "emotiond/e2e-1/#");
     let mut daemon = spawn_daemon(&cfg);
@@ -185,12 +199,7 @@ fn summaries_arrive_in_order_and_status_turns_offline_when_killed() {
     let mut seqs = Vec::new();
     let mut last = serde_json::Value::Null;
     while seqs.len() < 3 {
-        let s = json(&wait_for(
-            &rx,
-            "emotiond/e2e-1/summary",
-            Duration::from_secs(30),
-            |_| true,
-        ));
+        let s = next_summary(&rx, "emotiond/e2e-1/summary", 30);
         seqs.push(s["seq"].as_u64().unwrap());
         last = s;
     }
@@ -487,20 +496,11 @@ fn summaries_made_while_the_broker_is_away_are_delivered_when_it_returns() {
     let broker = Broker::start();
     let relay = Relay::start(broker.port);
     let dir = tempfile::tempdir().unwrap();
-    let a = data("astronaut.png");
-    let camera = format!(
-        "[camera]\nsource = \"files\"\npaths = [{:?}]\nloop = true\nstills_fps = 10.0\n",
-        a.display().to_string()
-    );
+    let camera = looping_files(&data("astronaut.png"), 10.0);
     let cfg = write_config(dir.path(), "e2e-3", relay.port, &camera);
     let rx = subscribe(broker.port, "emotiond/e2e-3/summary");
     let _daemon = spawn_daemon(&cfg);
-    let first = json(&wait_for(
-        &rx,
-        "emotiond/e2e-3/summary",
-        Duration::from_secs(30),
-        |_| true,
-    ))["seq"]
+    let first = next_summary(&rx, "emotiond/e2e-3/summary", 30)["seq"]
         .as_u64()
         .unwrap();
     relay.cut(); // the broker is out of reach for about three windows
@@ -508,12 +508,7 @@ fn summaries_made_while_the_broker_is_away_are_delivered_when_it_returns() {
     relay.restore();
     let mut seen = vec![first];
     while seen.len() < 7 {
-        let s = json(&wait_for(
-            &rx,
-            "emotiond/e2e-3/summary",
-            Duration::from_secs(40),
-            |_| true,
-        ));
+        let s = next_summary(&rx, "emotiond/e2e-3/summary", 40);
         seen.push(s["seq"].as_u64().unwrap());
     }
     seen.sort();
@@ -534,11 +529,7 @@ fn summaries_not_delivered_before_a_crash_are_sent_after_the_restart() {
     let relay = Relay::start(broker.port);
     relay.cut(); // the broker is out of reach from the start
     let dir = tempfile::tempdir().unwrap();
-    let a = data("astronaut.png");
-    let camera = format!(
-        "[camera]\nsource = \"files\"\npaths = [{:?}]\nloop = true\nstills_fps = 10.0\n",
-        a.display().to_string()
-    );
+    let camera = looping_files(&data("astronaut.png"), 10.0);
     let cfg = write_config(dir.path(), "e2e-4", relay.port, &camera);
     let outbox = dir.path().join("state/outbox");
     let rx = subscribe(broker.port, "emotiond/e2e-4/summary");
