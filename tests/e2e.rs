@@ -575,3 +575,37 @@ fn summaries_not_delivered_before_a_crash_are_sent_after_the_restart() {
     let first_run = boots.values().find(|v| v.contains(&0) && v.contains(&1));
     assert!(first_run.is_some(), "{boots:?}");
 }
+
+#[test]
+fn check_reports_every_item_and_fails_on_an_unreachable_broker() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let camera = looping_files(&data("astronaut.png"), 5.0);
+    let good = write_config(dir.path(), "e2e-5", broker.port, &camera);
+    let out = run_cli(&["check", "--json", "--config", good.to_str().unwrap()]);
+    let items: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| json(l.as_bytes()))
+        .collect();
+    let names: Vec<&str> = items.iter().map(|i| i["check"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["config", "models", "camera", "broker", "state", "clock"]
+    );
+    assert!(items.iter().all(|i| i["ok"] == true), "{items:?}");
+    assert_eq!(out.status.code(), Some(0));
+
+    let bad_dir = tempfile::tempdir().unwrap();
+    let bad = write_config(bad_dir.path(), "e2e-5", free_port(), &camera);
+    let out = run_cli(&["check", "--json", "--config", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let items: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| json(l.as_bytes()))
+        .collect();
+    let broker_item = items.iter().find(|i| i["check"] == "broker").unwrap();
+    assert_eq!(broker_item["ok"], false);
+    assert!(!broker_item["hint"].as_str().unwrap().is_empty());
+}

@@ -464,6 +464,42 @@ fn bench(cfg: &Config, input: Option<PathBuf>, frames: usize) -> Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+/// Connect to the broker as the daemon would (credentials included) and wait for CONNACK.
+fn check_broker(cfg: &Config) -> (bool, String) {
+    let addr = format!("{}:{}", cfg.mqtt.host, cfg.mqtt.port);
+    let opts = mqtt::options(
+        &cfg.mqtt,
+        &format!("emotiond-check-{}", std::process::id()),
+        None,
+    );
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return (false, format!("{addr}: {e}")),
+    };
+    rt.block_on(async {
+        let (client, mut ev) = rumqttc::AsyncClient::new(opts, 4);
+        let r = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match ev.poll().await {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        })
+        .await;
+        let _ = client.try_disconnect();
+        match r {
+            Ok(Ok(())) => (true, format!("{addr}: connected, credentials accepted")),
+            Ok(Err(e)) => (false, format!("{addr}: {e}")),
+            Err(_) => (false, format!("{addr}: no answer within 5 s")),
+        }
+    })
+}
+
 fn check(path: &Path, explicit: bool, json: bool) -> Result<ExitCode> {
     let mut items: Vec<(&str, bool, String, &str)> = Vec::new();
     let cfg = match load_config(path, explicit) {
@@ -533,20 +569,42 @@ fn check(path: &Path, explicit: bool, json: bool) -> Result<ExitCode> {
             )),
         }
         if cfg.mqtt.enabled {
-            let addr = format!("{}:{}", cfg.mqtt.host, cfg.mqtt.port);
-            let ok = std::net::ToSocketAddrs::to_socket_addrs(&addr)
-                .ok()
-                .and_then(|mut a| a.next())
-                .map(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(3)).is_ok())
-                .unwrap_or(false);
+            let (ok, detail) = check_broker(cfg);
             items.push((
                 "broker",
                 ok,
-                format!("{addr} {}", if ok { "reachable" } else { "unreachable" }),
-                "check mqtt.host/port and the network",
+                detail,
+                "check mqtt.host/port, the network, and mqtt.username/password",
+            ));
+        }
+        if !cfg.state_dir.as_os_str().is_empty() {
+            let probe = cfg.state_dir.join("outbox").join(".check");
+            let r = std::fs::create_dir_all(cfg.state_dir.join("outbox"))
+                .and_then(|_| std::fs::write(&probe, b"ok"))
+                .and_then(|_| std::fs::remove_file(&probe));
+            items.push((
+                "state",
+                r.is_ok(),
+                match r {
+                    Ok(()) => format!("{} writable", cfg.state_dir.display()),
+                    Err(e) => format!("{}: {e}", cfg.state_dir.display()),
+                },
+                "create state_dir writable by the daemon's user (systemd: StateDirectory=emotiond)",
             ));
         }
     }
+    // Window timestamps are wall-clock: a board without RTC and NTP starts in 1970.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let sane = now >= 1_735_689_600; // 2025-01-01
+    items.push((
+        "clock",
+        sane,
+        format!("{} s since the Unix epoch{}", now, if sane { "" } else { " (before 2025: not set)" }),
+        "enable time synchronisation (systemd-timesyncd, chrony) before relying on window timestamps",
+    ));
     let all_ok = items.iter().all(|i| i.1);
     for (name, ok, detail, hint) in &items {
         if json {
