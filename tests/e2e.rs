@@ -364,28 +364,26 @@ fn corrupt_or_missing_model_fails_at_start_up_naming_the_path() {
     )
     .unwrap();
     let a = data("astronaut.png");
+    // start-up fails with exit code 2; returns stderr
+    let fails = || {
+        let out = run_cli(&[
+            "analyze",
+            "--config",
+            cfg.to_str().unwrap(),
+            a.to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        err
+    };
     // missing model file
-    let out = run_cli(&[
-        "analyze",
-        "--config",
-        cfg.to_str().unwrap(),
-        a.to_str().unwrap(),
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = fails();
     assert!(err.contains("fer_mini_xception_f32.tflite"), "{err}");
     // corrupt model file (one byte flipped)
     let mut bytes = std::fs::read(src.join("fer_mini_xception_f32.tflite")).unwrap();
     bytes[1000] ^= 0xff;
     std::fs::write(pkg.join("fer_mini_xception_f32.tflite"), &bytes).unwrap();
-    let out = run_cli(&[
-        "analyze",
-        "--config",
-        cfg.to_str().unwrap(),
-        a.to_str().unwrap(),
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = fails();
     assert!(
         err.contains("fer_mini_xception_f32.tflite") && err.contains("SHA-256"),
         "{err}"
