@@ -60,138 +60,229 @@ fn health_json(shared: &Shared, outbox: &Outbox, sent: u64) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Publish summaries from `rx` until it closes (the pipeline ended), then deliver what is
-/// left (for at most `drain`), publish `offline` and disconnect.
-pub async fn run(
-    cfg: MqttConfig,
-    device_id: String,
-    mut rx: mpsc::Receiver<Summary>,
+/// State of the publishing side, apart from the network event loop.
+struct Session {
+    topics: Topics,
+    encoding: crate::summary::Encoding,
+    rx: mpsc::Receiver<Summary>,
+    input_open: bool,
     shared: Arc<Shared>,
-    mut outbox: Outbox,
+    outbox: Outbox,
+    connected: bool,
+    /// One slot per publish handed to the client, in order (None: status/health): the event
+    /// loop reports outgoing publishes in that order, which gives each summary its packet id.
+    handed: VecDeque<Option<Entry>>,
+    unacked: HashMap<u16, Option<Entry>>,
+    sent: u64,
+    last_health: Option<Vec<u8>>,
     drain: Duration,
-) {
-    let topics = Topics::new(&cfg.topic_prefix, &device_id);
-    let opts = options(&cfg, &format!("emotiond-{device_id}"), Some(&topics.status));
-    let (client, mut eventloop) = AsyncClient::new(opts, 64);
-    let mut connected = false;
-    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
-    // One slot per publish handed to the client, in order (None: status/health): the event
-    // loop reports outgoing publishes in that order, which gives each summary its packet id.
-    let mut handed: VecDeque<Option<Entry>> = VecDeque::new();
-    let mut unacked: HashMap<u16, Option<Entry>> = HashMap::new();
-    let mut sent = 0u64;
-    let mut last_health = None;
-    let mut input_open = true;
-    let mut drain_deadline: Option<Instant> = None;
-    let mut health_tick = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        if connected {
-            while handed.len() < 32 {
-                let Some(e) = outbox.take() else { break };
-                match client.try_publish(
-                    topics.summary.clone(),
+    drain_deadline: Option<Instant>,
+    tick: tokio::time::Interval,
+}
+
+impl Session {
+    /// Hand queued summaries to the client while connected (at most 32 in flight).
+    fn flush(&mut self, client: &AsyncClient) {
+        if !self.connected {
+            return;
+        }
+        while self.handed.len() < 32 {
+            let Some(e) = self.outbox.take() else { break };
+            match client.try_publish(
+                self.topics.summary.clone(),
+                QoS::AtLeastOnce,
+                false,
+                e.payload.clone(),
+            ) {
+                Ok(()) => self.handed.push_back(Some(e)),
+                Err(_) => {
+                    // request channel full: retry after the next event
+                    self.outbox.requeue(vec![e]);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn publish_health(&mut self, client: &AsyncClient, force: bool) {
+        let h = health_json(&self.shared, &self.outbox, self.sent);
+        let changed = self
+            .last_health
+            .as_ref()
+            .map(|l| camera_part(l) != camera_part(&h))
+            .unwrap_or(true);
+        if (force || changed)
+            && client
+                .try_publish(
+                    self.topics.health.clone(),
                     QoS::AtLeastOnce,
-                    false,
-                    e.payload.clone(),
-                ) {
-                    Ok(()) => handed.push_back(Some(e)),
-                    Err(_) => {
-                        // request channel full: retry after the next event
-                        outbox.requeue(vec![e]);
-                        break;
-                    }
-                }
-            }
+                    true,
+                    h.clone(),
+                )
+                .is_ok()
+        {
+            self.handed.push_back(None);
+            self.last_health = Some(h);
         }
-        if !input_open {
-            let done =
-                outbox.is_empty() && handed.is_empty() && unacked.values().all(Option::is_none);
-            let deadline = *drain_deadline.get_or_insert_with(|| Instant::now() + drain);
-            if done || Instant::now() >= deadline {
-                if !done {
-                    let left = outbox.len() + handed.len() + unacked.len();
-                    log::warn!(
-                        "mqtt: leaving with {left} summaries undelivered{}",
-                        if outbox.is_persistent() {
-                            " (kept on disk for the next start)"
-                        } else {
-                            ""
-                        }
-                    );
-                }
-                break;
-            }
+    }
+
+    /// Input closed and everything delivered, or the drain time is up.
+    fn should_leave(&mut self) -> bool {
+        if self.input_open {
+            return false;
         }
-        tokio::select! {
-            ev = eventloop.poll() => match ev {
-                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                    log::info!("mqtt: connected to {}:{} ({:?})", cfg.host, cfg.port, ack.code);
-                    connected = true;
-                    backoff.reset();
-                    let h = health_json(&shared, &outbox, sent);
-                    for (topic, payload) in [(&topics.status, b"online".to_vec()), (&topics.health, h.clone())] {
-                        if client.try_publish(topic.clone(), QoS::AtLeastOnce, true, payload).is_ok() {
-                            handed.push_back(None);
+        let done = self.outbox.is_empty()
+            && self.handed.is_empty()
+            && self.unacked.values().all(Option::is_none);
+        let deadline = *self
+            .drain_deadline
+            .get_or_insert_with(|| Instant::now() + self.drain);
+        if done || Instant::now() >= deadline {
+            if !done {
+                let left = self.outbox.len() + self.handed.len() + self.unacked.len();
+                let kept = if self.outbox.is_persistent() {
+                    " (kept on disk for the next start)"
+                } else {
+                    ""
+                };
+                log::warn!("mqtt: leaving with {left} summaries undelivered{kept}");
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Wait for `fut` while taking summaries in and keeping health current. `fut` is
+    /// never cancelled except when leaving (rumqttc's `poll` must not be dropped midway
+    /// through a connection attempt). `None`: time to leave.
+    async fn wait<T>(
+        &mut self,
+        client: &AsyncClient,
+        fut: impl std::future::Future<Output = T>,
+    ) -> Option<T> {
+        tokio::pin!(fut);
+        loop {
+            if self.should_leave() {
+                return None;
+            }
+            tokio::select! {
+                out = &mut fut => return Some(out),
+                s = self.rx.recv(), if self.input_open => match s {
+                    Some(s) => {
+                        match s.encode(self.encoding) {
+                            Ok(p) => self.outbox.push(entry_name(s.window_end_ms, s.boot_id, s.seq), p),
+                            Err(e) => log::error!("mqtt: cannot encode summary {}: {e}", s.seq),
                         }
+                        self.flush(client);
                     }
-                    last_health = Some(h);
-                }
-                Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                    let slot = handed.pop_front().flatten();
-                    unacked.insert(pkid, slot);
-                }
-                Ok(Event::Incoming(Packet::PubAck(a))) => {
-                    if let Some(Some(e)) = unacked.remove(&a.pkid) {
-                        outbox.acked(&e);
-                        sent += 1;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    if connected {
-                        log::warn!("mqtt: connection to {}:{} lost: {e}", cfg.host, cfg.port);
-                    } else {
-                        log::debug!("mqtt: cannot connect to {}:{}: {e}", cfg.host, cfg.port);
-                    }
-                    if matches!(e, ConnectionError::ConnectionRefused(_)) {
-                        log::error!("mqtt: broker refused the connection (credentials?): {e}");
-                    }
-                    connected = false;
-                    // We redeliver ourselves, from the outbox: drop what the client kept.
-                    eventloop.pending.clear();
-                    let back: Vec<Entry> = unacked.drain().filter_map(|(_, e)| e).chain(handed.drain(..).flatten()).collect();
-                    outbox.requeue(back);
-                    let mut wait = backoff.fail();
-                    if let Some(d) = drain_deadline {
-                        // leaving: never wait past the drain deadline
-                        wait = wait.min(d.saturating_duration_since(Instant::now()));
-                    }
-                    tokio::time::sleep(wait).await;
-                }
-            },
-            s = rx.recv(), if input_open => match s {
-                Some(s) => match s.encode(cfg.encoding) {
-                    Ok(p) => outbox.push(entry_name(s.window_end_ms, s.boot_id, s.seq), p),
-                    Err(e) => log::error!("mqtt: cannot encode summary {}: {e}", s.seq),
+                    None => self.input_open = false,
                 },
-                None => input_open = false,
-            },
-            _ = health_tick.tick() => {
-                if connected {
-                    let h = health_json(&shared, &outbox, sent);
-                    // republish when the camera part changed
-                    if last_health.as_ref().map(|l| camera_part(l) != camera_part(&h)).unwrap_or(true) {
-                        if client.try_publish(topics.health.clone(), QoS::AtLeastOnce, true, h.clone()).is_ok() {
-                            handed.push_back(None);
-                        }
-                        last_health = Some(h);
+                _ = self.tick.tick() => {
+                    if self.connected {
+                        self.publish_health(client, false);
                     }
                 }
             }
         }
     }
-    if connected {
-        let _ = client.try_publish(topics.status.clone(), QoS::AtLeastOnce, true, "offline");
+}
+
+/// Publish summaries from `rx` until it closes (the pipeline ended), then deliver what is
+/// left (for at most `drain`), publish `offline` and disconnect.
+pub async fn run(
+    cfg: MqttConfig,
+    device_id: String,
+    rx: mpsc::Receiver<Summary>,
+    shared: Arc<Shared>,
+    outbox: Outbox,
+    drain: Duration,
+) {
+    let topics = Topics::new(&cfg.topic_prefix, &device_id);
+    let opts = options(&cfg, &format!("emotiond-{device_id}"), Some(&topics.status));
+    let (client, mut eventloop) = AsyncClient::new(opts, 64);
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut s = Session {
+        topics,
+        encoding: cfg.encoding,
+        rx,
+        input_open: true,
+        shared,
+        outbox,
+        connected: false,
+        handed: VecDeque::new(),
+        unacked: HashMap::new(),
+        sent: 0,
+        last_health: None,
+        drain,
+        drain_deadline: None,
+        tick,
+    };
+    loop {
+        s.flush(&client);
+        let Some(ev) = s.wait(&client, eventloop.poll()).await else {
+            break;
+        };
+        match ev {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                log::info!(
+                    "mqtt: connected to {}:{} ({:?})",
+                    cfg.host,
+                    cfg.port,
+                    ack.code
+                );
+                s.connected = true;
+                backoff.reset();
+                if client
+                    .try_publish(s.topics.status.clone(), QoS::AtLeastOnce, true, "online")
+                    .is_ok()
+                {
+                    s.handed.push_back(None);
+                }
+                s.publish_health(&client, true);
+            }
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
+                let slot = s.handed.pop_front().flatten();
+                s.unacked.insert(pkid, slot);
+            }
+            Ok(Event::Incoming(Packet::PubAck(a))) => {
+                if let Some(Some(e)) = s.unacked.remove(&a.pkid) {
+                    s.outbox.acked(&e);
+                    s.sent += 1;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if s.connected {
+                    log::warn!("mqtt: connection to {}:{} lost: {e}", cfg.host, cfg.port);
+                } else {
+                    log::debug!("mqtt: cannot connect to {}:{}: {e}", cfg.host, cfg.port);
+                }
+                if matches!(e, ConnectionError::ConnectionRefused(_)) {
+                    log::error!("mqtt: broker refused the connection (credentials?): {e}");
+                }
+                s.connected = false;
+                // We redeliver ourselves, from the outbox: drop what the client kept.
+                eventloop.pending.clear();
+                let back: Vec<Entry> = s
+                    .unacked
+                    .drain()
+                    .filter_map(|(_, e)| e)
+                    .chain(s.handed.drain(..).flatten())
+                    .collect();
+                s.outbox.requeue(back);
+                if s.wait(&client, tokio::time::sleep(backoff.fail()))
+                    .await
+                    .is_none()
+                {
+                    break;
+                }
+            }
+        }
+    }
+    if s.connected {
+        let _ = client.try_publish(s.topics.status.clone(), QoS::AtLeastOnce, true, "offline");
         let _ = client.try_disconnect();
         let end = Instant::now() + Duration::from_secs(2);
         while Instant::now() < end {

@@ -192,6 +192,13 @@ impl Camera for V4l2Camera {
                 return Err(self.unavailable(format!("capture failed: {e}")));
             }
         };
+        if meta.flags.contains(v4l::buffer::Flags::ERROR) {
+            // the driver says this buffer is damaged: skip it, the stream goes on
+            return Err(CameraError::Skipped {
+                item: format!("{} frame {}", self.cfg.device, meta.sequence),
+                reason: "driver flagged the buffer as damaged (V4L2_BUF_FLAG_ERROR)".into(),
+            });
+        }
         let used = (meta.bytesused as usize).min(buf.len());
         let image = match decode(&buf[..used], &granted) {
             Ok(i) => i,
