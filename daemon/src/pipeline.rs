@@ -71,10 +71,12 @@ pub fn spawn_capture(
         .name("capture".into())
         .spawn(move || {
             let mut was_unavailable = false;
+            // whether `ok` has been reported since the last failure (no lock per frame)
+            let mut reported_ok = false;
             while !shared.stop.load(Ordering::Relaxed) {
                 match camera.next_frame() {
                     Ok(f) => {
-                        if was_unavailable || shared.camera().state != "ok" {
+                        if !reported_ok {
                             let d = camera.describe();
                             log::info!("camera ok: {d}");
                             shared.set_camera(|c| {
@@ -86,6 +88,7 @@ pub fn spawn_capture(
                                 c.source = d;
                             });
                             was_unavailable = false;
+                            reported_ok = true;
                         }
                         queue.push(f);
                     }
@@ -106,6 +109,7 @@ pub fn spawn_capture(
                             log::debug!("camera {device} still unavailable: {reason}");
                         }
                         was_unavailable = true;
+                        reported_ok = false;
                         shared.set_camera(|c| {
                             c.state = "unavailable".into();
                             c.error = Some(reason);
