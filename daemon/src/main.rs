@@ -345,7 +345,7 @@ async fn echo_summaries(cfg: Config, n: u64, shared: Arc<Shared>) {
     loop {
         match ev.poll().await {
             Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
-                if let Some(s) = mqtt::decode_summary(&p.payload, cfg.mqtt.encoding) {
+                if let Ok(s) = Summary::decode(&p.payload, cfg.mqtt.encoding) {
                     if let Ok(line) = serde_json::to_string(&s) {
                         println!("{line}");
                     }

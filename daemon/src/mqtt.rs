@@ -6,7 +6,7 @@
 
 use crate::config::MqttConfig;
 use crate::outbox::{Entry, Outbox, entry_name};
-use crate::pipeline::Shared;
+use crate::pipeline::{CameraHealth, Shared};
 use crate::summary::{Encoding, Summary};
 use emotiond_hal::Backoff;
 use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
@@ -47,9 +47,9 @@ pub fn options(cfg: &MqttConfig, client_id: &str, will_topic: Option<&str>) -> M
     o
 }
 
-fn health_json(shared: &Shared, outbox: &Outbox, sent: u64) -> Vec<u8> {
+fn health_json(camera: &CameraHealth, outbox: &Outbox, sent: u64) -> Vec<u8> {
     serde_json::json!({
-        "camera": shared.camera(),
+        "camera": camera,
         "summaries_sent": sent,
         "outbox": outbox.len(),
         "outbox_dropped": outbox.dropped,
@@ -63,7 +63,7 @@ fn health_json(shared: &Shared, outbox: &Outbox, sent: u64) -> Vec<u8> {
 /// State of the publishing side, apart from the network event loop.
 struct Session {
     topics: Topics,
-    encoding: crate::summary::Encoding,
+    encoding: Encoding,
     rx: mpsc::Receiver<Summary>,
     input_open: bool,
     shared: Arc<Shared>,
@@ -74,7 +74,8 @@ struct Session {
     handed: VecDeque<Option<Entry>>,
     unacked: HashMap<u16, Option<Entry>>,
     sent: u64,
-    last_health: Option<Vec<u8>>,
+    /// Camera state in the last health published.
+    last_camera: Option<CameraHealth>,
     drain: Duration,
     drain_deadline: Option<Instant>,
     tick: tokio::time::Interval,
@@ -104,25 +105,19 @@ impl Session {
         }
     }
 
+    /// Publish health when forced (a new connection) or when the camera state changed.
     fn publish_health(&mut self, client: &AsyncClient, force: bool) {
-        let h = health_json(&self.shared, &self.outbox, self.sent);
-        let changed = self
-            .last_health
-            .as_ref()
-            .map(|l| camera_part(l) != camera_part(&h))
-            .unwrap_or(true);
-        if (force || changed)
-            && client
-                .try_publish(
-                    self.topics.health.clone(),
-                    QoS::AtLeastOnce,
-                    true,
-                    h.clone(),
-                )
-                .is_ok()
+        let camera = self.shared.camera();
+        if !force && self.last_camera.as_ref() == Some(&camera) {
+            return;
+        }
+        let h = health_json(&camera, &self.outbox, self.sent);
+        if client
+            .try_publish(self.topics.health.clone(), QoS::AtLeastOnce, true, h)
+            .is_ok()
         {
             self.handed.push_back(None);
-            self.last_health = Some(h);
+            self.last_camera = Some(camera);
         }
     }
 
@@ -214,7 +209,7 @@ pub async fn run(
         handed: VecDeque::new(),
         unacked: HashMap::new(),
         sent: 0,
-        last_health: None,
+        last_camera: None,
         drain,
         drain_deadline: None,
         tick,
@@ -292,17 +287,6 @@ pub async fn run(
             }
         }
     }
-}
-
-fn camera_part(h: &[u8]) -> serde_json::Value {
-    serde_json::from_slice::<serde_json::Value>(h)
-        .map(|v| v["camera"].clone())
-        .unwrap_or_default()
-}
-
-/// Helper used by `demo`: encoding chosen by config.
-pub fn decode_summary(bytes: &[u8], enc: Encoding) -> Option<Summary> {
-    Summary::decode(bytes, enc).ok()
 }
 
 #[cfg(test)]

@@ -83,14 +83,6 @@ impl<T> DropOldest<T> {
         self.lock().closed = true;
         self.ready.notify_all();
     }
-
-    pub fn len(&self) -> usize {
-        self.lock().items.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]

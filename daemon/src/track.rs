@@ -10,10 +10,7 @@ pub struct Track {
     pub bbox: BBox,
     /// Smoothed probabilities, order of `EMOTIONS`.
     pub probs: [f32; 7],
-    pub first_seen: f64,
     pub last_seen: f64,
-    /// Frames in which it was matched.
-    pub hits: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -105,7 +102,6 @@ impl Tracker {
                     }
                     tr.bbox = *b;
                     tr.last_seen = t;
-                    tr.hits += 1;
                     out.push(Observation {
                         track_id: tr.id,
                         dt,
@@ -119,9 +115,7 @@ impl Tracker {
                         id,
                         bbox: *b,
                         probs: *p,
-                        first_seen: t,
                         last_seen: t,
-                        hits: 1,
                     });
                     out.push(Observation {
                         track_id: id,
