@@ -1,11 +1,20 @@
-//! Criterion benches: the detector, the classifier and the whole per-frame pipeline on a
-//! 640x480 frame holding one real face (the public-domain astronaut photo, scaled into
-//! the frame). Run: `cargo bench -p emotiond --bench pipeline`.
+//! Criterion benches: raw inference of every shipped model, the detector, the classifier and
+//! the whole per-frame pipeline on a 640x480 frame holding one real face (the public-domain
+//! astronaut photo, scaled into the frame), on every engine available here: tract always;
+//! TFLite (plain CPU and XNNPACK) and ONNX Runtime when their libraries are found
+//! (`models/tools/fetch_runtimes.sh`, or EMOTIOND_TFLITE_LIB / EMOTIOND_ONNXRUNTIME_LIB).
+//! Run: `cargo bench -p emotiond --bench pipeline`. One thread per engine throughout.
+//! `benches/tflite_reference.py` measures Python's TFLite + XNNPACK on the same files.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use emotiond::analyzer::Analyzer;
 use emotiond::config::ModelsConfig;
-use emotiond_models::{EngineKind, ExpressionClassifier, FaceDetector, builtin, load_engine};
+use emotiond_models::runtime::DelegateKind;
+use emotiond_models::tflite_engine::Delegate;
+use emotiond_models::{
+    Attempt, EngineKind, EngineSettings, ExpressionClassifier, FaceDetector, Runtimes, Tensor,
+    builtin, load_engine,
+};
 use image::{Rgb, RgbImage, imageops};
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -19,40 +28,103 @@ fn frame_640x480() -> RgbImage {
     frame
 }
 
+fn lib(env: &str, cached: &str) -> Option<PathBuf> {
+    let p = std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../runtimes-cache")
+            .join(cached)
+    });
+    p.is_file().then_some(p)
+}
+
 fn benches(c: &mut Criterion) {
     let frame = frame_640x480();
-    let det_pkg = builtin::load(builtin::DEFAULT_DETECTOR).unwrap().unwrap();
-    let mut det = FaceDetector::new(
-        &det_pkg,
-        load_engine(EngineKind::Tract, "det", &det_pkg.model).unwrap(),
-    )
-    .unwrap();
-    let faces = det.detect(&frame).unwrap();
-    assert_eq!(faces.len(), 1, "the bench frame must hold one face");
-    c.bench_function("detect_640x480_tract", |b| {
-        b.iter(|| black_box(det.detect(black_box(&frame)).unwrap()))
-    });
-
-    for name in builtin::names().filter(|n| *n != builtin::DEFAULT_DETECTOR) {
-        let pkg = builtin::load(name).unwrap().unwrap();
-        let Ok(engine) = load_engine(EngineKind::Tract, name, &pkg.model) else {
-            continue;
-        };
-        let mut cls = ExpressionClassifier::new(&pkg, engine).unwrap();
-        let bbox = faces[0].bbox;
-        c.bench_function(&format!("classify_{name}_tract"), |b| {
-            b.iter(|| black_box(cls.classify(black_box(&frame), &bbox).unwrap()))
-        });
+    let rt = Runtimes {
+        tflite_library: lib("EMOTIOND_TFLITE_LIB", "tflite/libtensorflowlite_c.so"),
+        onnxruntime_library: lib(
+            "EMOTIOND_ONNXRUNTIME_LIB",
+            "onnxruntime/libonnxruntime.so.1.32.0",
+        ),
+    };
+    let mut attempts = vec![Attempt::Tract];
+    if rt.tflite_library.is_some() {
+        attempts.push(Attempt::TfLite(Delegate::None));
+        attempts.push(Attempt::TfLite(Delegate::Xnnpack));
+    } else {
+        eprintln!("no TFLite C library: tflite benches skipped");
+    }
+    if rt.onnxruntime_library.is_some() {
+        attempts.push(Attempt::OnnxRuntime(vec!["cpu".into()]));
+    } else {
+        eprintln!("no ONNX Runtime library: onnxruntime benches skipped");
     }
 
-    let mut analyzer = Analyzer::load(&ModelsConfig {
-        verify_test_vectors: false,
-        ..ModelsConfig::default()
-    })
-    .unwrap();
-    c.bench_function("pipeline_frame_640x480_one_face_tract", |b| {
-        b.iter(|| black_box(analyzer.analyze(black_box(&frame)).unwrap()))
-    });
+    // Raw inference: the engine alone on each model's first test vector.
+    for name in builtin::names() {
+        let pkg = builtin::load(name).unwrap().unwrap();
+        for a in &attempts {
+            let Ok(mut e) = load_engine(&pkg, a, &rt, 1) else {
+                eprintln!("{name}: {} does not load", a.label());
+                continue;
+            };
+            let input = pkg.vectors[0].input.clone();
+            let mut out: Vec<Tensor> = Vec::new();
+            c.bench_function(&format!("infer_{name}/{}", a.label()), |b| {
+                b.iter(|| e.run(black_box(&input), &mut out).unwrap())
+            });
+        }
+    }
+
+    let det_pkg = builtin::load(builtin::DEFAULT_DETECTOR).unwrap().unwrap();
+    for a in &attempts {
+        let mut det =
+            FaceDetector::new(&det_pkg, load_engine(&det_pkg, a, &rt, 1).unwrap()).unwrap();
+        let faces = det.detect(&frame).unwrap();
+        assert_eq!(faces.len(), 1, "the bench frame must hold one face");
+        c.bench_function(&format!("detect_640x480/{}", a.label()), |b| {
+            b.iter(|| black_box(det.detect(black_box(&frame)).unwrap()))
+        });
+        let bbox = faces[0].bbox;
+        for name in builtin::names().filter(|n| *n != builtin::DEFAULT_DETECTOR) {
+            let pkg = builtin::load(name).unwrap().unwrap();
+            let Ok(engine) = load_engine(&pkg, a, &rt, 1) else {
+                continue;
+            };
+            let mut cls = ExpressionClassifier::new(&pkg, engine).unwrap();
+            c.bench_function(&format!("classify_{name}/{}", a.label()), |b| {
+                b.iter(|| black_box(cls.classify(black_box(&frame), &bbox).unwrap()))
+            });
+        }
+    }
+
+    // The whole frame as the daemon runs it: under the stall watchdog, default models.
+    for a in &attempts {
+        let (engine, delegate) = match a {
+            Attempt::Tract => (EngineKind::Tract, DelegateKind::None),
+            Attempt::TfLite(Delegate::Xnnpack) => (EngineKind::TfLite, DelegateKind::Xnnpack),
+            Attempt::TfLite(_) => (EngineKind::TfLite, DelegateKind::None),
+            Attempt::OnnxRuntime(_) => (EngineKind::OnnxRuntime, DelegateKind::None),
+        };
+        let s = EngineSettings {
+            delegate,
+            ..EngineSettings::default()
+        };
+        let mut analyzer = Analyzer::load(&ModelsConfig {
+            engine,
+            verify_test_vectors: false,
+            tflite_library: rt.tflite_library.clone(),
+            onnxruntime_library: rt.onnxruntime_library.clone(),
+            detector_engine: s.clone(),
+            expression_engine: s,
+            ..ModelsConfig::default()
+        })
+        .unwrap();
+        assert!(analyzer.detector_info().fallback.is_none());
+        c.bench_function(
+            &format!("pipeline_frame_640x480_one_face/{}", a.label()),
+            |b| b.iter(|| black_box(analyzer.analyze(black_box(&frame)).unwrap())),
+        );
+    }
 }
 
 criterion_group!(name = group; config = Criterion::default().sample_size(50); targets = benches);

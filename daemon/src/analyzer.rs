@@ -4,7 +4,7 @@ use crate::config::ModelsConfig;
 use crate::summary::ModelInfo;
 use anyhow::{Context, Result};
 use emotiond_models::{
-    BBox, Emotions, ExpressionClassifier, FaceDetector, ModelPackage, builtin, load_engine,
+    BBox, Emotions, Engine, ExpressionClassifier, FaceDetector, ModelPackage, builtin, runtime,
 };
 use image::RgbImage;
 use serde::Serialize;
@@ -35,8 +35,8 @@ pub struct Analyzer {
     detector: FaceDetector,
     classifier: ExpressionClassifier,
     min_face_px: u32,
-    pub detector_info: ModelInfo,
-    pub expression_info: ModelInfo,
+    detector_id: String,
+    expression_id: String,
 }
 
 /// Load `builtin:<name>` or a package folder.
@@ -55,37 +55,30 @@ impl Analyzer {
     pub fn load(cfg: &ModelsConfig) -> Result<Analyzer> {
         let det = load_package(&cfg.detector)?;
         let exp = load_package(&cfg.expression)?;
+        let runtimes = cfg.runtimes();
         let mut engines = Vec::new();
-        for pkg in [&det, &exp] {
-            let mut e = load_engine(cfg.engine, &pkg.id(), &pkg.model)
-                .with_context(|| format!("loading model {} from {}", pkg.id(), pkg.origin))?;
-            if cfg.verify_test_vectors {
-                let worst = pkg.check_vectors(e.as_mut()).with_context(|| {
-                    format!(
-                        "model {} from {} fails its test vectors",
-                        pkg.id(),
-                        pkg.origin
-                    )
-                })?;
-                log::info!(
-                    "model {} ({}) passes {} test vector(s) on {} (max diff {worst:.2e})",
-                    pkg.id(),
-                    pkg.origin,
-                    pkg.vectors.len(),
-                    cfg.engine
-                );
-            }
-            engines.push(e);
+        for (pkg, settings) in [(&det, &cfg.detector_engine), (&exp, &cfg.expression_engine)] {
+            let kind = settings.engine.unwrap_or(cfg.engine);
+            let e = runtime::supervised(
+                pkg,
+                kind,
+                settings,
+                &runtimes,
+                cfg.verify_test_vectors,
+                cfg.watchdog.clone(),
+            )
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("loading model {} from {}", pkg.id(), pkg.origin))?;
+            log::info!(
+                "model {} runs on {}{}",
+                pkg.id(),
+                e.kind(),
+                e.accelerator().map(|a| format!("+{a}")).unwrap_or_default()
+            );
+            engines.push(Box::new(e) as Box<dyn Engine>);
         }
         let exp_engine = engines.pop().context("engine")?;
         let det_engine = engines.pop().context("engine")?;
-        let info = |pkg: &ModelPackage, e: &dyn emotiond_models::Engine| ModelInfo {
-            id: pkg.id(),
-            engine: e.kind().to_string(),
-            accelerator: e.accelerator().map(str::to_string),
-        };
-        let detector_info = info(&det, det_engine.as_ref());
-        let expression_info = info(&exp, exp_engine.as_ref());
         let mut detector = FaceDetector::new(&det, det_engine)?;
         detector.max_faces = cfg.max_faces;
         let classifier = ExpressionClassifier::new(&exp, exp_engine)?;
@@ -93,9 +86,18 @@ impl Analyzer {
             detector,
             classifier,
             min_face_px: cfg.min_face_px,
-            detector_info,
-            expression_info,
+            detector_id: det.id(),
+            expression_id: exp.id(),
         })
+    }
+
+    /// The detector's package, engine and watchdog counters now.
+    pub fn detector_info(&self) -> ModelInfo {
+        ModelInfo::of(self.detector_id.clone(), self.detector.engine())
+    }
+
+    pub fn expression_info(&self) -> ModelInfo {
+        ModelInfo::of(self.expression_id.clone(), self.classifier.engine())
     }
 
     pub fn analyze(&mut self, img: &RgbImage) -> Result<FrameResult> {

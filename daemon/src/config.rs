@@ -2,7 +2,8 @@
 //! parsing, validation reports every problem at once, each with its key path.
 
 use crate::summary::Encoding;
-use emotiond_models::EngineKind;
+use emotiond_models::supervise::WatchdogConfig;
+use emotiond_models::{EngineKind, EngineSettings, Runtimes};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -62,15 +63,34 @@ pub struct CameraConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelsConfig {
+    /// Engine for both models unless `detector_engine.engine` / `expression_engine.engine`
+    /// say otherwise: `tract`, `tflite` or `onnxruntime`.
     pub engine: EngineKind,
     /// `builtin:<name>` or a package folder holding `manifest.toml`.
     pub detector: String,
     pub expression: String,
-    /// Run each package's test vectors on the engine before using it.
+    /// Run each package's test vectors on the engine before using it; an engine that fails
+    /// them is skipped for the next one in the fallback chain.
     pub verify_test_vectors: bool,
     pub max_faces: usize,
     /// Faces smaller than this (pixels, shorter side) are not classified or counted.
     pub min_face_px: u32,
+    /// The TFLite C library; unset: `libtensorflowlite_c.so` from the loader's path.
+    pub tflite_library: Option<PathBuf>,
+    /// ONNX Runtime; unset: `libonnxruntime.so` from the loader's path.
+    pub onnxruntime_library: Option<PathBuf>,
+    pub detector_engine: EngineSettings,
+    pub expression_engine: EngineSettings,
+    pub watchdog: WatchdogConfig,
+}
+
+impl ModelsConfig {
+    pub fn runtimes(&self) -> Runtimes {
+        Runtimes {
+            tflite_library: self.tflite_library.clone(),
+            onnxruntime_library: self.onnxruntime_library.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,6 +146,11 @@ impl Default for ModelsConfig {
             verify_test_vectors: true,
             max_faces: 8,
             min_face_px: 24,
+            tflite_library: None,
+            onnxruntime_library: None,
+            detector_engine: EngineSettings::default(),
+            expression_engine: EngineSettings::default(),
+            watchdog: WatchdogConfig::default(),
         }
     }
 }
@@ -269,6 +294,30 @@ impl Config {
         }
         if m.max_faces == 0 || m.max_faces > 64 {
             bad("models.max_faces", "must be within 1..=64");
+        }
+        for (k, s) in [
+            ("models.detector_engine", &m.detector_engine),
+            ("models.expression_engine", &m.expression_engine),
+        ] {
+            if let Err(e) = emotiond_models::runtime::chain(s.engine.unwrap_or(m.engine), s) {
+                bad(k, &e.to_string());
+            }
+            if s.threads == 0 || s.threads > 64 {
+                bad(k, "threads must be within 1..=64");
+            }
+        }
+        let w = &m.watchdog;
+        if !(w.slow_factor >= 1.5 && w.slow_factor <= 1000.0) {
+            bad("models.watchdog.slow_factor", "must be within 1.5..=1000");
+        }
+        if w.stall_ms < 10 || w.stall_ms > 600_000 {
+            bad("models.watchdog.stall_ms", "must be within 10..=600000");
+        }
+        if w.max_rebuilds_per_min == 0 || w.max_rebuilds_per_min > 60 {
+            bad(
+                "models.watchdog.max_rebuilds_per_min",
+                "must be within 1..=60",
+            );
         }
         let pl = &self.pipeline;
         if !(pl.window_s >= 0.1 && pl.window_s <= 3600.0) {

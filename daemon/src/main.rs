@@ -7,9 +7,11 @@ use emotiond::config::{self, Config, Pace, SourceKind};
 use emotiond::outbox::Outbox;
 use emotiond::pipeline::{Pipeline, Shared, spawn_capture};
 use emotiond::queue::DropOldest;
-use emotiond::summary::Summary;
+use emotiond::summary::{ModelInfo, Summary};
 use emotiond::{demo, mqtt};
 use emotiond_hal::{Camera, CameraError, FileSource, Pacing};
+use emotiond_models::EngineKind;
+use emotiond_models::runtime::DelegateKind;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -63,6 +65,19 @@ enum Cmd {
         input: Option<PathBuf>,
         #[arg(long, default_value_t = 200)]
         frames: usize,
+        /// Engine for both models (overrides the config): tract, tflite, onnxruntime.
+        #[arg(long)]
+        engine: Option<EngineKind>,
+        /// TFLite delegate (overrides the config): none, xnnpack.
+        #[arg(long)]
+        delegate: Option<String>,
+        /// Threads per engine (overrides the config).
+        #[arg(long)]
+        threads: Option<usize>,
+        #[arg(long)]
+        tflite_library: Option<PathBuf>,
+        #[arg(long)]
+        onnxruntime_library: Option<PathBuf>,
     },
     /// Check config, models, camera and broker; non-zero exit on any failure.
     Check {
@@ -195,7 +210,46 @@ fn dispatch(cli: Cli, explicit: bool) -> Result<ExitCode> {
             run(cfg, false, Some(if once { 1 } else { u64::MAX }))
         }
         Cmd::Analyze { paths } => analyze(&load_config(&cli.config, explicit)?, &paths),
-        Cmd::Bench { input, frames } => bench(&load_config(&cli.config, explicit)?, input, frames),
+        Cmd::Bench {
+            input,
+            frames,
+            engine,
+            delegate,
+            threads,
+            tflite_library,
+            onnxruntime_library,
+        } => {
+            let mut cfg = load_config(&cli.config, explicit)?;
+            let m = &mut cfg.models;
+            let forced = engine.is_some() || delegate.is_some();
+            if let Some(e) = engine {
+                m.engine = e;
+            }
+            for s in [&mut m.detector_engine, &mut m.expression_engine] {
+                if engine.is_some() {
+                    s.engine = None;
+                }
+                if let Some(d) = &delegate {
+                    s.delegate = match d.as_str() {
+                        "none" => DelegateKind::None,
+                        "xnnpack" => DelegateKind::Xnnpack,
+                        other => bail!(
+                            "--delegate {other:?}: none or xnnpack (external delegates are set in the config)"
+                        ),
+                    };
+                }
+                if let Some(n) = threads {
+                    s.threads = n.max(1);
+                }
+            }
+            if tflite_library.is_some() {
+                m.tflite_library = tflite_library;
+            }
+            if onnxruntime_library.is_some() {
+                m.onnxruntime_library = onnxruntime_library;
+            }
+            bench(&cfg, input, frames, forced)
+        }
         Cmd::Check { json } => check(&cli.config, explicit, json),
     }
 }
@@ -407,8 +461,16 @@ fn analyze(cfg: &Config, paths: &[PathBuf]) -> Result<ExitCode> {
     })
 }
 
-fn bench(cfg: &Config, input: Option<PathBuf>, frames: usize) -> Result<ExitCode> {
+fn bench(cfg: &Config, input: Option<PathBuf>, frames: usize, forced: bool) -> Result<ExitCode> {
     let mut analyzer = Analyzer::load(&cfg.models)?;
+    if forced {
+        // A benchmark of a fallback would measure the wrong engine.
+        for m in [analyzer.detector_info(), analyzer.expression_info()] {
+            if let Some(why) = m.fallback {
+                bail!("model {} does not run on the requested engine: {why}", m.id);
+            }
+        }
+    }
     let mut src: Box<dyn Camera> = match &input {
         Some(p) => Box::new(
             FileSource::new(std::slice::from_ref(p), Pacing::AsFastAsPossible, true)
@@ -458,10 +520,19 @@ fn bench(cfg: &Config, input: Option<PathBuf>, frames: usize) -> Result<ExitCode
             "width": first.width(), "height": first.height(), "frames": totals.len(),
             "fps": totals.len() as f64 / wall, "faces_per_frame": faces as f64 / totals.len() as f64,
             "decode_ms": mean(&decode), "detect_ms": mean(&det), "classify_ms": mean(&cls), "total_ms": mean(&totals), "total_ms_p95": p95,
-            "engine": analyzer.detector_info.engine, "detector": analyzer.detector_info.id, "expression": analyzer.expression_info.id,
+            "detector": analyzer.detector_info().id, "expression": analyzer.expression_info().id,
+            "detector_engine": engine_label(&analyzer.detector_info()), "expression_engine": engine_label(&analyzer.expression_info()),
         })
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// "tflite+xnnpack", "tract", "onnxruntime+cuda".
+fn engine_label(m: &ModelInfo) -> String {
+    match &m.accelerator {
+        Some(a) => format!("{}+{a}", m.engine),
+        None => m.engine.clone(),
+    }
 }
 
 /// Connect to the broker as the daemon would (credentials included) and wait for CONNACK.
@@ -528,15 +599,36 @@ fn check(path: &Path, explicit: bool, json: bool) -> Result<ExitCode> {
     };
     if let Some(cfg) = &cfg {
         match Analyzer::load(&cfg.models) {
-            Ok(a) => items.push((
-                "models",
-                true,
-                format!(
-                    "{} and {} on {}, test vectors pass",
-                    a.detector_info.id, a.expression_info.id, a.detector_info.engine
-                ),
-                "",
-            )),
+            Ok(a) => {
+                let (d, x) = (a.detector_info(), a.expression_info());
+                items.push((
+                    "models",
+                    true,
+                    format!(
+                        "{} on {} and {} on {}{}",
+                        d.id,
+                        engine_label(&d),
+                        x.id,
+                        engine_label(&x),
+                        if cfg.models.verify_test_vectors {
+                            ", test vectors pass"
+                        } else {
+                            ""
+                        }
+                    ),
+                    "",
+                ));
+                for m in [d, x] {
+                    if let Some(why) = &m.fallback {
+                        items.push((
+                            "engine",
+                            false,
+                            format!("{} falls back to {}: {why}", m.id, engine_label(&m)),
+                            "install the runtime library or delegate named above, or set models.tflite_library / models.onnxruntime_library / the engine in config",
+                        ));
+                    }
+                }
+            }
             Err(e) => items.push((
                 "models",
                 false,

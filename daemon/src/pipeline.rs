@@ -210,8 +210,8 @@ impl Pipeline {
                     boot_id: self.boot_id,
                     seq,
                     camera: shared.camera().state,
-                    detector: self.analyzer.detector_info.clone(),
-                    expression: self.analyzer.expression_info.clone(),
+                    detector: self.analyzer.detector_info(),
+                    expression: self.analyzer.expression_info(),
                 };
                 sink(window.finish(unix_ms(end_wall), meta));
                 seq += 1;

@@ -49,10 +49,32 @@ impl<T: Copy> PerEmotion<T> {
 pub struct ModelInfo {
     /// `name@version` of the package.
     pub id: String,
-    /// Engine running it ("tract").
+    /// Engine running it: "tract", "tflite" or "onnxruntime".
     pub engine: String,
-    /// Hardware delegate, if any.
+    /// Hardware delegate or execution provider, if any ("xnnpack", "edgetpu", "cuda").
     pub accelerator: Option<String>,
+    /// Why this is not the configured engine/accelerator (each skipped step and its
+    /// reason); null when it is.
+    pub fallback: Option<String>,
+    /// Stall watchdog since start: slow inferences, stalls, engines rebuilt.
+    pub slow: u64,
+    pub stalls: u64,
+    pub rebuilds: u64,
+}
+
+impl ModelInfo {
+    pub fn of(id: String, e: &dyn emotiond_models::Engine) -> ModelInfo {
+        let w = e.watchdog().unwrap_or_default();
+        ModelInfo {
+            id,
+            engine: e.kind().to_string(),
+            accelerator: e.accelerator().map(str::to_string),
+            fallback: e.fallback().map(str::to_string),
+            slow: w.slow,
+            stalls: w.stalls,
+            rebuilds: w.rebuilds,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,11 +201,19 @@ pub(crate) fn sample() -> Summary {
             id: "blazeface@1".into(),
             engine: "tract".into(),
             accelerator: None,
+            fallback: None,
+            slow: 0,
+            stalls: 0,
+            rebuilds: 0,
         },
         expression: ModelInfo {
             id: "fer@1".into(),
-            engine: "tract".into(),
+            engine: "tflite".into(),
             accelerator: Some("xnnpack".into()),
+            fallback: None,
+            slow: 1,
+            stalls: 0,
+            rebuilds: 0,
         },
     }
 }

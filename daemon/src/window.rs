@@ -221,6 +221,10 @@ mod tests {
             id: "m@1".into(),
             engine: "tract".into(),
             accelerator: None,
+            fallback: None,
+            slow: 0,
+            stalls: 0,
+            rebuilds: 0,
         };
         SummaryMeta {
             device_id: "d".into(),

@@ -32,6 +32,12 @@ pub enum EngineError {
         got: usize,
         want: Vec<usize>,
     },
+    #[error("{engine}: inference on model {model} stalled: {reason}")]
+    Stalled {
+        engine: &'static str,
+        model: String,
+        reason: String,
+    },
     #[error("{engine}: inference failed on model {model}: {reason}")]
     Run {
         engine: &'static str,
@@ -46,25 +52,43 @@ pub enum EngineError {
 pub enum EngineKind {
     /// Pure Rust (`tract-tflite`); runs on every target with no C runtime.
     Tract,
+    /// The TFLite C runtime loaded at run time, with an optional hardware delegate.
+    #[serde(rename = "tflite")]
+    TfLite,
+    /// ONNX Runtime loaded at run time, with execution providers.
+    #[serde(rename = "onnxruntime")]
+    OnnxRuntime,
+}
+
+impl EngineKind {
+    pub const ALL: [EngineKind; 3] = [
+        EngineKind::Tract,
+        EngineKind::TfLite,
+        EngineKind::OnnxRuntime,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Tract => "tract",
+            EngineKind::TfLite => "tflite",
+            EngineKind::OnnxRuntime => "onnxruntime",
+        }
+    }
 }
 
 impl fmt::Display for EngineKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            EngineKind::Tract => "tract",
-        })
+        f.write_str(self.as_str())
     }
 }
 
 impl std::str::FromStr for EngineKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "tract" => Ok(EngineKind::Tract),
-            other => Err(format!(
-                "unknown engine {other:?}; available in this build: tract"
-            )),
-        }
+        EngineKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown engine {s:?}; known: tract, tflite, onnxruntime"))
     }
 }
 
@@ -76,21 +100,15 @@ pub trait Engine: Send {
         None
     }
     fn input_shape(&self) -> &[usize];
+    /// Why this is not the configured engine (the fallback chain's reasons), if it is not.
+    fn fallback(&self) -> Option<&str> {
+        None
+    }
+    /// Stall-watchdog counters, for an engine run under the watchdog.
+    fn watchdog(&self) -> Option<crate::supervise::WatchdogCounts> {
+        None
+    }
     /// Run on one input tensor (row-major, `input_shape` elements). `outputs` is resized to
     /// the model's outputs in model order and its buffers are reused across calls.
     fn run(&mut self, input: &[f32], outputs: &mut Vec<Tensor>) -> Result<(), EngineError>;
-}
-
-/// Build an engine of the given kind for a model file.
-pub fn load_engine(
-    kind: EngineKind,
-    model_name: &str,
-    model_bytes: &[u8],
-) -> Result<Box<dyn Engine>, EngineError> {
-    match kind {
-        EngineKind::Tract => Ok(Box::new(crate::tract_engine::TractEngine::load(
-            model_name,
-            model_bytes,
-        )?)),
-    }
 }

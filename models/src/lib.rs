@@ -1,6 +1,7 @@
 //! Model packages and inference for emotiond: manifests, engines, and the model-driven
 //! pre- and post-processing that turns images into faces and emotion probabilities.
-#![forbid(unsafe_code)]
+// Unsafe code is allowed only where the C runtimes are bound (`tflite_engine`).
+#![deny(unsafe_code)]
 
 pub mod builtin;
 pub mod classifier;
@@ -8,17 +9,23 @@ pub mod detector;
 pub mod engine;
 pub mod geometry;
 pub mod manifest;
+mod ort_engine;
 pub mod package;
 pub mod preprocess;
+pub mod runtime;
 pub mod ssd;
+pub mod supervise;
+pub mod tflite_engine;
 mod tract_engine;
 
 pub use classifier::{Emotions, ExpressionClassifier};
 pub use detector::FaceDetector;
-pub use engine::{Engine, EngineError, EngineKind, Tensor, load_engine};
+pub use engine::{Engine, EngineError, EngineKind, Tensor};
 pub use geometry::{BBox, Detection};
 pub use manifest::{EMOTIONS, Manifest, Task};
+pub use ort_engine::runtime as onnxruntime_info;
 pub use package::{ModelPackage, PackageError};
+pub use runtime::{Attempt, Built, EngineSettings, Runtimes, load_engine};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {

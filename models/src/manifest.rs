@@ -198,6 +198,19 @@ pub struct Manifest {
     pub budget_ms: Option<f32>,
     #[serde(default, rename = "test_vector")]
     pub test_vectors: Vec<TestVector>,
+    /// Per-engine model files (`[files.tflite]`, `[files.onnxruntime]`): the original
+    /// `.tflite` for the TFLite runtime, an `.onnx` conversion for ONNX Runtime. `file`
+    /// above serves tract, and the TFLite runtime when it has no entry here.
+    #[serde(default)]
+    pub files: std::collections::BTreeMap<String, EngineFile>,
+}
+
+/// A model file for one engine, with its SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineFile {
+    pub file: String,
+    pub sha256: String,
 }
 
 /// The emotions the product reports, in the order of every summary.
@@ -255,6 +268,30 @@ impl Manifest {
         }
         if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(invalid("sha256", "must be 64 hex digits"));
+        }
+        for (engine, f) in &self.files {
+            match engine.parse::<crate::EngineKind>() {
+                Ok(crate::EngineKind::TfLite | crate::EngineKind::OnnxRuntime) => {}
+                Ok(crate::EngineKind::Tract) => {
+                    return Err(invalid(
+                        "files",
+                        "tract uses the top-level `file`".to_string(),
+                    ));
+                }
+                Err(e) => return Err(invalid("files", e)),
+            }
+            if f.file.contains("..") || f.file.starts_with('/') {
+                return Err(invalid(
+                    "files",
+                    format!("files.{engine}.file must be a path inside the package"),
+                ));
+            }
+            if f.sha256.len() != 64 || !f.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(invalid(
+                    "files",
+                    format!("files.{engine}.sha256 must be 64 hex digits"),
+                ));
+            }
         }
         let inp = &self.input;
         if inp.shape.len() != 4 || inp.shape[0] != 1 || inp.shape.contains(&0) {

@@ -2,7 +2,7 @@
 //! against the manifest's SHA-256) and the test vectors, plus running those vectors on an
 //! engine.
 
-use crate::engine::{Engine, EngineError, Tensor};
+use crate::engine::{Engine, EngineError, EngineKind, Tensor};
 use crate::manifest::{Manifest, ManifestError};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -59,7 +59,10 @@ pub struct ModelPackage {
     pub manifest: Manifest,
     /// Where it came from: a folder path, or `builtin:<name>`.
     pub origin: String,
+    /// The model file for tract (the manifest's `file`).
     pub model: Arc<[u8]>,
+    /// Model files for other engines (the manifest's `[files.*]`), hash-checked.
+    pub engine_files: Vec<(EngineKind, Arc<[u8]>)>,
     pub vectors: Vec<LoadedVector>,
 }
 
@@ -92,18 +95,29 @@ impl ModelPackage {
             path: base.join("manifest.toml"),
             source,
         })?;
-        let model_path = base.join(&manifest.file);
-        let model = read(&manifest.file).map_err(|source| PackageError::Io {
-            path: model_path.clone(),
-            source,
-        })?;
-        let got = sha256_hex(&model);
-        if !got.eq_ignore_ascii_case(&manifest.sha256) {
-            return Err(PackageError::Hash {
-                path: model_path,
-                want: manifest.sha256.clone(),
-                got,
-            });
+        let mut read_checked = |rel: &str, want: &str| -> Result<Vec<u8>, PackageError> {
+            let path = base.join(rel);
+            let bytes = read(rel).map_err(|source| PackageError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let got = sha256_hex(&bytes);
+            if !got.eq_ignore_ascii_case(want) {
+                return Err(PackageError::Hash {
+                    path,
+                    want: want.to_string(),
+                    got,
+                });
+            }
+            Ok(bytes)
+        };
+        let model = read_checked(&manifest.file, &manifest.sha256)?;
+        let mut engine_files = Vec::new();
+        for (engine, f) in &manifest.files {
+            // Keys were validated by Manifest::parse.
+            if let Ok(kind) = engine.parse::<EngineKind>() {
+                engine_files.push((kind, read_checked(&f.file, &f.sha256)?.into()));
+            }
         }
         let mut vectors = Vec::new();
         for tv in &manifest.test_vectors {
@@ -145,6 +159,7 @@ impl ModelPackage {
             manifest,
             origin: origin.to_string(),
             model: model.into(),
+            engine_files,
             vectors,
         })
     }
@@ -159,6 +174,16 @@ impl ModelPackage {
         Self::from_parts(&dir.display().to_string(), &text, |rel| {
             std::fs::read(dir.join(rel))
         })
+    }
+
+    /// The model bytes `kind` runs: its `[files.*]` entry, else (tract, TFLite) the main
+    /// file. ONNX Runtime needs its own `.onnx` file.
+    pub fn file_for(&self, kind: EngineKind) -> Option<&Arc<[u8]>> {
+        match self.engine_files.iter().find(|(k, _)| *k == kind) {
+            Some((_, b)) => Some(b),
+            None if kind == EngineKind::OnnxRuntime => None,
+            None => Some(&self.model),
+        }
     }
 
     /// `name@version`, as summaries report it.

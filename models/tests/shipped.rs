@@ -2,7 +2,7 @@
 
 use emotiond_models::package::ModelPackage;
 use emotiond_models::{
-    EMOTIONS, EngineKind, ExpressionClassifier, FaceDetector, builtin, load_engine,
+    Attempt, EMOTIONS, ExpressionClassifier, FaceDetector, Runtimes, builtin, load_engine,
 };
 use std::path::PathBuf;
 
@@ -20,7 +20,7 @@ fn detector() -> FaceDetector {
     let p = pkg(builtin::DEFAULT_DETECTOR);
     FaceDetector::new(
         &p,
-        load_engine(EngineKind::Tract, &p.id(), &p.model).unwrap(),
+        load_engine(&p, &Attempt::Tract, &Runtimes::default(), 1).unwrap(),
     )
     .unwrap()
 }
@@ -29,7 +29,7 @@ fn classifier(name: &str) -> ExpressionClassifier {
     let p = pkg(name);
     ExpressionClassifier::new(
         &p,
-        load_engine(EngineKind::Tract, &p.id(), &p.model).unwrap(),
+        load_engine(&p, &Attempt::Tract, &Runtimes::default(), 1).unwrap(),
     )
     .unwrap()
 }
@@ -41,8 +41,8 @@ fn every_shipped_package_reproduces_its_test_vectors_on_tract() {
     for name in names {
         let p = pkg(name);
         assert!(!p.vectors.is_empty(), "{name} has no test vectors");
-        let mut e =
-            load_engine(EngineKind::Tract, &p.id(), &p.model).unwrap_or_else(|err| panic!("{err}"));
+        let mut e = load_engine(&p, &Attempt::Tract, &Runtimes::default(), 1)
+            .unwrap_or_else(|err| panic!("{err}"));
         let worst = p
             .check_vectors(e.as_mut())
             .unwrap_or_else(|err| panic!("{err}"));
@@ -54,7 +54,7 @@ fn every_shipped_package_reproduces_its_test_vectors_on_tract() {
 fn a_changed_expected_output_fails_the_vectors() {
     let mut p = pkg(builtin::DEFAULT_EXPRESSION);
     p.vectors[0].outputs[0][3] += 0.05;
-    let mut e = load_engine(EngineKind::Tract, &p.id(), &p.model).unwrap();
+    let mut e = load_engine(&p, &Attempt::Tract, &Runtimes::default(), 1).unwrap();
     let err = p.check_vectors(e.as_mut()).unwrap_err().to_string();
     assert!(
         err.contains("test vector 0") && err.contains("element 3"),

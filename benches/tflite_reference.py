@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Reference timings for `cargo bench`'s `infer_<model>/tflite+xnnpack`: Python's TFLite
+interpreter (ai-edge-litert, the successor of tflite_runtime; or tflite_runtime if that is
+what is installed) with XNNPACK on one thread, on the same .tflite files the TFLite engine
+runs (each package's [files.tflite]), fed each package's first test vector.
+
+    python3 -m pip install "ai-edge-litert==2.3.0" numpy
+    python3 benches/tflite_reference.py            # one JSON object per line
+
+Timed like criterion's loop: set_tensor + invoke + get_tensor for every output, median of
+`--runs` after `--warmup` runs.
+"""
+import argparse, json, pathlib, statistics, time, tomllib
+
+import numpy as np
+
+try:
+    from ai_edge_litert.interpreter import Interpreter
+    runtime = "ai-edge-litert"
+except ImportError:  # pragma: no cover
+    from tflite_runtime.interpreter import Interpreter
+    runtime = "tflite_runtime"
+
+root = pathlib.Path(__file__).resolve().parent.parent
+ap = argparse.ArgumentParser()
+ap.add_argument("--runs", type=int, default=500)
+ap.add_argument("--warmup", type=int, default=50)
+args = ap.parse_args()
+
+for pkg in sorted((root / "models" / "packages").iterdir()):
+    mf = pkg / "manifest.toml"
+    if not mf.is_file():
+        continue
+    m = tomllib.loads(mf.read_text())
+    model = m.get("files", {}).get("tflite", {}).get("file", m["file"])
+    it = Interpreter(model_path=str(pkg / model), num_threads=1)
+    it.allocate_tensors()
+    inp = it.get_input_details()[0]
+    x = np.fromfile(pkg / m["test_vector"][0]["input"], dtype="<f4").reshape(inp["shape"])
+    outs = [o["index"] for o in it.get_output_details()]
+    times = []
+    for i in range(args.warmup + args.runs):
+        t = time.perf_counter()
+        it.set_tensor(inp["index"], x)
+        it.invoke()
+        for o in outs:
+            it.get_tensor(o)
+        if i >= args.warmup:
+            times.append((time.perf_counter() - t) * 1e3)
+    print(json.dumps({
+        "model": m["name"], "file": model, "runtime": runtime, "threads": 1,
+        "median_ms": round(statistics.median(times), 4),
+        "mean_ms": round(statistics.fmean(times), 4), "runs": args.runs,
+    }))
