@@ -612,3 +612,82 @@ fn check_reports_every_item_and_fails_on_an_unreachable_broker() {
     assert_eq!(broker_item["ok"], false);
     assert!(!broker_item["hint"].as_str().unwrap().is_empty());
 }
+
+/// The TFLite C library of `models/tools/fetch_runtimes.sh` (or EMOTIOND_TFLITE_LIB); when
+/// absent the test says so and passes, unless EMOTIOND_REQUIRE_RUNTIMES=1 (CI).
+fn tflite_library() -> Option<PathBuf> {
+    let p = std::env::var_os("EMOTIOND_TFLITE_LIB")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| data("../../runtimes-cache/tflite/libtensorflowlite_c.so"));
+    if p.is_file() {
+        return Some(p);
+    }
+    let msg = format!(
+        "{} not found: run models/tools/fetch_runtimes.sh",
+        p.display()
+    );
+    if std::env::var("EMOTIOND_REQUIRE_RUNTIMES").as_deref() == Ok("1") {
+        panic!("{msg}");
+    }
+    eprintln!("SKIPPED: {msg}");
+    None
+}
+
+#[test]
+fn summaries_and_check_name_the_engine_that_runs_and_why_one_fell_back() {
+    let Some(tflite) = tflite_library() else {
+        return;
+    };
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    // The detector on TFLite + XNNPACK; the expression model asks for ONNX Runtime from a
+    // library that is not there, so it falls back to tract and says why.
+    let tables = format!(
+        "{}\n[models]\nengine = \"tflite\"\ntflite_library = {:?}\nonnxruntime_library = \"/nonexistent/libonnxruntime.so\"\n[models.expression_engine]\nengine = \"onnxruntime\"\n",
+        looping_files(&data("astronaut.png"), 10.0),
+        tflite.display().to_string()
+    );
+    let cfg = write_config(dir.path(), "e2e-eng", broker.port, &tables);
+    let rx = subscribe(broker.port, "emotiond/e2e-eng/summary");
+    let _daemon = spawn_daemon(&cfg);
+    let s = next_summary(&rx, "emotiond/e2e-eng/summary", 60);
+    assert!(s["faces_seen"].as_u64().unwrap() > 0, "{s}");
+    let det = &s["detector"];
+    assert_eq!(det["engine"], "tflite", "{s}");
+    assert_eq!(det["accelerator"], "xnnpack", "{s}");
+    assert!(det["fallback"].is_null(), "{s}");
+    assert_eq!(det["stalls"], 0);
+    let exp = &s["expression"];
+    assert_eq!(exp["engine"], "tract", "{s}");
+    let why = exp["fallback"].as_str().unwrap();
+    assert!(
+        why.starts_with("onnxruntime: ") && why.contains("/nonexistent/libonnxruntime.so"),
+        "{why}"
+    );
+
+    let out = run_cli(&["check", "--json", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "a fallback is a failed check");
+    let items: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| json(l.as_bytes()))
+        .collect();
+    let models = items.iter().find(|i| i["check"] == "models").unwrap();
+    assert_eq!(models["ok"], true);
+    assert!(
+        models["detail"]
+            .as_str()
+            .unwrap()
+            .contains("tflite+xnnpack"),
+        "{models}"
+    );
+    let engine = items.iter().find(|i| i["check"] == "engine").unwrap();
+    assert_eq!(engine["ok"], false);
+    assert!(
+        engine["detail"]
+            .as_str()
+            .unwrap()
+            .contains("fer_mini_xception"),
+        "{engine}"
+    );
+}

@@ -38,8 +38,7 @@ static RUNTIME: OnceLock<Result<(String, String), String>> = OnceLock::new();
 fn preflight(path: &str) -> Result<String, String> {
     // SAFETY: opening the library runs its static initialisers; the handle is kept open for
     // the process (ort opens it again and keeps it too).
-    let lib = unsafe { libloading::Library::new(path) }
-        .map_err(|e| format!("cannot load {path}: {e}"))?;
+    let lib = unsafe { libloading::Library::new(path) }.map_err(|e| e.to_string())?;
     // SAFETY: OrtGetApiBase has this signature in every ONNX Runtime release.
     let get_base: libloading::Symbol<unsafe extern "C" fn() -> *const OrtApiBase> =
         unsafe { lib.get(b"OrtGetApiBase\0") }

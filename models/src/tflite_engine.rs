@@ -100,7 +100,7 @@ impl Api {
     fn open(path: &str) -> Result<Api, String> {
         // SAFETY: loading a shared library runs its initialisers; the TFLite C library's are
         // plain static constructors.
-        let lib = unsafe { Library::new(path) }.map_err(|e| format!("cannot load {path}: {e}"))?;
+        let lib = unsafe { Library::new(path) }.map_err(|e| e.to_string())?;
         macro_rules! sym {
             ($name:literal) => {
                 // SAFETY: the symbol is looked up by its C API name and cast to the
@@ -300,7 +300,7 @@ impl ExternalDelegate {
     fn create(library: &Path, options: &[(String, String)]) -> Result<ExternalDelegate, String> {
         let lp = library.display();
         // SAFETY: loading the delegate library runs its initialisers.
-        let lib = unsafe { Library::new(library) }.map_err(|e| format!("cannot load {lp}: {e}"))?;
+        let lib = unsafe { Library::new(library) }.map_err(|e| e.to_string())?;
         type Create = unsafe extern "C" fn(
             *const *const c_char,
             *const *const c_char,

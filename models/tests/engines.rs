@@ -297,3 +297,69 @@ fn corrupt_model_bytes_are_a_load_error_on_every_engine() {
         assert!(err.contains("cannot load model"), "{}: {err}", a.label());
     }
 }
+
+#[test]
+fn tflite_quantises_int8_inputs_and_dequantises_int8_outputs() {
+    // A full-integer fer model (int8 in and out, as EdgeTPU and NPU models are), made by
+    // tests/fixtures/make_int8_fixture.py with the outputs TFLite 2.6 gives for it.
+    let Some(lib) = tflite_lib() else { return };
+    let fx = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fx.join("fer_mini_xception_int8.json")).unwrap())
+            .unwrap();
+    let bytes: std::sync::Arc<[u8]> = std::fs::read(fx.join("fer_mini_xception_int8.tflite"))
+        .unwrap()
+        .into();
+    let (version, _) = emotiond_models::tflite_engine::library_info(Some(&lib)).unwrap();
+    // Exact on the library the expected values came from; other builds may differ by a few
+    // output steps (see the fixture's notes).
+    let tol = if version.starts_with("2.6.") {
+        1e-6
+    } else {
+        0.02
+    };
+    for d in [Delegate::None, Delegate::Xnnpack] {
+        let mut e = emotiond_models::tflite_engine::TfLiteEngine::load(
+            "fer_int8",
+            bytes.clone(),
+            &emotiond_models::tflite_engine::TfLiteOptions {
+                library: Some(lib.clone()),
+                delegate: d.clone(),
+                threads: 1,
+            },
+        )
+        .unwrap();
+        assert_eq!(e.input_shape(), [1, 64, 64, 1]);
+        for v in spec["vectors"].as_array().unwrap() {
+            let raw = std::fs::read(repo().join(v["input"].as_str().unwrap())).unwrap();
+            let input: Vec<f32> = raw
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            let out = run(&mut e, &input);
+            assert_eq!(out[0].shape, [1, 7]);
+            let want: Vec<f32> = v["int8_dequantised"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect();
+            for (g, w) in out[0].data.iter().zip(&want) {
+                assert!(
+                    (g - w).abs() <= tol,
+                    "{d:?} {}: {:?} vs {want:?}",
+                    v["input"],
+                    out[0].data
+                );
+            }
+            let argmax = out[0]
+                .data
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .unwrap()
+                .0;
+            assert_eq!(argmax as u64, v["argmax_float"].as_u64().unwrap());
+        }
+    }
+}
