@@ -363,3 +363,28 @@ fn tflite_quantises_int8_inputs_and_dequantises_int8_outputs() {
         }
     }
 }
+
+#[test]
+fn onnxruntime_provider_that_is_not_in_the_library_falls_back_to_its_cpu() {
+    // The PyPI library is a CPU build: asking for CUDA fails (as on a board without NVIDIA's
+    // build), and the same runtime on CPU takes over.
+    let Some(lib) = ort_lib() else { return };
+    let rt = Runtimes {
+        onnxruntime_library: Some(lib),
+        ..Default::default()
+    };
+    let p = builtin::load(builtin::DEFAULT_EXPRESSION).unwrap().unwrap();
+    let s = EngineSettings {
+        providers: vec!["cuda".into()],
+        ..Default::default()
+    };
+    let attempts = chain(EngineKind::OnnxRuntime, &s).unwrap();
+    let b = build(&p, &attempts, 0, &rt, 1, true).unwrap();
+    assert_eq!((b.level, b.engine.kind()), (1, EngineKind::OnnxRuntime));
+    assert_eq!(b.engine.accelerator(), None);
+    assert!(
+        b.skipped[0].starts_with("onnxruntime+cuda: "),
+        "{:?}",
+        b.skipped
+    );
+}
