@@ -13,6 +13,7 @@ mod ort_engine;
 pub mod package;
 pub mod preprocess;
 pub mod runtime;
+pub mod signed;
 pub mod ssd;
 pub mod supervise;
 pub mod tflite_engine;

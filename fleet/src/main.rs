@@ -1,0 +1,399 @@
+//! `emotion-fleet`: the operator's and data scientist's side of model updates.
+//!
+//! ```text
+//! emotion-fleet keygen --out DIR                      fleet.key (secret) + fleet.pub
+//! emotion-fleet model pack PKG_DIR --out FILE.empkg   one archive, SHA-256 of every file inside
+//! emotion-fleet model sign FILE --key fleet.key       FILE.sig
+//! emotion-fleet model verify FILE --key fleet.pub     checks the hash, the signature, every file
+//! emotion-fleet model inspect FILE                    the index and the manifest
+//! emotion-fleet rollout FILE --slot S (--device ID | --group G) (--url URL | --chunks)
+//! emotion-fleet rollback --slot S (--device ID | --group G)
+//! ```
+//! Output: one JSON object per line. Exit code 1 when a check fails, 2 on bad input.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use emotiond_models::signed::{self, Chunks, SetMessage, SignatureFile, Slot};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "emotion-fleet",
+    version,
+    about = "emotiond fleet tools: keys, signed model packages, rollouts"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Make an Ed25519 signing key pair: DIR/fleet.key (secret, mode 0600) and DIR/fleet.pub.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace existing key files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Model packages.
+    #[command(subcommand)]
+    Model(ModelCmd),
+    /// Publish a desired state (retained) telling devices to install a signed package.
+    Rollout {
+        /// The archive; its `.sig` must be beside it.
+        package: PathBuf,
+        #[arg(long)]
+        slot: Slot,
+        #[arg(long, conflicts_with = "group")]
+        device: Option<String>,
+        #[arg(long)]
+        group: Option<String>,
+        /// Where devices download the archive.
+        #[arg(long, conflicts_with = "chunks")]
+        url: Option<String>,
+        /// Publish the archive itself in retained chunks over MQTT.
+        #[arg(long)]
+        chunks: bool,
+        #[arg(long, default_value_t = 128 * 1024)]
+        chunk_size: usize,
+        #[command(flatten)]
+        broker: Broker,
+    },
+    /// Order devices back to the previous model of a slot.
+    Rollback {
+        #[arg(long)]
+        slot: Slot,
+        #[arg(long, conflicts_with = "group")]
+        device: Option<String>,
+        #[arg(long)]
+        group: Option<String>,
+        #[command(flatten)]
+        broker: Broker,
+    },
+}
+
+#[derive(clap::Args)]
+struct Broker {
+    #[arg(long, default_value = "localhost")]
+    host: String,
+    #[arg(long, default_value_t = 1883)]
+    port: u16,
+    #[arg(long)]
+    username: Option<String>,
+    #[arg(long)]
+    password: Option<String>,
+    #[arg(long, default_value = "emotiond")]
+    topic_prefix: String,
+}
+
+#[derive(Subcommand)]
+enum ModelCmd {
+    /// Pack a package folder (manifest.toml, model files, vectors) into one archive.
+    Pack {
+        dir: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign an archive: writes FILE.sig.
+    Sign {
+        package: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Check an archive's SHA-256 and signature and every file in it.
+    Verify {
+        package: PathBuf,
+        /// Trusted public key file(s).
+        #[arg(long, required = true)]
+        key: Vec<PathBuf>,
+        /// Signature file (default: FILE.sig).
+        #[arg(long)]
+        sig: Option<PathBuf>,
+    },
+    /// Print the index and the manifest.
+    Inspect { package: PathBuf },
+}
+
+fn sig_path(p: &Path) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(".sig");
+    PathBuf::from(s)
+}
+
+fn read(p: &Path) -> Result<Vec<u8>> {
+    std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+}
+
+fn read_text(p: &Path) -> Result<String> {
+    std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+}
+
+fn print(v: serde_json::Value) {
+    use std::io::Write;
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = writeln!(std::io::stdout(), "{v}");
+}
+
+fn keygen(out: &Path, force: bool) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let (sk, pk) = (out.join("fleet.key"), out.join("fleet.pub"));
+    if !force && (sk.exists() || pk.exists()) {
+        bail!(
+            "{} already holds a key (use --force to replace it)",
+            out.display()
+        );
+    }
+    let key = signed::generate_key()?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(&sk)
+        .with_context(|| format!("cannot write {}", sk.display()))?;
+    std::io::Write::write_all(
+        &mut f,
+        format!("{}\n", hex::encode(key.to_bytes())).as_bytes(),
+    )?;
+    f.sync_all()?;
+    let public = hex::encode(key.verifying_key().as_bytes());
+    std::fs::write(&pk, format!("{public}\n"))?;
+    print(serde_json::json!({
+        "key_id": signed::key_id(&key.verifying_key()), "public": public,
+        "secret_file": sk.display().to_string(), "public_file": pk.display().to_string(),
+    }));
+    Ok(())
+}
+
+fn verify(package: &Path, keys: &[PathBuf], sig: Option<&Path>) -> Result<bool> {
+    let archive = read(package)?;
+    let trusted = keys
+        .iter()
+        .map(|k| Ok(signed::parse_public(&read_text(k)?)?))
+        .collect::<Result<Vec<_>>>()?;
+    let sp = sig
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| sig_path(package));
+    let sigf: Option<SignatureFile> = match std::fs::read(&sp) {
+        Ok(b) => Some(
+            serde_json::from_slice(&b)
+                .with_context(|| format!("{} is not a signature file", sp.display()))?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", sp.display())),
+    };
+    let result = signed::verify(&archive, sigf.as_ref(), &trusted)
+        .and_then(|_| signed::open(&archive).map(|_| ()))
+        .and_then(|_| {
+            let (_, files) = signed::open(&archive)?;
+            signed::package_from_files(&package.display().to_string(), &files)
+                .map(|_| ())
+                .map_err(|e| signed::SignedError::Corrupt(e.to_string()))
+        });
+    match result {
+        Ok(()) => {
+            print(
+                serde_json::json!({"ok": true, "package": package.display().to_string(), "sha256": signed::sha256_hex(&archive)}),
+            );
+            Ok(true)
+        }
+        Err(e) => {
+            print(
+                serde_json::json!({"ok": false, "package": package.display().to_string(), "reason": e.code(), "detail": e.to_string()}),
+            );
+            Ok(false)
+        }
+    }
+}
+
+fn inspect(package: &Path) -> Result<()> {
+    let archive = read(package)?;
+    let (index, files) = signed::open(&archive)?;
+    let manifest = files
+        .iter()
+        .find(|(p, _)| p == "manifest.toml")
+        .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default();
+    let m: toml::Value =
+        toml::from_str(&manifest).unwrap_or(toml::Value::Table(Default::default()));
+    print(serde_json::json!({
+        "sha256": signed::sha256_hex(&archive), "size": archive.len(), "index": index,
+        "manifest": m, "signed": sig_path(package).exists(),
+    }));
+    Ok(())
+}
+
+fn client(b: &Broker) -> Result<(rumqttc::Client, rumqttc::Connection)> {
+    let mut o = rumqttc::MqttOptions::new(
+        format!("emotion-fleet-{}", std::process::id()),
+        b.host.clone(),
+        b.port,
+    );
+    o.set_keep_alive(Duration::from_secs(10));
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    if let Some(u) = &b.username {
+        o.set_credentials(u.clone(), b.password.clone().unwrap_or_default());
+    }
+    Ok(rumqttc::Client::new(o, 64))
+}
+
+/// Publish `msgs` (retained, QoS 1) and wait until the broker acknowledged each.
+fn publish_all(b: &Broker, msgs: Vec<(String, Vec<u8>)>) -> Result<()> {
+    let (client, mut conn) = client(b)?;
+    let n = msgs.len();
+    std::thread::spawn(move || {
+        for (t, p) in msgs {
+            if client
+                .publish(t, rumqttc::QoS::AtLeastOnce, true, p)
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut acked = 0;
+    for ev in conn.iter() {
+        match ev {
+            Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => {
+                acked += 1;
+                if acked == n {
+                    return Ok(());
+                }
+            }
+            Ok(_) => {}
+            Err(e) => bail!("broker {}:{}: {e}", b.host, b.port),
+        }
+    }
+    bail!("connection to {}:{} ended", b.host, b.port)
+}
+
+fn set_topic(b: &Broker, device: &Option<String>, group: &Option<String>) -> Result<String> {
+    match (device, group) {
+        (Some(d), None) => Ok(format!("{}/{d}/models/set", b.topic_prefix)),
+        (None, Some(g)) => Ok(format!("{}/groups/{g}/models/set", b.topic_prefix)),
+        _ => bail!("name --device or --group"),
+    }
+}
+
+fn run() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Keygen { out, force } => keygen(&out, force)?,
+        Cmd::Model(ModelCmd::Pack { dir, out }) => {
+            let (archive, index) = signed::pack(&dir)?;
+            std::fs::write(&out, &archive)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            print(serde_json::json!({
+                "package": out.display().to_string(), "name": index.name, "version": index.version,
+                "sha256": signed::sha256_hex(&archive), "size": archive.len(), "files": index.files.len(),
+            }));
+        }
+        Cmd::Model(ModelCmd::Sign { package, key }) => {
+            let archive = read(&package)?;
+            signed::open(&archive).context("refusing to sign an archive that does not open")?;
+            let key = signed::parse_secret(&read_text(&key)?)?;
+            let sig = signed::sign(&archive, &key);
+            let sp = sig_path(&package);
+            std::fs::write(&sp, serde_json::to_vec_pretty(&sig)?)?;
+            print(
+                serde_json::json!({"signature_file": sp.display().to_string(), "sha256": sig.sha256, "key_id": sig.key_id}),
+            );
+        }
+        Cmd::Model(ModelCmd::Verify { package, key, sig }) => {
+            if !verify(&package, &key, sig.as_deref())? {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Cmd::Model(ModelCmd::Inspect { package }) => inspect(&package)?,
+        Cmd::Rollout {
+            package,
+            slot,
+            device,
+            group,
+            url,
+            chunks,
+            chunk_size,
+            broker,
+        } => {
+            let topic = set_topic(&broker, &device, &group)?;
+            let archive = read(&package)?;
+            let (index, _) = signed::open(&archive)?;
+            if index.task != slot.task() {
+                bail!(
+                    "{} is a {:?} model; slot {} needs {:?}",
+                    package.display(),
+                    index.task,
+                    slot.as_str(),
+                    slot.task()
+                );
+            }
+            let sig: SignatureFile = serde_json::from_slice(&read(&sig_path(&package))?)
+                .context("the package's .sig file")?;
+            let sha = signed::sha256_hex(&archive);
+            let mut msgs = Vec::new();
+            let (url, chunk_src) = match (url, chunks) {
+                (Some(u), false) => (Some(u), None),
+                (None, true) => {
+                    let ct = format!("{}/packages/{sha}", broker.topic_prefix);
+                    let parts: Vec<&[u8]> =
+                        archive.chunks(chunk_size.clamp(1024, 512 * 1024)).collect();
+                    for (i, c) in parts.iter().enumerate() {
+                        msgs.push((format!("{ct}/{i}"), c.to_vec()));
+                    }
+                    (
+                        None,
+                        Some(Chunks {
+                            topic: ct,
+                            count: parts.len() as u32,
+                        }),
+                    )
+                }
+                _ => bail!("name --url URL or --chunks"),
+            };
+            let msg = SetMessage {
+                slot,
+                action: signed::Action::Install,
+                name: Some(index.name.clone()),
+                version: Some(index.version.clone()),
+                sha256: Some(sha.clone()),
+                size: Some(archive.len() as u64),
+                key_id: Some(sig.key_id),
+                signature: Some(sig.signature),
+                url,
+                chunks: chunk_src,
+            };
+            msgs.push((topic.clone(), serde_json::to_vec(&msg)?));
+            let n = msgs.len();
+            publish_all(&broker, msgs)?;
+            print(
+                serde_json::json!({"topic": topic, "name": index.name, "version": index.version, "sha256": sha, "messages": n}),
+            );
+        }
+        Cmd::Rollback {
+            slot,
+            device,
+            group,
+            broker,
+        } => {
+            let topic = set_topic(&broker, &device, &group)?;
+            let msg = serde_json::json!({"slot": slot, "action": "rollback"});
+            publish_all(&broker, vec![(topic.clone(), msg.to_string().into_bytes())])?;
+            print(serde_json::json!({"topic": topic, "slot": slot, "action": "rollback"}));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("emotion-fleet: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
