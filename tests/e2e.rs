@@ -691,3 +691,282 @@ fn summaries_and_check_name_the_engine_that_runs_and_why_one_fell_back() {
         "{engine}"
     );
 }
+
+// ---- model updates -------------------------------------------------------------------
+
+use emotiond_models::signed;
+
+/// A copy of a shipped package with its manifest edited by `edit`.
+fn package_copy(dir: &Path, name: &str, out: &str, edit: impl Fn(String) -> String) -> PathBuf {
+    let src = data("../../models/packages").join(name);
+    let dst = dir.join(out);
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        std::fs::create_dir_all(dst.join(&rel)).unwrap();
+        for e in std::fs::read_dir(src.join(&rel)).unwrap() {
+            let e = e.unwrap();
+            let r = rel.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                stack.push(r);
+            } else {
+                std::fs::copy(e.path(), dst.join(&r)).unwrap();
+            }
+        }
+    }
+    let m = dst.join("manifest.toml");
+    let text = std::fs::read_to_string(&m).unwrap();
+    std::fs::write(&m, edit(text)).unwrap();
+    dst
+}
+
+fn set_version(text: String, from: &str, to: &str) -> String {
+    let t = text.replace(
+        &format!("version = \"{from}\""),
+        &format!("version = \"{to}\""),
+    );
+    assert_ne!(t, text, "version {from} not found");
+    t
+}
+
+/// (topic, payload) pairs.
+type Messages = Vec<(String, Vec<u8>)>;
+
+/// Publish (retained, QoS 1) and wait for the broker's acknowledgements.
+fn publish(port: u16, msgs: Messages) {
+    let mut o = MqttOptions::new(format!("e2e-pub-{}", free_port()), "127.0.0.1", port);
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut conn) = Client::new(o, 64);
+    let n = msgs.len();
+    for (t, p) in msgs {
+        client.publish(t, QoS::AtLeastOnce, true, p).unwrap();
+    }
+    let mut acked = 0;
+    for ev in conn.iter() {
+        if let Ok(Event::Incoming(Packet::PubAck(_))) = ev {
+            acked += 1;
+            if acked == n {
+                return;
+            }
+        }
+    }
+}
+
+/// The order for a package in chunks, and the chunks.
+fn rollout(
+    device: &str,
+    slot: &str,
+    archive: &[u8],
+    sig: Option<&signed::SignatureFile>,
+    tweak: impl Fn(&mut serde_json::Value),
+) -> Vec<(String, Vec<u8>)> {
+    // A truncated archive does not open: its order names a made-up version.
+    let (name, version) = signed::open(archive)
+        .map(|(i, _)| (i.name, i.version))
+        .unwrap_or_else(|_| ("fer_mini_xception".into(), "truncated".into()));
+    let sha = signed::sha256_hex(archive);
+    let topic = format!("emotiond/packages/{sha}");
+    let mut msgs: Vec<(String, Vec<u8>)> = archive
+        .chunks(100 * 1024)
+        .enumerate()
+        .map(|(i, c)| (format!("{topic}/{i}"), c.to_vec()))
+        .collect();
+    let mut order = serde_json::json!({
+        "slot": slot, "name": name, "version": version, "sha256": sha,
+        "size": archive.len(), "chunks": {"topic": topic, "count": msgs.len()},
+    });
+    if let Some(s) = sig {
+        order["key_id"] = s.key_id.clone().into();
+        order["signature"] = s.signature.clone().into();
+    }
+    tweak(&mut order);
+    msgs.push((
+        format!("emotiond/{device}/models/set"),
+        order.to_string().into_bytes(),
+    ));
+    msgs
+}
+
+/// The next models/state message.
+fn next_state(rx: &mpsc::Receiver<(String, Vec<u8>, bool)>, topic: &str) -> serde_json::Value {
+    json(&wait_for(rx, topic, Duration::from_secs(60), |_| true))
+}
+
+/// States until one of `ends`, returned in order.
+fn states_until(
+    rx: &mpsc::Receiver<(String, Vec<u8>, bool)>,
+    topic: &str,
+    ends: &[&str],
+) -> Vec<serde_json::Value> {
+    let mut v = Vec::new();
+    loop {
+        let s = next_state(rx, topic);
+        let done = ends.contains(&s["state"].as_str().unwrap_or(""));
+        v.push(s);
+        if done {
+            return v;
+        }
+    }
+}
+
+#[test]
+fn signed_model_updates_are_verified_tested_switched_live_and_rolled_back() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = signed::generate_key().unwrap();
+    let other = signed::generate_key().unwrap();
+    let sign = |a: &[u8]| signed::sign(a, &key);
+    let pack = |p: &Path| signed::pack(p).unwrap().0;
+
+    let dev = "e2e-upd";
+    let extra = format!(
+        "{}\n[updates]\ntrusted_keys = [\"{}\"]\nprobation_s = 60.0\ndownload_timeout_s = 20\n",
+        looping_files(&data("astronaut.png"), 20.0),
+        hex::encode(key.verifying_key().as_bytes())
+    );
+    let cfg = write_config(dir.path(), dev, broker.port, &extra);
+    let state_t = format!("emotiond/{dev}/models/state");
+    let summary_t = format!("emotiond/{dev}/summary");
+    let states = subscribe(broker.port, &state_t);
+    let summaries = subscribe(broker.port, &summary_t);
+    let mut daemon = spawn_daemon(&cfg);
+    let first = next_summary(&summaries, &summary_t, 60);
+    let old_id = first["expression"]["id"].as_str().unwrap().to_string();
+    let boot = first["boot_id"].clone();
+
+    // Rejections, each with its own reason; the old model keeps producing summaries.
+    let good_dir = package_copy(dir.path(), "fer_mini_xception", "good", |t| {
+        set_version(t, "25.10.3+f32.2", "25.10.3+f32.2-e2e")
+            .replace("budget_ms = 10.0", "budget_ms = 10000.0")
+    });
+    let good = pack(&good_dir);
+    let bad_vec_dir = package_copy(dir.path(), "fer_mini_xception", "badvec", |t| {
+        set_version(t, "25.10.3+f32.2", "25.10.3+f32.2-badvec")
+    });
+    let out0 = bad_vec_dir.join("vectors/astronaut_face.out0.f32");
+    let mut b = std::fs::read(&out0).unwrap();
+    b[0..4].copy_from_slice(&0.75f32.to_le_bytes());
+    std::fs::write(&out0, b).unwrap();
+    let bad_vec = pack(&bad_vec_dir);
+    let detector = pack(&data("../../models/packages/blazeface_short_range"));
+    let truncated = good[..good.len() / 2].to_vec();
+
+    let cases: Vec<(&str, Messages)> = vec![
+        (
+            "malformed",
+            vec![(format!("emotiond/{dev}/models/set"), b"{not json".to_vec())],
+        ),
+        ("unsigned", rollout(dev, "expression", &good, None, |_| {})),
+        (
+            "untrusted_key",
+            rollout(
+                dev,
+                "expression",
+                &good,
+                Some(&signed::sign(&good, &other)),
+                |_| {},
+            ),
+        ),
+        (
+            "hash_mismatch",
+            rollout(dev, "expression", &truncated, Some(&sign(&good)), |o| {
+                o["sha256"] = signed::sha256_hex(&good).into();
+            }),
+        ),
+        (
+            "wrong_task",
+            rollout(dev, "expression", &detector, Some(&sign(&detector)), |_| {}),
+        ),
+        (
+            "test_vectors",
+            rollout(dev, "expression", &bad_vec, Some(&sign(&bad_vec)), |_| {}),
+        ),
+    ];
+    for (want, msgs) in cases {
+        publish(broker.port, msgs);
+        let seen = states_until(&states, &state_t, &["rejected"]);
+        let last = seen.last().unwrap();
+        assert_eq!(last["reason"], want, "{seen:?}");
+        assert!(!last["detail"].as_str().unwrap().is_empty());
+        let s = next_summary(&summaries, &summary_t, 30);
+        assert_eq!(s["expression"]["id"], old_id.as_str(), "after {want}");
+    }
+
+    // A good package: downloading → verifying → testing → active, no restart.
+    publish(
+        broker.port,
+        rollout(dev, "expression", &good, Some(&sign(&good)), |_| {}),
+    );
+    let seen = states_until(&states, &state_t, &["active", "rejected"]);
+    let names: Vec<_> = seen.iter().map(|s| s["state"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["downloading", "verifying", "testing", "active"],
+        "{seen:?}"
+    );
+    let new_id = "fer_mini_xception@25.10.3+f32.2-e2e";
+    let s = wait_for(&summaries, &summary_t, Duration::from_secs(30), |p| {
+        json(p)["expression"]["id"] == new_id
+    });
+    assert_eq!(json(&s)["boot_id"], boot, "switched without a restart");
+
+    // A detector that passes its vectors but finds nothing: rolled back during probation.
+    let blind_dir = package_copy(dir.path(), "blazeface_short_range", "blind", |t| {
+        set_version(t, "0.10.21+f32.1", "0.10.21+f32.1-blind")
+            .replace("min_score_thresh = 0.5", "min_score_thresh = 1.0")
+            .replace("budget_ms = 20.0", "budget_ms = 10000.0")
+    });
+    let blind = pack(&blind_dir);
+    publish(
+        broker.port,
+        rollout(dev, "detector", &blind, Some(&sign(&blind)), |_| {}),
+    );
+    let seen = states_until(&states, &state_t, &["rolled_back", "rejected"]);
+    let last = seen.last().unwrap();
+    assert_eq!(last["state"], "rolled_back", "{seen:?}");
+    assert_eq!(last["reason"], "probation");
+    assert!(
+        last["detail"].as_str().unwrap().contains("collapsed"),
+        "{last}"
+    );
+    assert!(seen.iter().any(|s| s["state"] == "active"), "{seen:?}");
+
+    // Killed and restarted: the new expression model is still the one that runs; an update
+    // cut short (left in staging) is reported.
+    daemon.0.kill().unwrap();
+    daemon.0.wait().unwrap();
+    std::fs::write(
+        dir.path().join("state/models/staging/cut-short.part"),
+        b"partial",
+    )
+    .unwrap();
+    let states2 = subscribe(broker.port, &state_t);
+    let summaries2 = subscribe(broker.port, &summary_t);
+    let _daemon = spawn_daemon(&cfg);
+    let s = wait_for(&states2, &state_t, Duration::from_secs(60), |p| {
+        json(p)["reason"] == "interrupted"
+    });
+    assert_eq!(json(&s)["state"], "rejected");
+    let s = next_summary(&summaries2, &summary_t, 60);
+    assert_eq!(s["expression"]["id"], new_id, "{s}");
+    assert_ne!(s["boot_id"], boot);
+    assert!(
+        s["detector"]["id"].as_str().unwrap().ends_with("+f32.1"),
+        "{s}"
+    );
+
+    // An operator's rollback.
+    publish(
+        broker.port,
+        vec![(
+            format!("emotiond/{dev}/models/set"),
+            br#"{"slot":"expression","action":"rollback"}"#.to_vec(),
+        )],
+    );
+    let s = wait_for(&states2, &state_t, Duration::from_secs(60), |p| {
+        json(p)["state"] == "rolled_back"
+    });
+    assert_eq!(json(&s)["reason"], "operator");
+    wait_for(&summaries2, &summary_t, Duration::from_secs(30), |p| {
+        json(p)["expression"]["id"] == old_id.as_str()
+    });
+}

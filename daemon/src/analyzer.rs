@@ -51,37 +51,54 @@ pub fn load_package(spec: &str) -> Result<ModelPackage> {
     }
 }
 
+/// The engine for `pkg` as configured for its slot (fallback chain, watchdog, test vectors).
+fn engine_for(
+    pkg: &ModelPackage,
+    settings: &emotiond_models::EngineSettings,
+    cfg: &ModelsConfig,
+    verify: bool,
+) -> Result<Box<dyn Engine>> {
+    let kind = settings.engine.unwrap_or(cfg.engine);
+    let e = runtime::supervised(
+        pkg,
+        kind,
+        settings,
+        &cfg.runtimes(),
+        verify,
+        cfg.watchdog.clone(),
+    )
+    .map_err(anyhow::Error::msg)
+    .with_context(|| format!("loading model {} from {}", pkg.id(), pkg.origin))?;
+    log::info!(
+        "model {} runs on {}{}",
+        pkg.id(),
+        e.kind(),
+        e.accelerator().map(|a| format!("+{a}")).unwrap_or_default()
+    );
+    Ok(Box::new(e))
+}
+
+/// A face detector for `pkg` with the configured engine.
+pub fn build_detector(pkg: &ModelPackage, cfg: &ModelsConfig) -> Result<FaceDetector> {
+    let e = engine_for(pkg, &cfg.detector_engine, cfg, cfg.verify_test_vectors)?;
+    let mut d = FaceDetector::new(pkg, e)?;
+    d.max_faces = cfg.max_faces;
+    Ok(d)
+}
+
+/// An expression classifier for `pkg` with the configured engine.
+pub fn build_classifier(pkg: &ModelPackage, cfg: &ModelsConfig) -> Result<ExpressionClassifier> {
+    let e = engine_for(pkg, &cfg.expression_engine, cfg, cfg.verify_test_vectors)?;
+    Ok(ExpressionClassifier::new(pkg, e)?)
+}
+
 impl Analyzer {
     pub fn load(cfg: &ModelsConfig) -> Result<Analyzer> {
         let det = load_package(&cfg.detector)?;
         let exp = load_package(&cfg.expression)?;
-        let runtimes = cfg.runtimes();
-        let mut engines = Vec::new();
-        for (pkg, settings) in [(&det, &cfg.detector_engine), (&exp, &cfg.expression_engine)] {
-            let kind = settings.engine.unwrap_or(cfg.engine);
-            let e = runtime::supervised(
-                pkg,
-                kind,
-                settings,
-                &runtimes,
-                cfg.verify_test_vectors,
-                cfg.watchdog.clone(),
-            )
-            .map_err(anyhow::Error::msg)
-            .with_context(|| format!("loading model {} from {}", pkg.id(), pkg.origin))?;
-            log::info!(
-                "model {} runs on {}{}",
-                pkg.id(),
-                e.kind(),
-                e.accelerator().map(|a| format!("+{a}")).unwrap_or_default()
-            );
-            engines.push(Box::new(e) as Box<dyn Engine>);
-        }
-        let exp_engine = engines.pop().context("engine")?;
-        let det_engine = engines.pop().context("engine")?;
-        let mut detector = FaceDetector::new(&det, det_engine)?;
+        let mut detector = build_detector(&det, cfg)?;
         detector.max_faces = cfg.max_faces;
-        let classifier = ExpressionClassifier::new(&exp, exp_engine)?;
+        let classifier = build_classifier(&exp, cfg)?;
         Ok(Analyzer {
             detector,
             classifier,
@@ -89,6 +106,25 @@ impl Analyzer {
             detector_id: det.id(),
             expression_id: exp.id(),
         })
+    }
+
+    /// Put a new detector in place; returns the old one with its id.
+    pub fn swap_detector(&mut self, det: FaceDetector, id: String) -> (FaceDetector, String) {
+        (
+            std::mem::replace(&mut self.detector, det),
+            std::mem::replace(&mut self.detector_id, id),
+        )
+    }
+
+    pub fn swap_classifier(
+        &mut self,
+        cls: ExpressionClassifier,
+        id: String,
+    ) -> (ExpressionClassifier, String) {
+        (
+            std::mem::replace(&mut self.classifier, cls),
+            std::mem::replace(&mut self.expression_id, id),
+        )
     }
 
     /// The detector's package, engine and watchdog counters now.

@@ -20,6 +20,38 @@ pub struct Config {
     pub models: ModelsConfig,
     pub pipeline: PipelineConfig,
     pub mqtt: MqttConfig,
+    pub updates: UpdatesConfig,
+}
+
+/// Model updates pushed by the fleet over MQTT (needs `state_dir` and MQTT).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpdatesConfig {
+    pub enabled: bool,
+    /// Also follow `<prefix>/groups/<group>/models/set`; empty: only this device's topic.
+    pub group: String,
+    /// Ed25519 public keys (64 hex digits each) whose signatures are accepted. Empty: every
+    /// package is refused.
+    pub trusted_keys: Vec<String>,
+    /// How long a new model is watched before it is kept.
+    pub probation_s: f64,
+    /// Detection rate after the switch / before it below this: the detector is rolled back.
+    pub min_detection_ratio: f32,
+    /// A package whose chunks have not all arrived after this is refused.
+    pub download_timeout_s: u64,
+}
+
+impl Default for UpdatesConfig {
+    fn default() -> Self {
+        UpdatesConfig {
+            enabled: true,
+            group: String::new(),
+            trusted_keys: Vec::new(),
+            probation_s: 600.0,
+            min_detection_ratio: 0.2,
+            download_timeout_s: 300,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,6 +224,7 @@ impl Default for Config {
             models: ModelsConfig::default(),
             pipeline: PipelineConfig::default(),
             mqtt: MqttConfig::default(),
+            updates: UpdatesConfig::default(),
         }
     }
 }
@@ -337,6 +370,24 @@ impl Config {
                 "pipeline.track_max_missed_s",
                 "must be within 0..=60 and above 0",
             );
+        }
+        let u = &self.updates;
+        for k in &u.trusted_keys {
+            if let Err(e) = emotiond_models::signed::parse_public(k) {
+                bad("updates.trusted_keys", &format!("{k:?}: {e}"));
+            }
+        }
+        if u.group.contains(['/', '+', '#']) {
+            bad("updates.group", "must be one topic level without / + #");
+        }
+        if !(u.probation_s >= 0.0 && u.probation_s <= 86_400.0) {
+            bad("updates.probation_s", "must be within 0..=86400 seconds");
+        }
+        if !(u.min_detection_ratio >= 0.0 && u.min_detection_ratio <= 1.0) {
+            bad("updates.min_detection_ratio", "must be within 0..=1");
+        }
+        if u.download_timeout_s == 0 || u.download_timeout_s > 86_400 {
+            bad("updates.download_timeout_s", "must be within 1..=86400");
         }
         let q = &self.mqtt;
         if q.enabled && q.host.is_empty() {

@@ -8,10 +8,11 @@ use emotiond::outbox::Outbox;
 use emotiond::pipeline::{Pipeline, Shared, spawn_capture};
 use emotiond::queue::DropOldest;
 use emotiond::summary::{ModelInfo, Summary};
-use emotiond::{demo, mqtt};
+use emotiond::{demo, mqtt, probation, updates};
 use emotiond_hal::{Camera, CameraError, FileSource, Pacing};
 use emotiond_models::EngineKind;
 use emotiond_models::runtime::DelegateKind;
+use emotiond_models::signed::{self, Slot};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -256,7 +257,41 @@ fn dispatch(cli: Cli, explicit: bool) -> Result<ExitCode> {
 
 /// The daemon. With `echo_from_broker`, subscribe to our own summaries and print what the
 /// broker delivers (the demo), exiting after that many.
-fn run(cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<ExitCode> {
+fn run(mut cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<ExitCode> {
+    // Model updates: a stored package chosen by an earlier update replaces the configured one.
+    let store = if cfg.updates.enabled && cfg.mqtt.enabled && !cfg.state_dir.as_os_str().is_empty()
+    {
+        match updates::Store::open(&cfg.state_dir) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::error!(
+                    "model updates off: cannot use {}: {e}",
+                    cfg.state_dir.join("models").display()
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let configured_models = cfg.models.clone();
+    let mut startup_notes = Vec::new();
+    if let Some(store) = &store {
+        for slot in [Slot::Detector, Slot::Expression] {
+            let (dir, note) = store.startup_package(slot);
+            if let Some(d) = dir {
+                log::info!("{} model from an update: {}", slot.as_str(), d.display());
+                let spec = d.display().to_string();
+                match slot {
+                    Slot::Detector => cfg.models.detector = spec,
+                    Slot::Expression => cfg.models.expression = spec,
+                }
+            }
+            if let Some(n) = note {
+                startup_notes.push((slot, n));
+            }
+        }
+    }
     let analyzer = Analyzer::load(&cfg.models)?;
     let camera = camera_for(&cfg)?;
     log::info!(
@@ -272,6 +307,60 @@ fn run(cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<ExitC
         .enable_all()
         .build()?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Summary>(64);
+    let mut mqtt_link = None;
+    let mut pipeline_link = None;
+    if let Some(store) = store {
+        let trusted = cfg
+            .updates
+            .trusted_keys
+            .iter()
+            .map(|k| signed::parse_public(k))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("updates.trusted_keys: {e}"))?;
+        let (out_tx, out_rx) = tokio::sync::mpsc::channel(64);
+        let (msg_tx, msg_rx) = std::sync::mpsc::sync_channel(64);
+        let (swap_tx, swap_rx) = std::sync::mpsc::sync_channel(1);
+        let (ev_tx, ev_rx) = std::sync::mpsc::channel();
+        let base = format!("{}/{}", cfg.mqtt.topic_prefix, cfg.device_id);
+        let mut set_topics = vec![format!("{base}/models/set")];
+        if !cfg.updates.group.is_empty() {
+            set_topics.push(format!(
+                "{}/groups/{}/models/set",
+                cfg.mqtt.topic_prefix, cfg.updates.group
+            ));
+        }
+        let manager = updates::Manager::new(
+            configured_models,
+            trusted,
+            store,
+            format!("{base}/models/state"),
+            set_topics,
+            Duration::from_secs(cfg.updates.download_timeout_s),
+            out_tx,
+            swap_tx,
+        );
+        std::thread::Builder::new()
+            .name("updates".into())
+            .spawn(move || {
+                manager.report_startup(&startup_notes);
+                manager.run(msg_rx, ev_rx);
+            })
+            .context("starting the model update thread")?;
+        mqtt_link = Some(mqtt::Link {
+            out: out_rx,
+            inbound: msg_tx,
+        });
+        pipeline_link = Some(updates::Link::new(
+            swap_rx,
+            ev_tx,
+            probation::ProbationConfig {
+                duration_s: cfg.updates.probation_s,
+                min_frames: 30,
+                min_detection_ratio: cfg.updates.min_detection_ratio,
+                max_errors: 5,
+            },
+        ));
+    }
     let mqtt_task = cfg.mqtt.enabled.then(|| {
         let outbox = open_outbox(&cfg);
         rt.spawn(mqtt::run(
@@ -281,6 +370,7 @@ fn run(cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<ExitC
             shared.clone(),
             outbox,
             Duration::from_secs(5),
+            mqtt_link,
         ))
     });
     let echo = echo_from_broker.map(|n| rt.spawn(echo_summaries(cfg.clone(), n, shared.clone())));
@@ -310,6 +400,7 @@ fn run(cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<ExitC
         cfg: cfg.pipeline.clone(),
         device_id: cfg.device_id.clone(),
         boot_id: boot_id(),
+        updates: pipeline_link,
     };
     let count = pipeline.run(queue, shared.clone(), |s| {
         if stdout {

@@ -8,6 +8,7 @@ use crate::config::MqttConfig;
 use crate::outbox::{Entry, Outbox, entry_name};
 use crate::pipeline::{CameraHealth, Shared};
 use crate::summary::{Encoding, Summary};
+use crate::updates::{Msg, Out};
 use emotiond_hal::Backoff;
 use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use std::collections::{HashMap, VecDeque};
@@ -79,13 +80,58 @@ struct Session {
     drain: Duration,
     drain_deadline: Option<Instant>,
     tick: tokio::time::Interval,
+    /// Model updates: what the manager wants published/subscribed, and where inbound
+    /// messages go.
+    link: Option<Link>,
+    subs: Vec<String>,
+    out_queue: VecDeque<(String, Vec<u8>, bool)>,
+}
+
+/// The MQTT side of model updates.
+pub struct Link {
+    pub out: mpsc::Receiver<Out>,
+    pub inbound: std::sync::mpsc::SyncSender<Msg>,
 }
 
 impl Session {
+    /// Apply one request of the update manager.
+    fn link_out(&mut self, client: &AsyncClient, o: Out) {
+        match o {
+            Out::Publish {
+                topic,
+                payload,
+                retain,
+            } => self.out_queue.push_back((topic, payload, retain)),
+            Out::Subscribe(t) => {
+                if !self.subs.contains(&t) {
+                    self.subs.push(t.clone());
+                }
+                if self.connected {
+                    let _ = client.try_subscribe(t, QoS::AtLeastOnce);
+                }
+            }
+            Out::Unsubscribe(t) => {
+                self.subs.retain(|s| *s != t);
+                if self.connected {
+                    let _ = client.try_unsubscribe(t);
+                }
+            }
+        }
+    }
+
     /// Hand queued summaries to the client while connected (at most 32 in flight).
     fn flush(&mut self, client: &AsyncClient) {
         if !self.connected {
             return;
+        }
+        while let Some((topic, payload, retain)) = self.out_queue.pop_front() {
+            match client.try_publish(topic.clone(), QoS::AtLeastOnce, retain, payload.clone()) {
+                Ok(()) => self.handed.push_back(None),
+                Err(_) => {
+                    self.out_queue.push_front((topic, payload, retain));
+                    break;
+                }
+            }
         }
         while self.handed.len() < 32 {
             let Some(e) = self.outbox.take() else { break };
@@ -177,6 +223,18 @@ impl Session {
                         self.publish_health(client, false);
                     }
                 }
+                o = async {
+                    match self.link.as_mut() {
+                        Some(l) => l.out.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => match o {
+                    Some(o) => {
+                        self.link_out(client, o);
+                        self.flush(client);
+                    }
+                    None => self.link = None,
+                },
             }
         }
     }
@@ -191,6 +249,7 @@ pub async fn run(
     shared: Arc<Shared>,
     outbox: Outbox,
     drain: Duration,
+    link: Option<Link>,
 ) {
     let topics = Topics::new(&cfg.topic_prefix, &device_id);
     let opts = options(&cfg, &format!("emotiond-{device_id}"), Some(&topics.status));
@@ -213,6 +272,9 @@ pub async fn run(
         drain,
         drain_deadline: None,
         tick,
+        link,
+        subs: Vec::new(),
+        out_queue: VecDeque::new(),
     };
     loop {
         s.flush(&client);
@@ -236,6 +298,19 @@ pub async fn run(
                     s.handed.push_back(None);
                 }
                 s.publish_health(&client, true);
+                for t in &s.subs {
+                    let _ = client.try_subscribe(t.clone(), QoS::AtLeastOnce);
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                if let Some(l) = &s.link {
+                    if l.inbound
+                        .try_send(Msg::Inbound(p.topic.clone(), p.payload.to_vec()))
+                        .is_err()
+                    {
+                        log::warn!("mqtt: update manager busy; message on {} dropped", p.topic);
+                    }
+                }
             }
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
                 let slot = s.handed.pop_front().flatten();

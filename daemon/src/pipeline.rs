@@ -146,6 +146,8 @@ pub struct Pipeline {
     pub cfg: PipelineConfig,
     pub device_id: String,
     pub boot_id: u32,
+    /// Model updates: swaps to apply between frames, and their probation.
+    pub updates: Option<crate::updates::Link>,
 }
 
 impl Pipeline {
@@ -173,8 +175,25 @@ impl Pipeline {
             let wait = Duration::from_secs_f64((window.end_t() - now).clamp(0.0, 0.2));
             let popped = queue.pop_timeout(wait);
             let closed = matches!(popped, Pop::Closed);
+            if let Some(u) = &mut self.updates {
+                u.poll(&mut self.analyzer, start.elapsed().as_secs_f64());
+            }
             if let Pop::Item(frame) = popped {
-                match self.analyzer.analyze(&frame.image) {
+                let result = self.analyzer.analyze(&frame.image);
+                if let Some(u) = &mut self.updates {
+                    let (faces, d, c) = match &result {
+                        Ok(r) => (Some(r.faces.len()), r.detect_ms, r.classify_ms),
+                        Err(_) => (None, 0.0, 0.0),
+                    };
+                    u.observe(
+                        &mut self.analyzer,
+                        start.elapsed().as_secs_f64(),
+                        faces,
+                        d,
+                        c,
+                    );
+                }
+                match result {
                     Ok(r) => {
                         let t = frame
                             .captured
@@ -269,6 +288,7 @@ mod tests {
             },
             device_id: "t".into(),
             boot_id: 1,
+            updates: None,
         };
         let mut summaries = Vec::new();
         let n = p.run(queue, shared.clone(), |s| summaries.push(s));

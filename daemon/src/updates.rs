@@ -1,0 +1,829 @@
+//! Model updates on the device: desired state over MQTT → fetch (retained MQTT chunks) →
+//! verify (SHA-256, Ed25519 signature with the trusted keys, every file against the index)
+//! → test (load on the configured engine chain, run the package's test vectors) → store →
+//! switch the pipeline without a restart → probation → keep, or roll back.
+//!
+//! On disk, under `state_dir/models/`:
+//! - `staging/` — packages being written (anything left here after a crash is reported and
+//!   removed at the next start);
+//! - `store/<sha256>/` — verified packages, complete before they are renamed into place;
+//! - `<slot>.json` — which stored package the slot runs (and the previous one), replaced by
+//!   write + fsync + rename + fsync of the folder, so a start always finds a complete model.
+//!
+//! Every step is reported, retained, on `<prefix>/<device>/models/state`.
+
+use crate::analyzer::{build_classifier, build_detector};
+use crate::config::ModelsConfig;
+use emotiond_models::signed::{self, Install, Order, Slot, Source};
+use emotiond_models::{ExpressionClassifier, FaceDetector, ModelPackage};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A model built and tested, on its way into the pipeline.
+pub enum Model {
+    Detector(Box<FaceDetector>),
+    Classifier(Box<ExpressionClassifier>),
+}
+
+/// Manager → pipeline.
+pub struct Swap {
+    pub slot: Slot,
+    pub model: Model,
+    pub id: String,
+    /// Budget per inference from the manifest, for probation.
+    pub budget_ms: Option<f32>,
+    /// Watch it for the probation period (false for a rollback).
+    pub probation: bool,
+}
+
+/// Pipeline → manager.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SwapEvent {
+    Swapped {
+        slot: Slot,
+        id: String,
+    },
+    Passed {
+        slot: Slot,
+        id: String,
+    },
+    RolledBack {
+        slot: Slot,
+        id: String,
+        reason: String,
+    },
+}
+
+/// MQTT session → manager.
+pub enum Msg {
+    Inbound(String, Vec<u8>),
+}
+
+/// Manager → MQTT session.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Out {
+    Publish {
+        topic: String,
+        payload: Vec<u8>,
+        retain: bool,
+    },
+    Subscribe(String),
+    Unsubscribe(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRef {
+    pub sha256: String,
+    pub id: String,
+}
+
+/// `<slot>.json`: `None` = the configured package.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SlotFile {
+    pub active: Option<StoredRef>,
+    pub previous: Option<StoredRef>,
+    /// Archives rolled back from this slot (newest last, at most 16): a retained order for
+    /// one of them is not installed again.
+    #[serde(default)]
+    pub rolled_back: Vec<String>,
+}
+
+impl SlotFile {
+    /// The slot after rolling back from `active`.
+    fn after_rollback(&self) -> SlotFile {
+        let mut rb = self.rolled_back.clone();
+        if let Some(a) = &self.active {
+            rb.retain(|s| *s != a.sha256);
+            rb.push(a.sha256.clone());
+        }
+        if rb.len() > 16 {
+            rb.drain(..rb.len() - 16);
+        }
+        SlotFile {
+            active: self.previous.clone(),
+            previous: None,
+            rolled_back: rb,
+        }
+    }
+}
+
+pub struct Store {
+    root: PathBuf,
+}
+
+fn fsync_dir(p: &Path) -> std::io::Result<()> {
+    std::fs::File::open(p)?.sync_all()
+}
+
+impl Store {
+    pub fn open(state_dir: &Path) -> std::io::Result<Store> {
+        let root = state_dir.join("models");
+        std::fs::create_dir_all(root.join("staging"))?;
+        std::fs::create_dir_all(root.join("store"))?;
+        Ok(Store { root })
+    }
+
+    fn slot_path(&self, slot: Slot) -> PathBuf {
+        self.root.join(format!("{}.json", slot.as_str()))
+    }
+
+    pub fn package_dir(&self, sha: &str) -> PathBuf {
+        self.root.join("store").join(sha)
+    }
+
+    pub fn slot(&self, slot: Slot) -> SlotFile {
+        std::fs::read(self.slot_path(slot))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Replace `<slot>.json` atomically: write, fsync, rename, fsync the folder.
+    pub fn set_slot(&self, slot: Slot, f: &SlotFile) -> std::io::Result<()> {
+        let p = self.slot_path(slot);
+        let tmp = p.with_extension("json.tmp");
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(&serde_json::to_vec_pretty(f).map_err(std::io::Error::other)?)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &p)?;
+        fsync_dir(&self.root)
+    }
+
+    /// Move a verified package into the store: unpacked in staging, fsynced, renamed.
+    pub fn put(&self, sha: &str, files: &[(String, Vec<u8>)]) -> Result<PathBuf, String> {
+        let dest = self.package_dir(sha);
+        if dest.join("manifest.toml").is_file() {
+            return Ok(dest);
+        }
+        let tmp = self.root.join("staging").join(format!("{sha}.unpack"));
+        let _ = std::fs::remove_dir_all(&tmp);
+        signed::unpack_to(files, &tmp).map_err(|e| e.to_string())?;
+        fsync_dir(&tmp).map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_dir_all(&dest);
+        std::fs::rename(&tmp, &dest).map_err(|e| e.to_string())?;
+        fsync_dir(&self.root.join("store")).map_err(|e| e.to_string())?;
+        Ok(dest)
+    }
+
+    /// What an earlier run left in staging (an update cut short); removed.
+    pub fn clear_staging(&self) -> Vec<String> {
+        let dir = self.root.join("staging");
+        let mut left = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                left.push(e.file_name().to_string_lossy().into_owned());
+                let p = e.path();
+                let _ = if p.is_dir() {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
+            }
+        }
+        left.sort();
+        left
+    }
+
+    /// The package folder a slot should start with: the stored active one if it loads, else
+    /// the previous stored one, else None (the configured package), with a note to report
+    /// when it is not the active one.
+    pub fn startup_package(&self, slot: Slot) -> (Option<PathBuf>, Option<String>) {
+        let f = self.slot(slot);
+        let Some(active) = &f.active else {
+            return (None, None);
+        };
+        let loads = |r: &StoredRef| match ModelPackage::load_dir(&self.package_dir(&r.sha256)) {
+            Ok(_) => true,
+            Err(e) => {
+                log::error!("stored {} model {} does not load: {e}", slot.as_str(), r.id);
+                false
+            }
+        };
+        if loads(active) {
+            return (Some(self.package_dir(&active.sha256)), None);
+        }
+        let note = format!("stored package {} does not load", active.id);
+        match &f.previous {
+            Some(p) if loads(p) => (
+                Some(self.package_dir(&p.sha256)),
+                Some(format!("{note}; running the previous one, {}", p.id)),
+            ),
+            _ => (None, Some(format!("{note}; running the configured one"))),
+        }
+    }
+}
+
+fn refusal_key(i: &Install) -> String {
+    let sig = i
+        .signature
+        .as_ref()
+        .map(|s| s.signature.as_str())
+        .unwrap_or("");
+    format!("{}:{sig}", i.sha256)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A rejection with a stable reason code.
+#[derive(Debug)]
+pub struct Reject {
+    pub code: &'static str,
+    pub detail: String,
+}
+
+fn reject(code: &'static str, detail: impl Into<String>) -> Reject {
+    Reject {
+        code,
+        detail: detail.into(),
+    }
+}
+
+struct Pending {
+    install: Install,
+    parts: Vec<Option<Vec<u8>>>,
+    received: usize,
+    bytes: u64,
+    deadline: Instant,
+}
+
+pub struct Manager {
+    pub models: ModelsConfig,
+    pub trusted: Vec<signed::VerifyingKey>,
+    pub store: Store,
+    pub state_topic: String,
+    pub set_topics: Vec<String>,
+    pub download_timeout: Duration,
+    pub out: tokio::sync::mpsc::Sender<Out>,
+    pub swaps: SyncSender<Swap>,
+    pending: Option<Pending>,
+    /// Orders refused in this run, by archive hash and signature (a retained order is
+    /// delivered again on every reconnect; it is not retried).
+    refused: HashSet<String>,
+}
+
+impl Manager {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        models: ModelsConfig,
+        trusted: Vec<signed::VerifyingKey>,
+        store: Store,
+        state_topic: String,
+        set_topics: Vec<String>,
+        download_timeout: Duration,
+        out: tokio::sync::mpsc::Sender<Out>,
+        swaps: SyncSender<Swap>,
+    ) -> Manager {
+        Manager {
+            models,
+            trusted,
+            store,
+            state_topic,
+            set_topics,
+            download_timeout,
+            out,
+            swaps,
+            pending: None,
+            refused: HashSet::new(),
+        }
+    }
+
+    fn state(&self, slot: Slot, state: &str, id: &str, sha: &str, reason: Option<&Reject>) {
+        let mut v = serde_json::json!({
+            "slot": slot, "state": state, "model": id, "sha256": sha, "at_ms": now_ms(),
+        });
+        if let Some(r) = reason {
+            v["reason"] = r.code.into();
+            v["detail"] = r.detail.clone().into();
+        }
+        match state {
+            "rejected" | "rolled_back" => {
+                log::warn!("model update {}: {state} {id}: {v}", slot.as_str())
+            }
+            _ => log::info!("model update {}: {state} {id}", slot.as_str()),
+        }
+        let _ = self.out.blocking_send(Out::Publish {
+            topic: self.state_topic.clone(),
+            payload: v.to_string().into_bytes(),
+            retain: true,
+        });
+    }
+
+    /// Report what a start found: an update cut short, or a stored model that did not load.
+    pub fn report_startup(&self, notes: &[(Slot, String)]) {
+        for left in self.store.clear_staging() {
+            let r = reject(
+                "interrupted",
+                format!(
+                    "an update was cut short before it was complete ({left}); the previous model runs"
+                ),
+            );
+            let v = serde_json::json!({"state": "rejected", "reason": r.code, "detail": r.detail, "at_ms": now_ms()});
+            log::warn!("model update: {v}");
+            let _ = self.out.blocking_send(Out::Publish {
+                topic: self.state_topic.clone(),
+                payload: v.to_string().into_bytes(),
+                retain: true,
+            });
+        }
+        for (slot, note) in notes {
+            self.state(
+                *slot,
+                "rolled_back",
+                "",
+                "",
+                Some(&reject("corrupt_store", note.clone())),
+            );
+        }
+    }
+
+    /// Serve orders from MQTT (`rx`) and events from the pipeline (`events`) until MQTT
+    /// ends.
+    pub fn run(mut self, rx: Receiver<Msg>, events: Receiver<SwapEvent>) {
+        for t in self.set_topics.clone() {
+            let _ = self.out.blocking_send(Out::Subscribe(t));
+        }
+        loop {
+            while let Ok(ev) = events.try_recv() {
+                self.pipeline_event(ev);
+            }
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(Msg::Inbound(topic, payload)) => self.inbound(&topic, payload),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+            if let Some(p) = &self.pending {
+                if Instant::now() > p.deadline {
+                    let p = self.pending.take().expect("pending");
+                    self.end_download(&p);
+                    let i = &p.install;
+                    self.state(
+                        i.slot,
+                        "rejected",
+                        &format!("{}@{}", i.name, i.version),
+                        &i.sha256,
+                        Some(&reject(
+                            "download",
+                            format!(
+                                "{} of {} chunks arrived within {:?}",
+                                p.received,
+                                p.parts.len(),
+                                self.download_timeout
+                            ),
+                        )),
+                    );
+                }
+            }
+        }
+    }
+
+    fn end_download(&self, p: &Pending) {
+        if let Source::Chunks(c) = &p.install.source {
+            let _ = self
+                .out
+                .blocking_send(Out::Unsubscribe(format!("{}/+", c.topic)));
+        }
+    }
+
+    fn inbound(&mut self, topic: &str, payload: Vec<u8>) {
+        if self.set_topics.iter().any(|t| t == topic) {
+            if payload.is_empty() {
+                return; // a cleared retained message
+            }
+            match signed::parse_set(&payload) {
+                Ok(order) => self.order(order),
+                Err(why) => {
+                    let v = serde_json::json!({"state": "rejected", "reason": "malformed", "detail": why, "topic": topic, "at_ms": now_ms()});
+                    log::warn!("model update: {v}");
+                    let _ = self.out.blocking_send(Out::Publish {
+                        topic: self.state_topic.clone(),
+                        payload: v.to_string().into_bytes(),
+                        retain: true,
+                    });
+                }
+            }
+            return;
+        }
+        let Some(p) = &mut self.pending else { return };
+        let Source::Chunks(c) = &p.install.source else {
+            return;
+        };
+        let Some(idx) = topic
+            .strip_prefix(c.topic.as_str())
+            .and_then(|r| r.strip_prefix('/'))
+            .and_then(|i| i.parse::<usize>().ok())
+        else {
+            return;
+        };
+        if idx >= p.parts.len() || p.parts[idx].is_some() {
+            return;
+        }
+        p.bytes += payload.len() as u64;
+        if p.bytes > p.install.size {
+            let p = self.pending.take().expect("pending");
+            self.end_download(&p);
+            let i = p.install;
+            self.state(
+                i.slot,
+                "rejected",
+                &format!("{}@{}", i.name, i.version),
+                &i.sha256,
+                Some(&reject(
+                    "hash_mismatch",
+                    format!("chunks hold more than the announced {} bytes", i.size),
+                )),
+            );
+            return;
+        }
+        p.parts[idx] = Some(payload);
+        p.received += 1;
+        if p.received == p.parts.len() {
+            let p = self.pending.take().expect("pending");
+            self.end_download(&p);
+            let archive: Vec<u8> = p.parts.into_iter().flatten().flatten().collect();
+            self.install(p.install, archive);
+        }
+    }
+
+    fn order(&mut self, order: Order) {
+        match order {
+            Order::Rollback(slot) => self.rollback(slot),
+            Order::Install(i) => {
+                let id = format!("{}@{}", i.name, i.version);
+                let f = self.store.slot(i.slot);
+                if f.active.as_ref().is_some_and(|a| a.sha256 == i.sha256) {
+                    log::info!("model update {}: {id} already active", i.slot.as_str());
+                    return;
+                }
+                if self.refused.contains(&refusal_key(&i)) {
+                    return;
+                }
+                if f.rolled_back.contains(&i.sha256) {
+                    log::info!(
+                        "model update {}: {id} was rolled back before; not installed again (publish a new version)",
+                        i.slot.as_str()
+                    );
+                    return;
+                }
+                if let Some(p) = self.pending.take() {
+                    self.end_download(&p);
+                }
+                self.state(i.slot, "downloading", &id, &i.sha256, None);
+                match &i.source {
+                    Source::Chunks(c) => {
+                        let _ = self
+                            .out
+                            .blocking_send(Out::Subscribe(format!("{}/+", c.topic)));
+                        self.pending = Some(Pending {
+                            parts: vec![None; c.count as usize],
+                            received: 0,
+                            bytes: 0,
+                            deadline: Instant::now() + self.download_timeout,
+                            install: i,
+                        });
+                    }
+                    Source::Url(u) => {
+                        let r = reject(
+                            "download",
+                            format!(
+                                "{u}: HTTP downloads are not in this build; publish the package in MQTT chunks"
+                            ),
+                        );
+                        self.refused.insert(refusal_key(&i));
+                        self.state(i.slot, "rejected", &id, &i.sha256, Some(&r));
+                    }
+                }
+            }
+        }
+    }
+
+    fn install(&mut self, i: Install, archive: Vec<u8>) {
+        let id = format!("{}@{}", i.name, i.version);
+        match self.check(&i, &archive) {
+            Ok(()) => {}
+            Err(r) => {
+                // A download that came out wrong may come out right when the order is sent
+                // again; everything else about a signed archive is deterministic.
+                if !matches!(r.code, "hash_mismatch" | "download" | "io") {
+                    self.refused.insert(refusal_key(&i));
+                }
+                self.state(i.slot, "rejected", &id, &i.sha256, Some(&r));
+            }
+        }
+    }
+
+    /// verifying → testing → store → switch. Any failure: the reason, nothing changed.
+    fn check(&mut self, i: &Install, archive: &[u8]) -> Result<(), Reject> {
+        let id = format!("{}@{}", i.name, i.version);
+        self.state(i.slot, "verifying", &id, &i.sha256, None);
+        if archive.len() as u64 != i.size {
+            return Err(reject(
+                "hash_mismatch",
+                format!("{} bytes arrived, {} announced", archive.len(), i.size),
+            ));
+        }
+        signed::verify(archive, i.signature.as_ref(), &self.trusted)
+            .map_err(|e| reject(e.code(), e.to_string()))?;
+        let (index, files) = signed::open(archive).map_err(|e| reject(e.code(), e.to_string()))?;
+        if index.task != i.slot.task() {
+            return Err(reject(
+                "wrong_task",
+                format!(
+                    "a {:?} model cannot go into the {} slot",
+                    index.task,
+                    i.slot.as_str()
+                ),
+            ));
+        }
+        let pkg = signed::package_from_files(&format!("update:{id}"), &files)
+            .map_err(|e| reject("manifest", e.to_string()))?;
+        if pkg.id() != id {
+            return Err(reject(
+                "manifest",
+                format!("the package is {}, the order names {id}", pkg.id()),
+            ));
+        }
+        self.state(i.slot, "testing", &id, &i.sha256, None);
+        let mut cfg = self.models.clone();
+        cfg.verify_test_vectors = true;
+        let model = match i.slot {
+            Slot::Detector => build_detector(&pkg, &cfg).map(|d| Model::Detector(Box::new(d))),
+            Slot::Expression => build_classifier(&pkg, &cfg).map(|c| Model::Classifier(Box::new(c))),
+        }
+        .map_err(|e| {
+            let s = format!("{e:#}");
+            let code = if s.contains("test vector") {
+                "test_vectors"
+            } else if s.contains("input shape") || s.contains("shape") {
+                "wrong_shape"
+            } else {
+                "engine"
+            };
+            reject(code, s)
+        })?;
+        let dir = self
+            .store
+            .put(&i.sha256, &files)
+            .map_err(|e| reject("io", e))?;
+        log::info!("model {id} stored in {}", dir.display());
+        let mut f = self.store.slot(i.slot);
+        let new_ref = StoredRef {
+            sha256: i.sha256.clone(),
+            id: id.clone(),
+        };
+        f.previous = f.active.take();
+        f.active = Some(new_ref);
+        f.rolled_back.retain(|s| *s != i.sha256);
+        self.store
+            .set_slot(i.slot, &f)
+            .map_err(|e| reject("io", e.to_string()))?;
+        self.swaps
+            .send(Swap {
+                slot: i.slot,
+                model,
+                id: id.clone(),
+                budget_ms: pkg.manifest.budget_ms,
+                probation: true,
+            })
+            .map_err(|_| reject("io", "the pipeline has stopped"))?;
+        Ok(())
+    }
+
+    fn rollback(&mut self, slot: Slot) {
+        let f = self.store.slot(slot);
+        let Some(cur) = f.active.clone() else {
+            self.state(
+                slot,
+                "rejected",
+                "",
+                "",
+                Some(&reject(
+                    "no_previous",
+                    "the slot runs its configured model; nothing to roll back to",
+                )),
+            );
+            return;
+        };
+        match self.rebuild_previous(slot, &f, "operator") {
+            Ok(()) => {}
+            Err(r) => self.state(slot, "rejected", &cur.id, &cur.sha256, Some(&r)),
+        }
+    }
+
+    /// Switch `slot` back to the previous model (stored, or the configured one).
+    fn rebuild_previous(&mut self, slot: Slot, f: &SlotFile, why: &str) -> Result<(), Reject> {
+        let pkg = match &f.previous {
+            Some(p) => ModelPackage::load_dir(&self.store.package_dir(&p.sha256))
+                .map_err(|e| reject("io", e.to_string()))?,
+            None => {
+                let spec = match slot {
+                    Slot::Detector => &self.models.detector,
+                    Slot::Expression => &self.models.expression,
+                };
+                crate::analyzer::load_package(spec).map_err(|e| reject("io", format!("{e:#}")))?
+            }
+        };
+        let model = match slot {
+            Slot::Detector => build_detector(&pkg, &self.models).map(|d| Model::Detector(Box::new(d))),
+            Slot::Expression => build_classifier(&pkg, &self.models).map(|c| Model::Classifier(Box::new(c))),
+        }
+        .map_err(|e| reject("engine", format!("{e:#}")))?;
+        let nf = f.after_rollback();
+        self.store
+            .set_slot(slot, &nf)
+            .map_err(|e| reject("io", e.to_string()))?;
+        self.swaps
+            .send(Swap {
+                slot,
+                model,
+                id: pkg.id(),
+                budget_ms: None,
+                probation: false,
+            })
+            .map_err(|_| reject("io", "the pipeline has stopped"))?;
+        if let Some(a) = &f.active {
+            self.state(
+                slot,
+                "rolled_back",
+                &a.id,
+                &a.sha256,
+                Some(&reject(
+                    if why == "operator" {
+                        "operator"
+                    } else {
+                        "probation"
+                    },
+                    format!("back to {}: {why}", pkg.id()),
+                )),
+            );
+        }
+        Ok(())
+    }
+
+    fn pipeline_event(&mut self, ev: SwapEvent) {
+        match ev {
+            SwapEvent::Swapped { slot, id } => {
+                let f = self.store.slot(slot);
+                let sha = f
+                    .active
+                    .as_ref()
+                    .filter(|a| a.id == id)
+                    .map(|a| a.sha256.clone())
+                    .unwrap_or_default();
+                self.state(slot, "active", &id, &sha, None);
+            }
+            SwapEvent::Passed { slot, id } => {
+                log::info!("model {id} ({}) passed probation", slot.as_str())
+            }
+            SwapEvent::RolledBack { slot, id, reason } => {
+                // The pipeline already runs the old model again; make that durable.
+                let f = self.store.slot(slot);
+                let Some(a) = f.active.clone().filter(|a| a.id == id) else {
+                    return;
+                };
+                if let Err(e) = self.store.set_slot(slot, &f.after_rollback()) {
+                    log::error!("cannot record the rollback of {id}: {e}");
+                }
+                self.state(
+                    slot,
+                    "rolled_back",
+                    &id,
+                    &a.sha256,
+                    Some(&reject("probation", reason)),
+                );
+            }
+        }
+    }
+}
+
+/// Pipeline side: applies swaps between frames and runs probation.
+pub struct Link {
+    pub swaps: Receiver<Swap>,
+    pub events: Sender<SwapEvent>,
+    pub probation: crate::probation::ProbationConfig,
+    watching: Option<Watch>,
+    recent: crate::probation::RecentRate,
+}
+
+struct Watch {
+    slot: Slot,
+    id: String,
+    old: Model,
+    old_id: String,
+    probation: crate::probation::Probation,
+}
+
+impl Link {
+    pub fn new(
+        swaps: Receiver<Swap>,
+        events: Sender<SwapEvent>,
+        probation: crate::probation::ProbationConfig,
+    ) -> Link {
+        Link {
+            swaps,
+            events,
+            probation,
+            watching: None,
+            recent: Default::default(),
+        }
+    }
+
+    /// Between frames: take a pending swap.
+    pub fn poll(&mut self, analyzer: &mut crate::analyzer::Analyzer, now_t: f64) {
+        let Ok(s) = self.swaps.try_recv() else { return };
+        // A swap during probation ends it: the model under watch is replaced.
+        self.watching = None;
+        let (old, old_id) = match s.model {
+            Model::Detector(d) => {
+                let (o, id) = analyzer.swap_detector(*d, s.id.clone());
+                (Model::Detector(Box::new(o)), id)
+            }
+            Model::Classifier(c) => {
+                let (o, id) = analyzer.swap_classifier(*c, s.id.clone());
+                (Model::Classifier(Box::new(o)), id)
+            }
+        };
+        log::info!("switched {} from {old_id} to {}", s.slot.as_str(), s.id);
+        let _ = self.events.send(SwapEvent::Swapped {
+            slot: s.slot,
+            id: s.id.clone(),
+        });
+        if s.probation {
+            let baseline = (s.slot == Slot::Detector)
+                .then(|| self.recent.rate())
+                .flatten();
+            self.watching = Some(Watch {
+                slot: s.slot,
+                id: s.id,
+                old,
+                old_id,
+                probation: crate::probation::Probation::new(
+                    self.probation.clone(),
+                    now_t,
+                    baseline,
+                    s.budget_ms,
+                ),
+            });
+        }
+    }
+
+    /// After a frame: `faces` found (None: inference failed), and the detector's and the
+    /// classifier's time on it (the budget in a manifest is per inference).
+    pub fn observe(
+        &mut self,
+        analyzer: &mut crate::analyzer::Analyzer,
+        now_t: f64,
+        faces: Option<usize>,
+        detect_ms: f32,
+        classify_ms: f32,
+    ) {
+        if let Some(f) = faces {
+            self.recent.push(f);
+        }
+        let Some(w) = &mut self.watching else { return };
+        let ms = match w.slot {
+            Slot::Detector => detect_ms,
+            Slot::Expression => classify_ms / faces.unwrap_or(1).max(1) as f32,
+        };
+        match w.probation.observe(now_t, faces, ms) {
+            crate::probation::Verdict::Continue => {}
+            crate::probation::Verdict::Passed => {
+                let w = self.watching.take().expect("watching");
+                let _ = self.events.send(SwapEvent::Passed {
+                    slot: w.slot,
+                    id: w.id,
+                });
+            }
+            crate::probation::Verdict::Failed(reason) => {
+                let w = self.watching.take().expect("watching");
+                match w.old {
+                    Model::Detector(d) => {
+                        analyzer.swap_detector(*d, w.old_id.clone());
+                    }
+                    Model::Classifier(c) => {
+                        analyzer.swap_classifier(*c, w.old_id.clone());
+                    }
+                }
+                log::warn!(
+                    "model {} failed probation ({reason}); back to {}",
+                    w.id,
+                    w.old_id
+                );
+                self.recent = Default::default();
+                let _ = self.events.send(SwapEvent::RolledBack {
+                    slot: w.slot,
+                    id: w.id,
+                    reason,
+                });
+            }
+        }
+    }
+}
