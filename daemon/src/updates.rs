@@ -18,7 +18,7 @@ use emotiond_models::signed::{self, Install, Order, Slot, Source};
 use emotiond_models::{ExpressionClassifier, FaceDetector, ModelPackage};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -127,6 +127,10 @@ impl Store {
         Ok(Store { root })
     }
 
+    pub fn staging(&self) -> PathBuf {
+        self.root.join("staging")
+    }
+
     fn slot_path(&self, slot: Slot) -> PathBuf {
         self.root.join(format!("{}.json", slot.as_str()))
     }
@@ -169,13 +173,22 @@ impl Store {
         Ok(dest)
     }
 
-    /// What an earlier run left in staging (an update cut short); removed.
+    /// What an earlier run left in staging (an update cut short). Partial downloads
+    /// (`<sha256>.part`) are kept for the order's next delivery to resume; the rest is
+    /// removed.
     pub fn clear_staging(&self) -> Vec<String> {
         let dir = self.root.join("staging");
         let mut left = Vec::new();
         if let Ok(rd) = std::fs::read_dir(&dir) {
             for e in rd.flatten() {
-                left.push(e.file_name().to_string_lossy().into_owned());
+                let name = e.file_name().to_string_lossy().into_owned();
+                left.push(name.clone());
+                let resumable = name.len() == 69
+                    && name.ends_with(".part")
+                    && name[..64].bytes().all(|b| b.is_ascii_hexdigit());
+                if resumable {
+                    continue;
+                }
                 let p = e.path();
                 let _ = if p.is_dir() {
                     std::fs::remove_dir_all(&p)
@@ -491,18 +504,78 @@ impl Manager {
                         });
                     }
                     Source::Url(u) => {
-                        let r = reject(
-                            "download",
-                            format!(
-                                "{u}: HTTP downloads are not in this build; publish the package in MQTT chunks"
-                            ),
-                        );
-                        self.refused.insert(refusal_key(&i));
-                        self.state(i.slot, "rejected", &id, &i.sha256, Some(&r));
+                        let u = u.clone();
+                        match self.download(&i, &u) {
+                            Ok(archive) => self.install(i, archive),
+                            Err(r) => self.state(i.slot, "rejected", &id, &i.sha256, Some(&r)),
+                        }
                     }
                 }
             }
         }
+    }
+
+    /// HTTP(S) download into `staging/<sha256>.part`, resumed with a Range request when an
+    /// earlier attempt (or an earlier run) left part of it.
+    fn download(&self, i: &Install, url: &str) -> Result<Vec<u8>, Reject> {
+        let staging = self.store.staging();
+        let part = staging.join(format!("{}.part", i.sha256));
+        // Parts of other packages are abandoned downloads.
+        if let Ok(rd) = std::fs::read_dir(&staging) {
+            for e in rd.flatten() {
+                if e.path() != part && e.file_name().to_string_lossy().ends_with(".part") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+        let have = if have >= i.size { 0 } else { have };
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(15))
+            .timeout_read(Duration::from_secs(30))
+            .build();
+        let mut req = agent.get(url);
+        if have > 0 {
+            req = req.set("Range", &format!("bytes={have}-"));
+        }
+        let resp = req
+            .call()
+            .map_err(|e| reject("download", format!("{url}: {e}")))?;
+        let resumed = have > 0 && resp.status() == 206;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(resumed)
+            .write(true)
+            .truncate(!resumed)
+            .open(&part)
+            .map_err(|e| reject("io", format!("{}: {e}", part.display())))?;
+        if resumed {
+            log::info!("model download {url}: resuming at byte {have}");
+        }
+        let start = if resumed { have } else { 0 };
+        let mut body = resp.into_reader().take(i.size - start + 1);
+        let copied = std::io::copy(&mut body, &mut f);
+        let _ = f.sync_all();
+        let got = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+        if let Err(e) = copied {
+            return Err(reject(
+                "download",
+                format!(
+                    "{url}: {e} after {got} of {} bytes (kept; the next attempt resumes)",
+                    i.size
+                ),
+            ));
+        }
+        if got != i.size {
+            let _ = std::fs::remove_file(&part);
+            return Err(reject(
+                "hash_mismatch",
+                format!("{url} gave {got} bytes, {} announced", i.size),
+            ));
+        }
+        let bytes = std::fs::read(&part).map_err(|e| reject("io", e.to_string()))?;
+        let _ = std::fs::remove_file(&part);
+        Ok(bytes)
     }
 
     fn install(&mut self, i: Install, archive: Vec<u8>) {
@@ -556,7 +629,9 @@ impl Manager {
         cfg.verify_test_vectors = true;
         let model = match i.slot {
             Slot::Detector => build_detector(&pkg, &cfg).map(|d| Model::Detector(Box::new(d))),
-            Slot::Expression => build_classifier(&pkg, &cfg).map(|c| Model::Classifier(Box::new(c))),
+            Slot::Expression => {
+                build_classifier(&pkg, &cfg).map(|c| Model::Classifier(Box::new(c)))
+            }
         }
         .map_err(|e| {
             let s = format!("{e:#}");
@@ -632,8 +707,12 @@ impl Manager {
             }
         };
         let model = match slot {
-            Slot::Detector => build_detector(&pkg, &self.models).map(|d| Model::Detector(Box::new(d))),
-            Slot::Expression => build_classifier(&pkg, &self.models).map(|c| Model::Classifier(Box::new(c))),
+            Slot::Detector => {
+                build_detector(&pkg, &self.models).map(|d| Model::Detector(Box::new(d)))
+            }
+            Slot::Expression => {
+                build_classifier(&pkg, &self.models).map(|c| Model::Classifier(Box::new(c)))
+            }
         }
         .map_err(|e| reject("engine", format!("{e:#}")))?;
         let nf = f.after_rollback();
