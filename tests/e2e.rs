@@ -216,7 +216,8 @@ fn summaries_arrive_in_order_and_status_turns_offline_when_killed() {
     );
     let s = &last;
     assert_eq!(s["device_id"], "e2e-1");
-    assert_eq!(s["schema"], 1);
+    assert_eq!(s["schema"], 2);
+    assert!(s["frame_gap_ms_max"].as_f64().unwrap() > 0.0, "{s}");
     assert!(s["window_end_ms"].as_u64().unwrap() > s["window_start_ms"].as_u64().unwrap());
     let frames = s["frames_processed"].as_u64().unwrap();
     assert!(frames >= 5, "{s}");

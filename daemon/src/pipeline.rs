@@ -170,6 +170,7 @@ impl Pipeline {
         let mut seq = 0u64;
         let (mut seen_dropped, mut seen_skipped) = (0u64, 0u64);
         let mut faces_buf = Vec::new();
+        let mut last_done: Option<Instant> = None;
         loop {
             let now = start.elapsed().as_secs_f64();
             let wait = Duration::from_secs_f64((window.end_t() - now).clamp(0.0, 0.2));
@@ -203,6 +204,11 @@ impl Pipeline {
                         faces_buf.extend(r.faces.iter().map(|f| (f.bbox, f.emotions)));
                         let obs = tracker.update(t, &faces_buf);
                         window.add_frame(&obs, r.detect_ms + r.classify_ms);
+                        let done = Instant::now();
+                        if let Some(l) = last_done {
+                            window.add_gap((done - l).as_secs_f32() * 1e3);
+                        }
+                        last_done = Some(done);
                     }
                     Err(e) => {
                         log::error!("inference failed on frame {}: {e:#}", frame.seq);

@@ -5,7 +5,8 @@ use emotiond_models::EMOTIONS;
 use serde::{Deserialize, Serialize};
 
 /// Payload format version; bump on incompatible changes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: `frame_gap_ms_max`, and per model `fallback`, `slow`, `stalls`, `rebuilds`.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// A value per emotion, in the order of [`EMOTIONS`] (JSON: an object keyed by name).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -112,6 +113,8 @@ pub struct Summary {
     /// Inference time per frame (detector + all classifier runs), milliseconds.
     pub inference_ms_mean: Option<f32>,
     pub inference_ms_p95: Option<f32>,
+    /// Longest time between two processed frames in the window (a stall, a model switch).
+    pub frame_gap_ms_max: Option<f32>,
     pub detector: ModelInfo,
     pub expression: ModelInfo,
 }
@@ -197,6 +200,7 @@ pub(crate) fn sample() -> Summary {
         arousal: Some(0.4),
         inference_ms_mean: Some(4.5),
         inference_ms_p95: Some(6.0),
+        frame_gap_ms_max: Some(70.0),
         detector: ModelInfo {
             id: "blazeface@1".into(),
             engine: "tract".into(),

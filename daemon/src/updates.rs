@@ -818,6 +818,7 @@ impl Link {
     /// Between frames: take a pending swap.
     pub fn poll(&mut self, analyzer: &mut crate::analyzer::Analyzer, now_t: f64) {
         let Ok(s) = self.swaps.try_recv() else { return };
+        let t0 = Instant::now();
         // A swap during probation ends it: the model under watch is replaced.
         self.watching = None;
         let (old, old_id) = match s.model {
@@ -830,7 +831,12 @@ impl Link {
                 (Model::Classifier(Box::new(o)), id)
             }
         };
-        log::info!("switched {} from {old_id} to {}", s.slot.as_str(), s.id);
+        log::info!(
+            "switched {} from {old_id} to {} in {:.3} ms",
+            s.slot.as_str(),
+            s.id,
+            t0.elapsed().as_secs_f64() * 1e3
+        );
         let _ = self.events.send(SwapEvent::Swapped {
             slot: s.slot,
             id: s.id.clone(),

@@ -91,6 +91,7 @@ pub struct Window {
     dwell_s: f64,
     tracks: HashMap<u64, TrackAcc>,
     latency: Reservoir,
+    gap_ms_max: Option<f32>,
 }
 
 /// Identity and context a summary needs besides the window's own counts.
@@ -119,7 +120,13 @@ impl Window {
             dwell_s: 0.0,
             tracks: HashMap::new(),
             latency: Reservoir::new(),
+            gap_ms_max: None,
         }
+    }
+
+    /// Time between the end of one processed frame and the end of the next.
+    pub fn add_gap(&mut self, ms: f32) {
+        self.gap_ms_max = Some(self.gap_ms_max.map_or(ms, |m: f32| m.max(ms)));
     }
 
     /// Has the window's time run out at monotonic time `t`?
@@ -203,6 +210,7 @@ impl Window {
             arousal: va.map(|v| v.1),
             inference_ms_mean: self.latency.mean(),
             inference_ms_p95: self.latency.percentile(95.0),
+            frame_gap_ms_max: self.gap_ms_max,
             detector: meta.detector,
             expression: meta.expression,
         };
