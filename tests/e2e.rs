@@ -1055,3 +1055,72 @@ fn serve_once_cut(
     });
     (url, ranges)
 }
+
+#[test]
+fn sigkill_at_any_moment_of_an_update_leaves_a_complete_model() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = signed::generate_key().unwrap();
+    let dev = "e2e-kill";
+    let extra = format!(
+        "{}\n[updates]\ntrusted_keys = [\"{}\"]\nprobation_s = 60.0\n",
+        looping_files(&data("astronaut.png"), 20.0),
+        hex::encode(key.verifying_key().as_bytes())
+    );
+    let cfg = write_config(dir.path(), dev, broker.port, &extra);
+    let summary_t = format!("emotiond/{dev}/summary");
+    let state_t = format!("emotiond/{dev}/models/state");
+    let summaries = subscribe(broker.port, &summary_t);
+    let mut daemon = spawn_daemon(&cfg);
+    let mut active = next_summary(&summaries, &summary_t, 60)["expression"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut interrupted = 0;
+    // Kill at different moments of an update: while downloading, verifying, testing,
+    // storing, switching, or just after.
+    for (k, delay_ms) in [0u64, 40, 120, 250, 400, 700, 1100].into_iter().enumerate() {
+        let version = format!("25.10.3+f32.2-kill{k}");
+        let pkg_dir = package_copy(dir.path(), "fer_mini_xception", &format!("k{k}"), |t| {
+            set_version(t, "25.10.3+f32.2", &version)
+                .replace("budget_ms = 10.0", "budget_ms = 10000.0")
+        });
+        let archive = signed::pack(&pkg_dir).unwrap().0;
+        let new_id = format!("fer_mini_xception@{version}");
+        publish(
+            broker.port,
+            rollout(
+                dev,
+                "expression",
+                &archive,
+                Some(&signed::sign(&archive, &key)),
+                |_| {},
+            ),
+        );
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        daemon.0.kill().unwrap();
+        daemon.0.wait().unwrap();
+
+        let states = subscribe(broker.port, &state_t);
+        let after = subscribe(broker.port, &summary_t);
+        daemon = spawn_daemon(&cfg);
+        // The first summary after the restart comes from a complete model: the old or the new.
+        let first = next_summary(&after, &summary_t, 60);
+        let id = first["expression"]["id"].as_str().unwrap().to_string();
+        assert!(
+            id == active || id == new_id,
+            "killed after {delay_ms} ms: runs {id}, expected {active} or {new_id}"
+        );
+        // The retained order is delivered again and the update completes.
+        wait_for(&after, &summary_t, Duration::from_secs(60), |p| {
+            json(p)["expression"]["id"] == new_id.as_str()
+        });
+        while let Ok((_, p, _)) = states.try_recv() {
+            if json(&p)["reason"] == "interrupted" {
+                interrupted += 1;
+            }
+        }
+        active = new_id;
+    }
+    eprintln!("interrupted updates reported after restarts: {interrupted}");
+}

@@ -176,13 +176,19 @@ impl Store {
     /// What an earlier run left in staging (an update cut short). Partial downloads
     /// (`<sha256>.part`) are kept for the order's next delivery to resume; the rest is
     /// removed.
-    pub fn clear_staging(&self) -> Vec<String> {
+    /// Returns (file name, what it was for, from an `.order` marker).
+    pub fn clear_staging(&self) -> Vec<(String, String)> {
         let dir = self.root.join("staging");
         let mut left = Vec::new();
         if let Ok(rd) = std::fs::read_dir(&dir) {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                left.push(name.clone());
+                let what = if name.ends_with(".order") {
+                    std::fs::read_to_string(e.path()).unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                left.push((name.clone(), what));
                 let resumable = name.len() == 69
                     && name.ends_with(".part")
                     && name[..64].bytes().all(|b| b.is_ascii_hexdigit());
@@ -310,6 +316,19 @@ impl Manager {
     }
 
     fn state(&self, slot: Slot, state: &str, id: &str, sha: &str, reason: Option<&Reject>) {
+        // An update in flight is marked in staging, so a start after a crash can report it.
+        if !sha.is_empty() {
+            let marker = self.store.staging().join(format!("{sha}.order"));
+            match state {
+                "downloading" => {
+                    let _ = std::fs::write(&marker, format!("{} {id}", slot.as_str()));
+                }
+                "active" | "rejected" | "rolled_back" => {
+                    let _ = std::fs::remove_file(&marker);
+                }
+                _ => {}
+            }
+        }
         let mut v = serde_json::json!({
             "slot": slot, "state": state, "model": id, "sha256": sha, "at_ms": now_ms(),
         });
@@ -332,11 +351,12 @@ impl Manager {
 
     /// Report what a start found: an update cut short, or a stored model that did not load.
     pub fn report_startup(&self, notes: &[(Slot, String)]) {
-        for left in self.store.clear_staging() {
+        for (left, what) in self.store.clear_staging() {
             let r = reject(
                 "interrupted",
                 format!(
-                    "an update was cut short before it was complete ({left}); the previous model runs"
+                    "an update was cut short before it finished ({}); the slot runs the model it recorded last, named in the summaries",
+                    if what.is_empty() { left } else { what }
                 ),
             );
             let v = serde_json::json!({"state": "rejected", "reason": r.code, "detail": r.detail, "at_ms": now_ms()});
