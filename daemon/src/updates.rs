@@ -359,13 +359,9 @@ impl Manager {
                     if what.is_empty() { left } else { what }
                 ),
             );
-            let v = serde_json::json!({"state": "rejected", "reason": r.code, "detail": r.detail, "at_ms": now_ms()});
-            log::warn!("model update: {v}");
-            let _ = self.out.blocking_send(Out::Publish {
-                topic: self.state_topic.clone(),
-                payload: v.to_string().into_bytes(),
-                retain: true,
-            });
+            self.publish_state(serde_json::json!({
+                "state": "rejected", "reason": r.code, "detail": r.detail, "at_ms": now_ms(),
+            }));
         }
         for (slot, note) in notes {
             self.state(
@@ -395,27 +391,35 @@ impl Manager {
             }
             if let Some(p) = &self.pending {
                 if Instant::now() > p.deadline {
-                    let p = self.pending.take().expect("pending");
-                    self.end_download(&p);
-                    let i = &p.install;
-                    self.state(
-                        i.slot,
-                        "rejected",
-                        &format!("{}@{}", i.name, i.version),
-                        &i.sha256,
-                        Some(&reject(
-                            "download",
-                            format!(
-                                "{} of {} chunks arrived within {:?}",
-                                p.received,
-                                p.parts.len(),
-                                self.download_timeout
-                            ),
-                        )),
+                    let why = format!(
+                        "{} of {} chunks arrived within {:?}",
+                        p.received,
+                        p.parts.len(),
+                        self.download_timeout
                     );
+                    self.abandon(reject("download", why));
                 }
             }
         }
+    }
+
+    /// Give up the download in progress with a reason.
+    fn abandon(&mut self, r: Reject) {
+        let Some(p) = self.pending.take() else { return };
+        self.end_download(&p);
+        let i = &p.install;
+        let id = format!("{}@{}", i.name, i.version);
+        self.state(i.slot, "rejected", &id, &i.sha256, Some(&r));
+    }
+
+    /// A state message that concerns no single slot (malformed orders, start-up findings).
+    fn publish_state(&self, v: serde_json::Value) {
+        log::warn!("model update: {v}");
+        let _ = self.out.blocking_send(Out::Publish {
+            topic: self.state_topic.clone(),
+            payload: v.to_string().into_bytes(),
+            retain: true,
+        });
     }
 
     fn end_download(&self, p: &Pending) {
@@ -434,13 +438,10 @@ impl Manager {
             match signed::parse_set(&payload) {
                 Ok(order) => self.order(order),
                 Err(why) => {
-                    let v = serde_json::json!({"state": "rejected", "reason": "malformed", "detail": why, "topic": topic, "at_ms": now_ms()});
-                    log::warn!("model update: {v}");
-                    let _ = self.out.blocking_send(Out::Publish {
-                        topic: self.state_topic.clone(),
-                        payload: v.to_string().into_bytes(),
-                        retain: true,
-                    });
+                    self.publish_state(serde_json::json!({
+                        "state": "rejected", "reason": "malformed", "detail": why,
+                        "topic": topic, "at_ms": now_ms(),
+                    }));
                 }
             }
             return;
@@ -461,28 +462,21 @@ impl Manager {
         }
         p.bytes += payload.len() as u64;
         if p.bytes > p.install.size {
-            let p = self.pending.take().expect("pending");
-            self.end_download(&p);
-            let i = p.install;
-            self.state(
-                i.slot,
-                "rejected",
-                &format!("{}@{}", i.name, i.version),
-                &i.sha256,
-                Some(&reject(
-                    "hash_mismatch",
-                    format!("chunks hold more than the announced {} bytes", i.size),
-                )),
+            let why = format!(
+                "chunks hold more than the announced {} bytes",
+                p.install.size
             );
+            self.abandon(reject("hash_mismatch", why));
             return;
         }
         p.parts[idx] = Some(payload);
         p.received += 1;
         if p.received == p.parts.len() {
-            let p = self.pending.take().expect("pending");
-            self.end_download(&p);
-            let archive: Vec<u8> = p.parts.into_iter().flatten().flatten().collect();
-            self.install(p.install, archive);
+            if let Some(p) = self.pending.take() {
+                self.end_download(&p);
+                let archive: Vec<u8> = p.parts.into_iter().flatten().flatten().collect();
+                self.install(p.install, archive);
+            }
         }
     }
 
@@ -898,17 +892,22 @@ impl Link {
             Slot::Detector => detect_ms,
             Slot::Expression => classify_ms / faces.unwrap_or(1).max(1) as f32,
         };
-        match w.probation.observe(now_t, faces, ms) {
+        let verdict = w.probation.observe(now_t, faces, ms);
+        if verdict == crate::probation::Verdict::Continue {
+            return;
+        }
+        let Some(w) = self.watching.take() else {
+            return;
+        };
+        match verdict {
             crate::probation::Verdict::Continue => {}
             crate::probation::Verdict::Passed => {
-                let w = self.watching.take().expect("watching");
                 let _ = self.events.send(SwapEvent::Passed {
                     slot: w.slot,
                     id: w.id,
                 });
             }
             crate::probation::Verdict::Failed(reason) => {
-                let w = self.watching.take().expect("watching");
                 match w.old {
                     Model::Detector(d) => {
                         analyzer.swap_detector(*d, w.old_id.clone());
