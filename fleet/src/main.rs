@@ -58,6 +58,7 @@ enum Cmd {
         /// Publish the archive itself in retained chunks over MQTT.
         #[arg(long)]
         chunks: bool,
+        /// Bytes per chunk, 1 KiB to 192 KiB (devices accept MQTT packets up to 256 KiB).
         #[arg(long, default_value_t = 128 * 1024)]
         chunk_size: usize,
         #[command(flatten)]
@@ -117,6 +118,9 @@ enum ModelCmd {
     /// Print the index and the manifest.
     Inspect { package: PathBuf },
 }
+
+/// Largest chunk: the daemon's MQTT client takes packets up to 256 KiB, topic included.
+const MAX_CHUNK: usize = 192 * 1024;
 
 fn sig_path(p: &Path) -> PathBuf {
     let mut s = p.as_os_str().to_owned();
@@ -340,7 +344,7 @@ fn run() -> Result<ExitCode> {
                 (None, true) => {
                     let ct = format!("{}/packages/{sha}", broker.topic_prefix);
                     let parts: Vec<&[u8]> =
-                        archive.chunks(chunk_size.clamp(1024, 512 * 1024)).collect();
+                        archive.chunks(chunk_size.clamp(1024, MAX_CHUNK)).collect();
                     for (i, c) in parts.iter().enumerate() {
                         msgs.push((format!("{ct}/{i}"), c.to_vec()));
                     }
