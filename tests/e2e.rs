@@ -1154,3 +1154,48 @@ fn sigkill_at_any_moment_of_an_update_leaves_a_complete_model() {
     }
     eprintln!("interrupted updates reported after restarts: {interrupted}");
 }
+
+#[test]
+fn under_systemd_it_reports_ready_and_pings_the_watchdog_from_the_pipeline() {
+    // systemd's notify protocol for real: a datagram socket named in NOTIFY_SOCKET.
+    use std::os::unix::net::UnixDatagram;
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "e2e-sd",
+        broker.port,
+        &looping_files(&data("astronaut.png"), 5.0),
+    );
+    let _daemon = Daemon(
+        Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .env("NOTIFY_SOCKET", &sock_path)
+            .env("WATCHDOG_USEC", "400000")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let mut buf = [0u8; 4096];
+    let mut msgs = Vec::new();
+    let start = Instant::now();
+    while msgs
+        .iter()
+        .filter(|m: &&String| m.contains("WATCHDOG=1"))
+        .count()
+        < 3
+    {
+        let n = sock.recv(&mut buf).expect("a notification within 30 s");
+        msgs.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        assert!(start.elapsed() < Duration::from_secs(60), "{msgs:?}");
+    }
+    assert!(msgs[0].contains("READY=1"), "{msgs:?}");
+    assert!(msgs[0].contains("STATUS=running: blazeface"), "{msgs:?}");
+}

@@ -11,6 +11,7 @@ pub mod outbox;
 pub mod pipeline;
 pub mod probation;
 pub mod queue;
+pub mod service;
 pub mod summary;
 pub mod track;
 pub mod updates;

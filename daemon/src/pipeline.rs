@@ -171,7 +171,17 @@ impl Pipeline {
         let (mut seen_dropped, mut seen_skipped) = (0u64, 0u64);
         let mut faces_buf = Vec::new();
         let mut last_done: Option<Instant> = None;
+        let mut notifier = crate::service::Notifier::from_env();
         loop {
+            notifier.tick(|| {
+                format!(
+                    "running: {} on {}, {} on {}",
+                    self.analyzer.detector_info().id,
+                    self.analyzer.detector_info().engine,
+                    self.analyzer.expression_info().id,
+                    self.analyzer.expression_info().engine
+                )
+            });
             let now = start.elapsed().as_secs_f64();
             let wait = Duration::from_secs_f64((window.end_t() - now).clamp(0.0, 0.2));
             let popped = queue.pop_timeout(wait);
@@ -242,6 +252,7 @@ impl Pipeline {
                 seq += 1;
             }
             if stopping {
+                notifier.stopping();
                 return seq;
             }
         }
