@@ -264,8 +264,12 @@ fn summaries_arrive_in_order_and_status_turns_offline_when_killed() {
 fn missing_camera_is_retried_and_reported_while_summaries_go_on() {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
-    let camera = "[camera]\nsource = \"v4l2\"\ndevice = \"/dev/video-absent-e2e\"\n";
-    let cfg = write_config(dir.path(), "e2e-2", broker.port, camera);
+    let pins = dir.path().join("pins");
+    let camera = format!(
+        "[indicators]\nbackend = \"sim\"\nstatus_led = 17\nsim_dir = {:?}\n[camera]\nsource = \"v4l2\"\ndevice = \"/dev/video-absent-e2e\"\n",
+        pins.display().to_string()
+    );
+    let cfg = write_config(dir.path(), "e2e-2", broker.port, &camera);
     let rx = subscribe(broker.port, "emotiond/e2e-2/#");
     let mut daemon = spawn_daemon(&cfg);
     let h = json(&wait_for(
@@ -288,6 +292,8 @@ fn missing_camera_is_retried_and_reported_while_summaries_go_on() {
         |p| json(p)["camera"] == "unavailable",
     ));
     assert_eq!(s["frames_processed"], 0);
+    // the status LED (simulated pin) blinks fast: no camera
+    wait_file(&pins.join("state"), "no_camera", 10);
     // still running (retrying), then a clean stop publishes offline
     assert!(daemon.0.try_wait().unwrap().is_none());
     sigterm(&daemon.0);
@@ -493,6 +499,94 @@ impl Relay {
     fn restore(&self) {
         self.up.store(true, std::sync::atomic::Ordering::SeqCst);
     }
+}
+
+/// Wait until the file holds `want` (trimmed).
+fn wait_file(path: &Path, want: &str, secs: u64) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut last = String::new();
+    while Instant::now() < end {
+        last = std::fs::read_to_string(path).unwrap_or_default();
+        if last.trim() == want {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!(
+        "{} holds {last:?}, not {want:?}, after {secs} s",
+        path.display()
+    );
+}
+
+/// Simulated pins (files): the LED's state follows the broker, and a button press publishes
+/// the window in progress on the feedback topic. The pins are simulated (no GPIO here); the
+/// broker, the network cut and the daemon are real.
+#[test]
+fn simulated_pins_status_led_follows_the_broker_and_the_button_publishes_feedback() {
+    let broker = Broker::start();
+    let relay = Relay::start(broker.port);
+    let dir = tempfile::tempdir().unwrap();
+    let pins = dir.path().join("pins");
+    let camera = format!(
+        "{}[indicators]\nbackend = \"sim\"\nstatus_led = 17\nbutton = 27\nsim_dir = {:?}\n",
+        looping_files(&data("astronaut.png"), 10.0),
+        pins.display().to_string()
+    );
+    let cfg = write_config(dir.path(), "e2e-fb", relay.port, &camera);
+    let cfg_text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("window_s = 1.0", "window_s = 30.0");
+    std::fs::write(&cfg, cfg_text).unwrap();
+    let rx = subscribe(broker.port, "emotiond/e2e-fb/#");
+    let mut daemon = spawn_daemon(&cfg);
+    wait_for(
+        &rx,
+        "emotiond/e2e-fb/status",
+        Duration::from_secs(30),
+        |p| p == b"online",
+    );
+    wait_file(&pins.join("state"), "running", 20);
+    assert_eq!(
+        std::fs::read_to_string(pins.join("status_led"))
+            .unwrap()
+            .trim(),
+        "1"
+    );
+    std::thread::sleep(Duration::from_millis(1500)); // some frames into the (30 s) window
+    std::fs::write(pins.join("button"), "1").unwrap();
+    let fb = json(&wait_for(
+        &rx,
+        "emotiond/e2e-fb/feedback",
+        Duration::from_secs(10),
+        |_| true,
+    ));
+    std::fs::write(pins.join("button"), "0").unwrap();
+    assert_eq!(fb["event"], "feedback", "{fb}");
+    assert_eq!(fb["device_id"], "e2e-fb", "{fb}");
+    let w = &fb["window"];
+    assert_eq!(w["seq"], 0, "the window in progress: {fb}");
+    assert!(w["frames_processed"].as_u64().unwrap() > 0, "{fb}");
+    assert!(w["faces_seen"].as_u64().unwrap() > 0, "{fb}");
+    assert!(w["emotions"]["happy"].as_f64().unwrap() > 0.3, "{fb}");
+    let t = fb["ts_ms"].as_u64().unwrap();
+    assert!(
+        t >= w["window_start_ms"].as_u64().unwrap() && t == w["window_end_ms"].as_u64().unwrap(),
+        "{fb}"
+    );
+    // the broker goes out of reach: the LED blinks slowly; it comes back: steady again
+    relay.cut();
+    wait_file(&pins.join("state"), "no_broker", 30);
+    relay.restore();
+    wait_file(&pins.join("state"), "running", 60);
+    sigterm(&daemon.0);
+    assert!(daemon.0.wait().unwrap().success());
+    wait_file(&pins.join("state"), "off", 5);
+    assert_eq!(
+        std::fs::read_to_string(pins.join("status_led"))
+            .unwrap()
+            .trim(),
+        "0"
+    );
 }
 
 #[test]

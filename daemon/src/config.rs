@@ -21,6 +21,50 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     pub mqtt: MqttConfig,
     pub updates: UpdatesConfig,
+    pub indicators: IndicatorsConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PinBackend {
+    /// No LED, no button.
+    None,
+    /// Raspberry Pi GPIO through rppal (BCM numbers); a build with `--features rpi`.
+    Rpi,
+    /// Simulated pins mirrored to files in `sim_dir` (tests, demos, no hardware).
+    Sim,
+}
+
+/// Status LED (running / no broker / no camera) and feedback button.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndicatorsConfig {
+    pub backend: PinBackend,
+    /// GPIO (BCM number) of the status LED; unset: no LED.
+    pub status_led: Option<u8>,
+    /// The LED lights when its pin is low (wired to the supply).
+    pub led_active_low: bool,
+    /// GPIO (BCM number) of the feedback button; unset: no button.
+    pub button: Option<u8>,
+    /// The button connects the pin to ground (internal pull-up; pressed = low).
+    pub button_active_low: bool,
+    pub debounce_ms: u64,
+    /// `backend = "sim"`: the folder holding the simulated pins' files.
+    pub sim_dir: PathBuf,
+}
+
+impl Default for IndicatorsConfig {
+    fn default() -> Self {
+        IndicatorsConfig {
+            backend: PinBackend::None,
+            status_led: None,
+            led_active_low: false,
+            button: None,
+            button_active_low: true,
+            debounce_ms: 30,
+            sim_dir: PathBuf::new(),
+        }
+    }
 }
 
 /// Model updates pushed by the fleet over MQTT (needs `state_dir` and MQTT).
@@ -225,6 +269,7 @@ impl Default for Config {
             pipeline: PipelineConfig::default(),
             mqtt: MqttConfig::default(),
             updates: UpdatesConfig::default(),
+            indicators: IndicatorsConfig::default(),
         }
     }
 }
@@ -324,6 +369,36 @@ impl Config {
                     );
                 }
             }
+        }
+        let ind = &self.indicators;
+        if ind.backend != PinBackend::None && ind.status_led.is_none() && ind.button.is_none() {
+            bad(
+                "indicators.backend",
+                "set status_led and/or button (or backend = \"none\")",
+            );
+        }
+        for (k, v) in [
+            ("indicators.status_led", ind.status_led),
+            ("indicators.button", ind.button),
+        ] {
+            if v.is_some_and(|p| p > 53) {
+                bad(k, "must be a GPIO number within 0..=53");
+            }
+        }
+        if ind.status_led.is_some() && ind.status_led == ind.button {
+            bad("indicators.button", "must not be the status LED's pin");
+        }
+        if ind.backend == PinBackend::Sim && ind.sim_dir.as_os_str().is_empty() {
+            bad("indicators.sim_dir", "backend = \"sim\" needs a folder");
+        }
+        if ind.backend == PinBackend::Rpi && !cfg!(feature = "rpi") {
+            bad(
+                "indicators.backend",
+                "this build has no Raspberry Pi GPIO support (build with --features rpi)",
+            );
+        }
+        if ind.debounce_ms > 1000 {
+            bad("indicators.debounce_ms", "must be within 0..=1000");
         }
         if m.max_faces == 0 || m.max_faces > 64 {
             bad("models.max_faces", "must be within 1..=64");
@@ -480,6 +555,34 @@ mod tests {
         ] {
             assert!(e.contains(k), "{k} missing from {e}");
         }
+    }
+
+    #[test]
+    fn indicator_problems_are_named() {
+        let text = "[indicators]\nbackend = \"sim\"\nstatus_led = 60\nbutton = 60\n";
+        let e = Config::parse(text, Path::new("x")).unwrap_err().to_string();
+        for k in [
+            "`indicators.status_led`: must be a GPIO number",
+            "`indicators.button`: must not be the status LED's pin",
+            "`indicators.sim_dir`",
+        ] {
+            assert!(e.contains(k), "{k} in {e}");
+        }
+        let e = Config::parse(
+            "[indicators]\nbackend = \"sim\"\nsim_dir = \"/tmp/p\"\n",
+            Path::new("x"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("set status_led and/or button"), "{e}");
+        let rpi = Config::parse(
+            "[indicators]\nbackend = \"rpi\"\nstatus_led = 17\n",
+            Path::new("x"),
+        );
+        assert_eq!(rpi.is_ok(), cfg!(feature = "rpi"), "{rpi:?}");
+        let ok =
+            "[indicators]\nbackend = \"sim\"\nstatus_led = 17\nbutton = 27\nsim_dir = \"/tmp/p\"\n";
+        assert!(Config::parse(ok, Path::new("x")).is_ok());
     }
 
     #[test]

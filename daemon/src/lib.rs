@@ -6,6 +6,7 @@
 pub mod analyzer;
 pub mod config;
 pub mod demo;
+pub mod indicators;
 pub mod mqtt;
 pub mod outbox;
 pub mod pipeline;

@@ -5,10 +5,10 @@ use clap::{Parser, Subcommand};
 use emotiond::analyzer::Analyzer;
 use emotiond::config::{self, Config, Pace, SourceKind};
 use emotiond::outbox::Outbox;
-use emotiond::pipeline::{Pipeline, Shared, spawn_capture};
+use emotiond::pipeline::{FeedbackSink, Pipeline, Shared, spawn_capture};
 use emotiond::queue::DropOldest;
 use emotiond::summary::{ModelInfo, Summary};
-use emotiond::{demo, mqtt, probation, updates};
+use emotiond::{demo, indicators, mqtt, probation, updates};
 use emotiond_hal::{Camera, CameraError, FileSource, Pacing};
 use emotiond_models::EngineKind;
 use emotiond_models::runtime::DelegateKind;
@@ -307,7 +307,9 @@ fn run(mut cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<E
         .enable_all()
         .build()?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Summary>(64);
-    let mut mqtt_link = None;
+    // What the update manager and the feedback button publish, through the MQTT session.
+    let (out_tx, out_rx) = tokio::sync::mpsc::channel(64);
+    let mut inbound = None;
     let mut pipeline_link = None;
     if let Some(store) = store {
         let trusted = cfg
@@ -317,7 +319,6 @@ fn run(mut cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<E
             .map(|k| signed::parse_public(k))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| anyhow::anyhow!("updates.trusted_keys: {e}"))?;
-        let (out_tx, out_rx) = tokio::sync::mpsc::channel(64);
         let (msg_tx, msg_rx) = std::sync::mpsc::sync_channel(64);
         let (swap_tx, swap_rx) = std::sync::mpsc::sync_channel(1);
         let (ev_tx, ev_rx) = std::sync::mpsc::channel();
@@ -336,7 +337,7 @@ fn run(mut cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<E
             format!("{base}/models/state"),
             set_topics,
             Duration::from_secs(cfg.updates.download_timeout_s),
-            out_tx,
+            out_tx.clone(),
             swap_tx,
         );
         std::thread::Builder::new()
@@ -346,10 +347,7 @@ fn run(mut cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<E
                 manager.run(msg_rx, ev_rx);
             })
             .context("starting the model update thread")?;
-        mqtt_link = Some(mqtt::Link {
-            out: out_rx,
-            inbound: msg_tx,
-        });
+        inbound = Some(msg_tx);
         pipeline_link = Some(updates::Link::new(
             swap_rx,
             ev_tx,
@@ -370,9 +368,19 @@ fn run(mut cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<E
             shared.clone(),
             outbox,
             Duration::from_secs(5),
-            mqtt_link,
+            Some(mqtt::Link {
+                out: out_rx,
+                inbound,
+            }),
         ))
     });
+    let feedback = (cfg.mqtt.enabled && cfg.indicators.button.is_some()).then(|| FeedbackSink {
+        topic: format!("{}/{}/feedback", cfg.mqtt.topic_prefix, cfg.device_id),
+        out: out_tx.clone(),
+    });
+    drop(out_tx);
+    let indicators = indicators::spawn(&cfg.indicators, cfg.mqtt.enabled, shared.clone())
+        .context("starting the status LED and button")?;
     let echo = echo_from_broker.map(|n| rt.spawn(echo_summaries(cfg.clone(), n, shared.clone())));
     {
         let shared = shared.clone();
@@ -401,6 +409,7 @@ fn run(mut cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<E
         device_id: cfg.device_id.clone(),
         boot_id: boot_id(),
         updates: pipeline_link,
+        feedback,
     };
     let count = pipeline.run(queue, shared.clone(), |s| {
         if stdout {
@@ -417,6 +426,11 @@ fn run(mut cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<E
     drop(tx);
     if capture.join().is_err() {
         log::error!("capture thread panicked");
+    }
+    if let Some(h) = indicators {
+        if h.join().is_err() {
+            log::error!("indicator thread panicked");
+        }
     }
     log::info!("pipeline ended after {count} summaries");
     if let Some(t) = mqtt_task {
@@ -750,6 +764,55 @@ fn check(path: &Path, explicit: bool, json: bool) -> Result<ExitCode> {
                 format!("{e:#}"),
                 "check the [camera] section",
             )),
+        }
+        #[cfg(target_os = "linux")]
+        if cfg.camera.source == SourceKind::V4l2 {
+            match emotiond_hal::v4l2::modes(&cfg.camera.device) {
+                Ok(m) => items.push((
+                    "camera_modes",
+                    !m.is_empty(),
+                    format!(
+                        "{} offers {}",
+                        cfg.camera.device,
+                        emotiond_hal::v4l2::describe_modes(&m)
+                    ),
+                    "the device lists no capture formats: is it a capture node (try the other /dev/video*)?",
+                )),
+                Err(e) => items.push((
+                    "camera_modes",
+                    false,
+                    format!("{}: {e}", cfg.camera.device),
+                    "check camera.device, the cable, and that the user is in the video group",
+                )),
+            }
+        }
+        if cfg.indicators.backend != config::PinBackend::None {
+            let shared = Shared::new();
+            let r = indicators::spawn(&cfg.indicators, false, shared.clone());
+            shared.stop.store(true, Ordering::Relaxed);
+            let r = r.and_then(|h| {
+                h.map(|h| h.join())
+                    .transpose()
+                    .map_err(|_| anyhow::anyhow!("indicator thread panicked"))
+            });
+            items.push((
+                "indicators",
+                r.is_ok(),
+                match r {
+                    Ok(_) => format!(
+                        "{:?} pins: status LED {}, button {}",
+                        cfg.indicators.backend,
+                        cfg.indicators
+                            .status_led
+                            .map_or("none".into(), |p| p.to_string()),
+                        cfg.indicators
+                            .button
+                            .map_or("none".into(), |p| p.to_string())
+                    ),
+                    Err(e) => format!("{e:#}"),
+                },
+                "check indicators.* (GPIO numbers are BCM) and that the user is in the gpio group",
+            ));
         }
         if cfg.mqtt.enabled {
             let (ok, detail) = check_broker(cfg);

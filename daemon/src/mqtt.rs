@@ -87,11 +87,15 @@ struct Session {
     out_queue: VecDeque<(String, Vec<u8>, bool)>,
 }
 
-/// The MQTT side of model updates.
+/// What other parts of the daemon publish and subscribe (model update states, feedback
+/// events), and where inbound messages go (the update manager, when updates are on).
 pub struct Link {
     pub out: mpsc::Receiver<Out>,
-    pub inbound: std::sync::mpsc::SyncSender<Msg>,
+    pub inbound: Option<std::sync::mpsc::SyncSender<Msg>>,
 }
+
+/// Messages queued while disconnected, beyond which the oldest is dropped.
+const OUT_QUEUE_MAX: usize = 256;
 
 impl Session {
     /// Apply one request of the update manager.
@@ -101,7 +105,16 @@ impl Session {
                 topic,
                 payload,
                 retain,
-            } => self.out_queue.push_back((topic, payload, retain)),
+            } => {
+                if self.out_queue.len() >= OUT_QUEUE_MAX {
+                    if let Some((t, _, _)) = self.out_queue.pop_front() {
+                        log::warn!(
+                            "mqtt: queue full while disconnected; dropped a message for {t}"
+                        );
+                    }
+                }
+                self.out_queue.push_back((topic, payload, retain))
+            }
             Out::Subscribe(t) => {
                 if !self.subs.contains(&t) {
                     self.subs.push(t.clone());
@@ -290,6 +303,9 @@ pub async fn run(
                     ack.code
                 );
                 s.connected = true;
+                s.shared
+                    .broker_up
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 backoff.reset();
                 if client
                     .try_publish(s.topics.status.clone(), QoS::AtLeastOnce, true, "online")
@@ -303,8 +319,8 @@ pub async fn run(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                if let Some(l) = &s.link {
-                    if l.inbound
+                if let Some(inbound) = s.link.as_ref().and_then(|l| l.inbound.as_ref()) {
+                    if inbound
                         .try_send(Msg::Inbound(p.topic.clone(), p.payload.to_vec()))
                         .is_err()
                     {
@@ -333,6 +349,9 @@ pub async fn run(
                     log::error!("mqtt: broker refused the connection (credentials?): {e}");
                 }
                 s.connected = false;
+                s.shared
+                    .broker_up
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
                 // We redeliver ourselves, from the outbox: drop what the client kept.
                 eventloop.pending.clear();
                 let back: Vec<Entry> = s

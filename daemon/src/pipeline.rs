@@ -28,6 +28,10 @@ pub struct Shared {
     pub stop: AtomicBool,
     pub skipped: AtomicU64,
     pub camera: Mutex<CameraHealth>,
+    /// Whether the MQTT session is connected (for the status LED).
+    pub broker_up: AtomicBool,
+    /// Feedback button presses not yet answered by the pipeline.
+    pub feedback_requests: AtomicU64,
 }
 
 impl Shared {
@@ -35,6 +39,8 @@ impl Shared {
         Arc::new(Shared {
             stop: AtomicBool::new(false),
             skipped: AtomicU64::new(0),
+            broker_up: AtomicBool::new(false),
+            feedback_requests: AtomicU64::new(0),
             camera: Mutex::new(CameraHealth {
                 state: "starting".into(),
                 source: String::new(),
@@ -148,9 +154,28 @@ pub struct Pipeline {
     pub boot_id: u32,
     /// Model updates: swaps to apply between frames, and their probation.
     pub updates: Option<crate::updates::Link>,
+    /// Where feedback events (button presses, answered with the window in progress) go.
+    pub feedback: Option<FeedbackSink>,
+}
+
+/// The topic and MQTT queue for feedback events.
+pub struct FeedbackSink {
+    pub topic: String,
+    pub out: tokio::sync::mpsc::Sender<crate::updates::Out>,
 }
 
 impl Pipeline {
+    fn meta(&self, seq: u64, shared: &Shared) -> SummaryMeta {
+        SummaryMeta {
+            device_id: self.device_id.clone(),
+            boot_id: self.boot_id,
+            seq,
+            camera: shared.camera().state,
+            detector: self.analyzer.detector_info(),
+            expression: self.analyzer.expression_info(),
+        }
+    }
+
     /// Process frames until the queue closes or `stop` is set; each closed window goes to
     /// `sink`. Returns the number of summaries produced.
     pub fn run(
@@ -233,6 +258,23 @@ impl Pipeline {
             window.add_skipped((s - seen_skipped) as u32);
             seen_skipped = s;
             let stopping = closed || shared.stop.load(Ordering::Relaxed);
+            if shared.feedback_requests.swap(0, Ordering::Relaxed) > 0 {
+                let now_ms = unix_ms(SystemTime::now());
+                let partial = window.snapshot(now_ms, self.meta(seq, &shared));
+                match &self.feedback {
+                    Some(f) => {
+                        let msg = crate::updates::Out::Publish {
+                            topic: f.topic.clone(),
+                            payload: crate::indicators::feedback_json(now_ms, &partial),
+                            retain: false,
+                        };
+                        if f.out.try_send(msg).is_err() {
+                            log::warn!("feedback event not queued: the MQTT queue is full");
+                        }
+                    }
+                    None => log::info!("feedback pressed (MQTT is off): window {seq}"),
+                }
+            }
             let now = start.elapsed().as_secs_f64();
             if window.due(now) || stopping {
                 let end_wall = if stopping {
@@ -240,14 +282,7 @@ impl Pipeline {
                 } else {
                     start_wall + Duration::from_secs_f64(window.end_t())
                 };
-                let meta = SummaryMeta {
-                    device_id: self.device_id.clone(),
-                    boot_id: self.boot_id,
-                    seq,
-                    camera: shared.camera().state,
-                    detector: self.analyzer.detector_info(),
-                    expression: self.analyzer.expression_info(),
-                };
+                let meta = self.meta(seq, &shared);
                 sink(window.finish(unix_ms(end_wall), meta));
                 seq += 1;
             }
@@ -306,6 +341,7 @@ mod tests {
             device_id: "t".into(),
             boot_id: 1,
             updates: None,
+            feedback: None,
         };
         let mut summaries = Vec::new();
         let n = p.run(queue, shared.clone(), |s| summaries.push(s));

@@ -77,7 +77,7 @@ impl Default for Reservoir {
 }
 
 /// One window in progress.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Window {
     pub len_s: f64,
     start_t: f64,
@@ -169,6 +169,11 @@ impl Window {
     }
     pub fn add_skipped(&mut self, n: u32) {
         self.frames_skipped += n;
+    }
+
+    /// The summary this window would have if it closed at `now_wall_ms`, leaving it open.
+    pub fn snapshot(&self, now_wall_ms: u64, meta: SummaryMeta) -> Summary {
+        self.clone().finish(now_wall_ms, meta)
     }
 
     /// Close this window at wall time `end_wall_ms`, returning its summary, and start the

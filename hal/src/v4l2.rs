@@ -222,6 +222,109 @@ impl Camera for V4l2Camera {
     }
 }
 
+/// One pixel format a device offers, with its frame sizes and the frame rates of each.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mode {
+    pub fourcc: String,
+    pub description: String,
+    /// (size, frame rates): "640x480" with e.g. [30.0, 15.0]; a stepwise range is one entry
+    /// such as "16x16-1920x1080/8x8" with the rates at its largest size.
+    pub sizes: Vec<(String, Vec<f32>)>,
+}
+
+fn rates(dev: &Device, fourcc: FourCC, w: u32, h: u32) -> Vec<f32> {
+    use v4l::frameinterval::FrameIntervalEnum;
+    let fps = |f: &v4l::Fraction| {
+        if f.numerator > 0 {
+            f.denominator as f32 / f.numerator as f32
+        } else {
+            0.0
+        }
+    };
+    let mut out = Vec::new();
+    for i in dev.enum_frameintervals(fourcc, w, h).unwrap_or_default() {
+        match i.interval {
+            FrameIntervalEnum::Discrete(f) => out.push(fps(&f)),
+            FrameIntervalEnum::Stepwise(s) => {
+                out.push(fps(&s.min));
+                out.push(fps(&s.max));
+            }
+        }
+    }
+    out
+}
+
+/// Every format, size and frame rate the device at `path` offers (VIDIOC_ENUM_FMT,
+/// _FRAMESIZES, _FRAMEINTERVALS), for `emotiond check`.
+pub fn modes(path: &str) -> std::io::Result<Vec<Mode>> {
+    use v4l::framesize::FrameSizeEnum;
+    let dev = Device::with_path(path)?;
+    let mut out = Vec::new();
+    for f in dev.enum_formats()? {
+        let mut sizes = Vec::new();
+        for s in dev.enum_framesizes(f.fourcc).unwrap_or_default() {
+            match s.size {
+                FrameSizeEnum::Discrete(d) => sizes.push((
+                    format!("{}x{}", d.width, d.height),
+                    rates(&dev, f.fourcc, d.width, d.height),
+                )),
+                FrameSizeEnum::Stepwise(st) => sizes.push((
+                    format!(
+                        "{}x{}-{}x{}/{}x{}",
+                        st.min_width,
+                        st.min_height,
+                        st.max_width,
+                        st.max_height,
+                        st.step_width,
+                        st.step_height
+                    ),
+                    rates(&dev, f.fourcc, st.max_width, st.max_height),
+                )),
+            }
+        }
+        out.push(Mode {
+            fourcc: f.fourcc.str().unwrap_or("????").to_string(),
+            description: f.description.clone(),
+            sizes,
+        });
+    }
+    Ok(out)
+}
+
+/// One line: "YUYV 640x480@30/15, 1280x720@30; MJPG ...".
+pub fn describe_modes(modes: &[Mode]) -> String {
+    let fmt_rate = |r: &f32| {
+        if (r - r.round()).abs() < 0.01 {
+            format!("{}", r.round() as i64)
+        } else {
+            format!("{r:.2}")
+        }
+    };
+    modes
+        .iter()
+        .map(|m| {
+            let sizes: Vec<String> = m
+                .sizes
+                .iter()
+                .map(|(s, r)| {
+                    if r.is_empty() {
+                        s.clone()
+                    } else {
+                        let r: Vec<String> = r.iter().map(fmt_rate).collect();
+                        format!("{s}@{}", r.join("/"))
+                    }
+                })
+                .collect();
+            if sizes.is_empty() {
+                m.fourcc.clone()
+            } else {
+                format!("{} {}", m.fourcc, sizes.join(", "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,5 +382,38 @@ mod tests {
             }
         }
         assert!(waits[0] < waits[1] && waits[1] < waits[2], "{waits:?}");
+    }
+
+    #[test]
+    fn modes_are_described_on_one_line() {
+        let m = vec![
+            Mode {
+                fourcc: "YUYV".into(),
+                description: "YUYV 4:2:2".into(),
+                sizes: vec![
+                    ("640x480".into(), vec![30.0, 15.0]),
+                    ("1280x720".into(), vec![29.97]),
+                ],
+            },
+            Mode {
+                fourcc: "MJPG".into(),
+                description: "Motion-JPEG".into(),
+                sizes: vec![("16x16-1920x1080/8x8".into(), vec![])],
+            },
+            Mode {
+                fourcc: "GREY".into(),
+                description: "8-bit".into(),
+                sizes: vec![],
+            },
+        ];
+        assert_eq!(
+            describe_modes(&m),
+            "YUYV 640x480@30/15, 1280x720@29.97; MJPG 16x16-1920x1080/8x8; GREY"
+        );
+    }
+
+    #[test]
+    fn modes_of_a_missing_device_is_an_error() {
+        assert!(modes("/dev/emotiond-no-such-video").is_err());
     }
 }
