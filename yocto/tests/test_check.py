@@ -23,6 +23,7 @@ import check  # noqa: E402
 
 GEN = check.load_gen()
 COPY = [
+    "LICENSE",
     "Cargo.toml",
     "Cargo.lock",
     "*/Cargo.toml",
@@ -132,9 +133,13 @@ class CheckTest(unittest.TestCase):
         self.edit("Cargo.toml", 'version = "0.1.0"', 'version = "0.2.0"')
         self.assertProblem(r"PV is '0\.1\.0', the workspace version in Cargo\.toml is '0\.2\.0'")
 
-    def test_licence_line_moved_is_reported(self):
-        self.edit("Cargo.toml", "[workspace]\n", "# a new first line\n[workspace]\n")
-        self.assertProblem(r"LIC_FILES_CHKSUM: md5 of lines 9-9 of Cargo\.toml is [0-9a-f]{32}, the recipe says")
+    def test_licence_changed_is_reported(self):
+        self.edit("LICENSE", "Version 2.0", "Version 3.0")
+        self.assertProblem(r"LIC_FILES_CHKSUM: md5 of LICENSE is [0-9a-f]{32}, the recipe says")
+
+    def test_licence_text_moved_in_provenance_is_reported(self):
+        self.edit("models/packages/fer_mini_xception/PROVENANCE.md", "# ", "# \n# ")
+        self.assertProblem(r"LIC_FILES_CHKSUM: md5 of lines 122-142 of models/packages/fer_mini_xception/PROVENANCE\.md")
 
     def test_layer_conf_collection_mismatch_is_reported(self):
         self.edit("yocto/meta-emotiond/conf/layer.conf", "LAYERDEPENDS_emotiond", "LAYERDEPENDS_emotion")

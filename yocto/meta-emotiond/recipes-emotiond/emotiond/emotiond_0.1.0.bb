@@ -7,13 +7,12 @@ HOMEPAGE = "https://github.com/emotiond/emotiond"
 BUGTRACKER = "https://github.com/emotiond/emotiond/issues"
 SECTION = "multimedia"
 
-# Apache-2.0: emotiond itself (the workspace `license` field: there is no LICENSE file at
-# the repository root). MIT: the fer mini-Xception and face-api expression weights that are
+# Apache-2.0: emotiond itself (LICENSE at the repository root). MIT: the fer mini-Xception and face-api expression weights that are
 # compiled into the binary (their licence texts, quoted in the packages' PROVENANCE.md).
 # The BlazeFace detector is Apache-2.0 too. yocto/check.py recomputes these checksums.
 LICENSE = "Apache-2.0 & MIT"
 LIC_FILES_CHKSUM = " \
-    file://Cargo.toml;beginline=9;endline=9;md5=2507bd5f0713f05419cd2f22fa06fe62 \
+    file://LICENSE;md5=3b83ef96387f14655fc854ddc3c6bd57 \
     file://models/packages/faceapi_expression/PROVENANCE.md;beginline=15;endline=35;md5=8c2a0b319164901f3cfcabc5cad15216 \
     file://models/packages/fer_mini_xception/PROVENANCE.md;beginline=122;endline=142;md5=b9b592073bca67dba377c545a6eed8ba \
 "
