@@ -31,6 +31,7 @@ command -v cpio >/dev/null || need+=(cpio)
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v mosquitto_sub >/dev/null || need+=(mosquitto-clients)
 command -v v4l2-ctl >/dev/null || need+=(v4l-utils)
+{ command -v aplay >/dev/null && [ -f /usr/share/sounds/alsa/Front_Center.wav ]; } || need+=(alsa-utils)
 if [ ${#need[@]} -gt 0 ]; then
     log "installing ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -86,7 +87,7 @@ for a in $("$R/bin/busybox" --list); do [ -e "$R/bin/$a" ] || ln -s busybox "$R/
 
 # modules, in dependency order, de-duplicated; compressed ones decompressed (busybox insmod)
 : > "$R/mods/order"
-for m in vivid virtio_pci virtio_net; do
+for m in vivid snd-aloop virtio_pci virtio_net; do
     modprobe -S "$KVER" --show-depends "$m" | awk '$1=="insmod"{print $2}'
 done | awk '!seen[$0]++' | while read -r ko; do
     base=$(basename "$ko")
@@ -112,6 +113,12 @@ copy_with_libs() { # $1 host path, $2 path in the guest
 strip -o "$WORK/emotiond" "$BIN" 2>/dev/null || cp "$BIN" "$WORK/emotiond"
 copy_with_libs "$WORK/emotiond" /usr/bin/emotiond
 copy_with_libs "$(command -v v4l2-ctl)" /usr/bin/v4l2-ctl
+# the sound side: aplay feeds a real recording into the loopback card's playback side; alsa-lib
+# needs its configuration to open hw: devices
+copy_with_libs "$(command -v aplay)" /usr/bin/aplay
+mkdir -p "$R/usr/share/alsa" "$R/usr/share/sounds/alsa"
+cp -r /usr/share/alsa/. "$R/usr/share/alsa/"
+cp /usr/share/sounds/alsa/Front_Center.wav /usr/share/sounds/alsa/Front_Left.wav "$R/usr/share/sounds/alsa/"
 
 # the daemon's config, checked on the host first (a stale binary that rejects a key fails here, not after a boot)
 cat > "$R/etc/emotiond.toml" <<EOF
@@ -130,6 +137,17 @@ window_s = 3.0
 host = "10.0.2.2"
 port = $PORT
 EOF
+# the microphone: the capture side of snd-aloop (a build without audio rejects [audio]: then
+# the audio phase is left out and says so)
+AUDIO=0
+cp "$R/etc/emotiond.toml" "$WORK/video-only.toml"
+printf '[audio]\nenabled = true\nsource = "alsa"\ndevice = "hw:Loopback,1,0"\n' >> "$R/etc/emotiond.toml"
+if "$BIN" config --config "$R/etc/emotiond.toml" > /dev/null 2>&1; then
+    AUDIO=1
+else
+    log "this build has no [audio]: the snd-aloop phase is skipped"
+    cp "$WORK/video-only.toml" "$R/etc/emotiond.toml"
+fi
 if ! "$BIN" config --config "$R/etc/emotiond.toml" > /dev/null 2> "$WORK/config.err"; then
     echo "vivid.sh: $BIN rejects the test config (stale build?):" >&2; cat "$WORK/config.err" >&2; exit 2
 fi
@@ -137,6 +155,7 @@ fi
 cat > "$R/init" <<EOF
 #!/bin/sh
 PORT=$PORT
+AUDIO=$AUDIO
 GUEST_RUST_LOG='${GUEST_RUST_LOG:-info}'
 EOF
 cat >> "$R/init" <<'EOF'
@@ -151,6 +170,15 @@ v4l2-ctl -d /dev/video0 --info 2>&1 | grep -E 'Driver name|Card type' | sed 's/^
 say "vivid capture formats: $(v4l2-ctl -d /dev/video0 --list-formats 2>&1 | grep -cE "^\s*\[") offered; YUYV: $(v4l2-ctl -d /dev/video0 --list-formats 2>&1 | grep -c "'YUYV'"), MJPG: $(v4l2-ctl -d /dev/video0 --list-formats 2>&1 | grep -c "'MJPG'")"
 v4l2-ctl -d /dev/video0 -l 2>&1 | grep -iE 'disconnect|inject' | sed 's/^/VM: control: /'
 mkdir -p /tmp/state
+say "sound cards: $(grep -c Loopback /proc/asound/cards 2>/dev/null) loopback"
+if [ "$AUDIO" = 1 ]; then
+    # speech (48 kHz mono) into the playback side, over and over; the daemon captures the
+    # other side (the loopback holds the rate at 48 kHz: the daemon resamples to 16 kHz)
+    ( while :; do aplay -q -D plughw:Loopback,0,0 /usr/share/sounds/alsa/Front_Center.wav /usr/share/sounds/alsa/Front_Left.wav 2>&1 | sed 's/^/VM: aplay: /'; done ) &
+    say "MARK audio feed started"
+fi
+say "MARK check"
+RUST_LOG=warn emotiond check --json --config /etc/emotiond.toml 2>/dev/null | sed 's/^/VM-CHECK /'
 say "MARK start daemon"
 RUST_LOG=$GUEST_RUST_LOG RUST_LOG_STYLE=never emotiond run --config /etc/emotiond.toml &
 D=$!
@@ -268,6 +296,33 @@ if bf >= 0:
     seen = [p for k, p in events if k == "summary" and isinstance(p, dict)]
     print(f"info: frames_skipped over the whole run = {sum(p.get('frames_skipped', 0) for p in seen)} "
           "(vivid completed one buffer with V4L2_BUF_FLAG_ERROR)")
+# `emotiond check --json` in the guest, before the daemon starts: the camera item decodes a
+# frame from vivid, camera_modes lists what vivid offers (VIDIOC_ENUM_FMT/FRAMESIZES/INTERVALS)
+items = {}
+for line in con.splitlines():
+    if line.startswith("VM-CHECK "):
+        try:
+            j = json.loads(line[len("VM-CHECK "):])
+            items[j["check"]] = j
+        except (ValueError, KeyError):
+            pass
+for name, j in items.items():
+    print(f"check {name}: ok={j.get('ok')} {j.get('detail')}")
+checks["check: camera ok (a frame decoded from vivid)"] = items.get("camera", {}).get("ok") is True
+modes = items.get("camera_modes", {})
+checks["check: camera_modes lists YUYV with sizes and rates"] = (
+    modes.get("ok") is True and "YUYV" in modes.get("detail", "") and "@" in modes.get("detail", ""))
+if "MARK audio feed started" in con:
+    voiced = [p for k, p in events if k == "summary" and isinstance(p, dict) and isinstance(p.get("voice"), dict)]
+    for v in [p["voice"] for p in voiced][:4]:
+        print(f"info: voice block: microphone={v.get('microphone')} audio_s={v.get('audio_s')} "
+              f"speech_s={v.get('speech_s')} pitch_hz_median={v.get('pitch_hz_median')} vad={v.get('vad')}")
+    checks["audio: summaries carry a voice block from the snd-aloop capture"] = bool(voiced)
+    checks["audio: speech heard from the loopback (speech_s > 0, microphone ok)"] = any(
+        (p["voice"].get("speech_s") or 0) > 0 and p["voice"].get("microphone") == "ok" for p in voiced)
+    checks["check: microphone ok (audio read from the loopback)"] = items.get("microphone", {}).get("ok") is True
+else:
+    print("note: no audio phase (this build has no [audio])")
 print("-- checks --")
 for name, good in checks.items():
     print(("PASS " if good else "FAIL ") + name)
