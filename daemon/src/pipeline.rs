@@ -28,6 +28,10 @@ pub struct Shared {
     pub stop: AtomicBool,
     pub skipped: AtomicU64,
     pub camera: Mutex<CameraHealth>,
+    /// None when audio is off.
+    pub microphone: Mutex<Option<crate::audio::MicHealth>>,
+    /// The audio path's analyzer and current window; None when audio is off.
+    pub voice: Mutex<Option<Arc<Mutex<crate::audio::VoiceState>>>>,
 }
 
 impl Shared {
@@ -41,7 +45,40 @@ impl Shared {
                 error: None,
                 reconnects: 0,
             }),
+            microphone: Mutex::new(None),
+            voice: Mutex::new(None),
         })
+    }
+    pub fn microphone(&self) -> Option<crate::audio::MicHealth> {
+        self.microphone
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+    pub fn set_microphone(&self, f: impl FnOnce(&mut crate::audio::MicHealth)) {
+        let mut g = self.microphone.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = g.as_mut() {
+            f(m);
+        }
+    }
+    /// Switch the audio path on: health reports the microphone from now.
+    pub fn attach_voice(&self, v: Arc<Mutex<crate::audio::VoiceState>>) {
+        *self.microphone.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(crate::audio::MicHealth::starting());
+        *self.voice.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
+    }
+    /// Close the voice window (audio on): the summary's voice block and the voice estimate.
+    pub fn finish_voice(
+        &self,
+    ) -> Option<(crate::summary::VoiceSummary, Option<(Option<f32>, f32)>)> {
+        let v = self
+            .voice
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        let mic = self.microphone().map(|m| m.state).unwrap_or_default();
+        let mut g = v.lock().unwrap_or_else(|p| p.into_inner());
+        Some(g.finish_window(&mic))
     }
     pub fn camera(&self) -> CameraHealth {
         self.camera
@@ -247,6 +284,7 @@ impl Pipeline {
                     camera: shared.camera().state,
                     detector: self.analyzer.detector_info(),
                     expression: self.analyzer.expression_info(),
+                    voice: shared.finish_voice(),
                 };
                 sink(window.finish(unix_ms(end_wall), meta));
                 seq += 1;

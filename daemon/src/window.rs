@@ -1,7 +1,9 @@
 //! Aggregation of per-frame observations into one summary per window. Pure: the caller
 //! passes times in; memory is bounded whatever the frame rate or crowd size.
 
-use crate::summary::{ModelInfo, PerEmotion, SCHEMA_VERSION, Summary, valence_arousal};
+use crate::summary::{
+    ModelInfo, PerEmotion, SCHEMA_VERSION, Summary, VoiceSummary, valence_arousal,
+};
 use crate::track::Observation;
 use std::collections::HashMap;
 
@@ -86,6 +88,7 @@ pub struct Window {
     frames_dropped: u32,
     frames_skipped: u32,
     faces_seen: u32,
+    frames_with_faces: u32,
     sum: [f64; 7],
     n_obs: u64,
     dwell_s: f64,
@@ -103,6 +106,9 @@ pub struct SummaryMeta {
     pub camera: String,
     pub detector: ModelInfo,
     pub expression: ModelInfo,
+    /// The window's voice block and the voice's (valence, arousal) on the circumplex scale,
+    /// when audio is on.
+    pub voice: Option<(VoiceSummary, Option<(Option<f32>, f32)>)>,
 }
 
 impl Window {
@@ -115,6 +121,7 @@ impl Window {
             frames_dropped: 0,
             frames_skipped: 0,
             faces_seen: 0,
+            frames_with_faces: 0,
             sum: [0.0; 7],
             n_obs: 0,
             dwell_s: 0.0,
@@ -140,6 +147,9 @@ impl Window {
 
     pub fn add_frame(&mut self, obs: &[Observation], inference_ms: f32) {
         self.frames_processed += 1;
+        if !obs.is_empty() {
+            self.frames_with_faces += 1;
+        }
         self.latency.push(inference_ms);
         for o in obs {
             self.faces_seen += 1;
@@ -190,6 +200,17 @@ impl Window {
         } else {
             None
         };
+        let face_weight = if self.frames_processed > 0 {
+            self.frames_with_faces as f32 / self.frames_processed as f32
+        } else {
+            0.0
+        };
+        let (voice, voice_va) = match meta.voice {
+            Some((v, va)) => (Some(v), va),
+            None => (None, None),
+        };
+        let voice_weight = voice.as_ref().map_or(0.0, |v| v.speech_ratio);
+        let fused = crate::voice::fuse(va, face_weight, voice_va, voice_weight);
         let s = Summary {
             schema: SCHEMA_VERSION,
             device_id: meta.device_id,
@@ -213,6 +234,10 @@ impl Window {
             frame_gap_ms_max: self.gap_ms_max,
             detector: meta.detector,
             expression: meta.expression,
+            voice,
+            fused_valence: fused.and_then(|f| f.valence),
+            fused_arousal: fused.and_then(|f| f.arousal),
+            fused_from: fused.map(|f| f.from.to_string()),
         };
         let next_start = self.start_t + self.len_s;
         *self = Window::new(self.len_s, next_start, end_wall_ms);
@@ -241,6 +266,7 @@ mod tests {
             camera: "ok".into(),
             detector: mi.clone(),
             expression: mi,
+            voice: None,
         }
     }
     fn obs(id: u64, dt: f64, happy: f32) -> Observation {

@@ -61,7 +61,9 @@ fn open(cfg: &AlsaConfig) -> Result<Open, String> {
         hwp.set_format(Format::s16())
             .map_err(|e| format!("S16 format: {e}"))?;
         if hwp.set_channels(1).is_err() {
-            let min = hwp.get_channels_min().map_err(|e| format!("channels: {e}"))?;
+            let min = hwp
+                .get_channels_min()
+                .map_err(|e| format!("channels: {e}"))?;
             hwp.set_channels(min)
                 .map_err(|e| format!("{min} channels: {e}"))?;
         }
@@ -177,7 +179,8 @@ impl Microphone for AlsaMic {
                             self.describe()
                         });
                         // A reopen starts a new stream: the time it was away is not filled.
-                        self.origin.get_or_insert((Instant::now(), SystemTime::now()));
+                        self.origin
+                            .get_or_insert((Instant::now(), SystemTime::now()));
                         self.open = Some(o);
                     }
                     Err(e) => return Err(self.unavailable(format!("cannot open: {e}"))),

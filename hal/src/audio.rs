@@ -290,7 +290,9 @@ mod tests {
 
     /// Frequency of a mono signal from its zero crossings (rising), in Hz.
     pub(crate) fn zero_crossing_hz(x: &[i16], rate: f32) -> f32 {
-        let ups: Vec<usize> = (1..x.len()).filter(|&i| x[i - 1] < 0 && x[i] >= 0).collect();
+        let ups: Vec<usize> = (1..x.len())
+            .filter(|&i| x[i - 1] < 0 && x[i] >= 0)
+            .collect();
         let (first, last) = (ups[0], ups[ups.len() - 1]);
         (ups.len() - 1) as f32 * rate / (last - first) as f32
     }
@@ -319,11 +321,19 @@ mod tests {
             c.flush();
             let mut out = Vec::new();
             c.take(&mut out);
-            assert_eq!(out.len(), 16_000, "1 s at 48 kHz is 16000 samples at 16 kHz");
+            assert_eq!(
+                out.len(),
+                16_000,
+                "1 s at 48 kHz is 16000 samples at 16 kHz"
+            );
             let f = zero_crossing_hz(&out[800..15_200], 16_000.0);
             assert!((f - hz).abs() < hz * 0.002, "{hz} Hz came out as {f} Hz");
             // amplitude is kept (no attenuation or clipping in the passband)
-            let peak = out[800..15_200].iter().map(|s| s.unsigned_abs()).max().unwrap();
+            let peak = out[800..15_200]
+                .iter()
+                .map(|s| s.unsigned_abs())
+                .max()
+                .unwrap();
             assert!((15_500..=17_000).contains(&peak), "peak {peak}");
         }
     }
@@ -346,7 +356,11 @@ mod tests {
         assert_eq!(out.len(), 16_000);
         let f = zero_crossing_hz(&out[1000..15_000], 16_000.0);
         assert!((f - 500.0).abs() < 1.0, "{f}");
-        let peak = out[1000..15_000].iter().map(|s| s.unsigned_abs()).max().unwrap();
+        let peak = out[1000..15_000]
+            .iter()
+            .map(|s| s.unsigned_abs())
+            .max()
+            .unwrap();
         assert!((7_700..=8_700).contains(&peak), "peak {peak}");
     }
 
@@ -378,11 +392,20 @@ mod tests {
     #[test]
     fn lost_frames_after_an_overrun() {
         // 2 s of stream at 48 kHz, 90 000 frames delivered: 6 000 lost
-        assert_eq!(lost_frames(Duration::from_secs(2), 48_000, 90_000, 1 << 30), 6_000);
+        assert_eq!(
+            lost_frames(Duration::from_secs(2), 48_000, 90_000, 1 << 30),
+            6_000
+        );
         // device ahead of the clock (buffered data): nothing lost
-        assert_eq!(lost_frames(Duration::from_secs(1), 48_000, 50_000, 1 << 30), 0);
+        assert_eq!(
+            lost_frames(Duration::from_secs(1), 48_000, 50_000, 1 << 30),
+            0
+        );
         // bounded
-        assert_eq!(lost_frames(Duration::from_secs(3600), 48_000, 0, 480_000), 480_000);
+        assert_eq!(
+            lost_frames(Duration::from_secs(3600), 48_000, 0, 480_000),
+            480_000
+        );
     }
 
     #[test]

@@ -85,12 +85,11 @@ fn open_wav(path: &Path) -> Result<OpenWav, WavError> {
         float,
         seconds: reader.duration() as f64 / spec.sample_rate.max(1) as f64,
     };
-    let conv = Converter::new(spec.sample_rate, spec.channels).map_err(|reason| {
-        WavError::Format {
+    let conv =
+        Converter::new(spec.sample_rate, spec.channels).map_err(|reason| WavError::Format {
             path: path.to_path_buf(),
             reason,
-        }
-    })?;
+        })?;
     Ok(OpenWav {
         path: path.to_path_buf(),
         reader,
@@ -221,7 +220,9 @@ impl WavSource {
 
     fn chunk(&mut self, allow_partial: bool) -> Option<AudioChunk> {
         let (start, samples, lost) = self.chunker.next(allow_partial)?;
-        let (t0, w0) = *self.started.get_or_insert((Instant::now(), SystemTime::now()));
+        let (t0, w0) = *self
+            .started
+            .get_or_insert((Instant::now(), SystemTime::now()));
         let offset = Duration::from_secs_f64(start as f64 / SAMPLE_RATE as f64);
         let captured = t0 + offset;
         if self.realtime {
@@ -307,11 +308,20 @@ impl Microphone for WavSource {
 /// A piece of a synthetic signal.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Synth {
-    Silence { secs: f32 },
+    Silence {
+        secs: f32,
+    },
     /// A sine at `hz`, `dbfs` RMS.
-    Tone { hz: f32, dbfs: f32, secs: f32 },
+    Tone {
+        hz: f32,
+        dbfs: f32,
+        secs: f32,
+    },
     /// White noise (xorshift), `dbfs` RMS.
-    Noise { dbfs: f32, secs: f32 },
+    Noise {
+        dbfs: f32,
+        secs: f32,
+    },
 }
 
 /// Render synthetic pieces at 16 kHz.
@@ -368,7 +378,11 @@ impl MemorySource {
 
 impl Microphone for MemorySource {
     fn describe(&self) -> String {
-        format!("memory {} ({} samples at 16 kHz)", self.name, self.samples.len())
+        format!(
+            "memory {} ({} samples at 16 kHz)",
+            self.name,
+            self.samples.len()
+        )
     }
     fn read(&mut self) -> Result<AudioChunk, MicError> {
         if self.pos >= self.samples.len() {
@@ -433,7 +447,11 @@ mod tests {
             }
         }
         assert_eq!(total, 8_000);
-        assert!(src.describe().contains("48000 Hz, 2 ch"), "{}", src.describe());
+        assert!(
+            src.describe().contains("48000 Hz, 2 ch"),
+            "{}",
+            src.describe()
+        );
         let (info, all) = read_wav(&p).unwrap();
         assert_eq!((info.rate, info.channels, all.len()), (48_000, 2, 8_000));
     }
@@ -442,7 +460,16 @@ mod tests {
     fn truncated_wrong_format_and_non_audio_files_are_clear_errors_and_the_source_goes_on() {
         let d = tempfile::tempdir().unwrap();
         let good = d.path().join("good.wav");
-        write_wav(&good, 16_000, 1, &synthesize(&[Synth::Tone { hz: 300.0, dbfs: -20.0, secs: 0.5 }]));
+        write_wav(
+            &good,
+            16_000,
+            1,
+            &synthesize(&[Synth::Tone {
+                hz: 300.0,
+                dbfs: -20.0,
+                secs: 0.5,
+            }]),
+        );
         let bytes = std::fs::read(&good).unwrap();
         let truncated = d.path().join("truncated.wav");
         std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
@@ -485,11 +512,20 @@ mod tests {
 
     #[test]
     fn synthetic_levels_are_what_was_asked() {
-        let x = synthesize(&[Synth::Tone { hz: 1000.0, dbfs: -20.0, secs: 1.0 }]);
-        let rms = (x.iter().map(|&s| (s as f64 / 32768.0).powi(2)).sum::<f64>() / x.len() as f64).sqrt();
+        let x = synthesize(&[Synth::Tone {
+            hz: 1000.0,
+            dbfs: -20.0,
+            secs: 1.0,
+        }]);
+        let rms =
+            (x.iter().map(|&s| (s as f64 / 32768.0).powi(2)).sum::<f64>() / x.len() as f64).sqrt();
         assert!((20.0 * rms.log10() + 20.0).abs() < 0.1, "{rms}");
-        let x = synthesize(&[Synth::Noise { dbfs: -30.0, secs: 1.0 }]);
-        let rms = (x.iter().map(|&s| (s as f64 / 32768.0).powi(2)).sum::<f64>() / x.len() as f64).sqrt();
+        let x = synthesize(&[Synth::Noise {
+            dbfs: -30.0,
+            secs: 1.0,
+        }]);
+        let rms =
+            (x.iter().map(|&s| (s as f64 / 32768.0).powi(2)).sum::<f64>() / x.len() as f64).sqrt();
         assert!((20.0 * rms.log10() + 30.0).abs() < 0.3, "{rms}");
         let mut m = MemorySource::new("t", x);
         assert_eq!(m.read().unwrap().samples.len(), CHUNK);

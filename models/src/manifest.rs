@@ -494,45 +494,74 @@ impl Manifest {
     fn validate_audio(&self) -> Result<(), ManifestError> {
         let shape = &self.input.shape;
         if shape.is_empty() || shape.contains(&0) {
-            return Err(invalid("input.shape", format!("must have no zero, got {shape:?}")));
+            return Err(invalid(
+                "input.shape",
+                format!("must have no zero, got {shape:?}"),
+            ));
         }
         match self.task {
             Task::VoiceActivity => {
-                let v = self.vad.as_ref().ok_or_else(|| {
-                    invalid("vad", "a voice_activity model needs a [vad] table")
-                })?;
+                let v = self
+                    .vad
+                    .as_ref()
+                    .ok_or_else(|| invalid("vad", "a voice_activity model needs a [vad] table"))?;
                 if v.sample_rate != 16_000 {
                     return Err(invalid("vad.sample_rate", "only 16000 Hz is supported"));
                 }
                 if v.chunk == 0 || shape.iter().product::<usize>() != v.chunk + v.context {
                     return Err(invalid(
                         "input.shape",
-                        format!("must hold vad.context + vad.chunk = {} samples", v.chunk + v.context),
+                        format!(
+                            "must hold vad.context + vad.chunk = {} samples",
+                            v.chunk + v.context
+                        ),
                     ));
                 }
                 if v.state_shape.is_empty() || v.state_shape.contains(&0) {
                     return Err(invalid("vad.state_shape", "must have no zero"));
                 }
                 if v.prob_output == v.state_output {
-                    return Err(invalid("vad.state_output", "must differ from vad.prob_output"));
+                    return Err(invalid(
+                        "vad.state_output",
+                        "must differ from vad.prob_output",
+                    ));
                 }
             }
             Task::SpeechEmotion => {
                 let f = self.features.as_ref().ok_or_else(|| {
-                    invalid("features", "a speech_emotion model needs a [features] table")
+                    invalid(
+                        "features",
+                        "a speech_emotion model needs a [features] table",
+                    )
                 })?;
                 if f.sample_rate != 16_000 {
-                    return Err(invalid("features.sample_rate", "only 16000 Hz is supported"));
+                    return Err(invalid(
+                        "features.sample_rate",
+                        "only 16000 Hz is supported",
+                    ));
                 }
                 if f.n_fft < 16 || f.n_fft > 8192 || f.window == 0 || f.window > f.n_fft {
-                    return Err(invalid("features.window", "need 0 < window <= n_fft, 16 <= n_fft <= 8192"));
+                    return Err(invalid(
+                        "features.window",
+                        "need 0 < window <= n_fft, 16 <= n_fft <= 8192",
+                    ));
                 }
                 if f.hop == 0 || f.n_mels == 0 || f.n_mels > 512 {
-                    return Err(invalid("features.hop", "hop and n_mels must be above 0 (n_mels at most 512)"));
+                    return Err(invalid(
+                        "features.hop",
+                        "hop and n_mels must be above 0 (n_mels at most 512)",
+                    ));
                 }
-                let fmax = if f.fmax > 0.0 { f.fmax } else { f.sample_rate as f32 / 2.0 };
+                let fmax = if f.fmax > 0.0 {
+                    f.fmax
+                } else {
+                    f.sample_rate as f32 / 2.0
+                };
                 if !(f.fmin >= 0.0 && f.fmin < fmax && fmax <= f.sample_rate as f32 / 2.0) {
-                    return Err(invalid("features.fmax", "need 0 <= fmin < fmax <= sample_rate / 2"));
+                    return Err(invalid(
+                        "features.fmax",
+                        "need 0 <= fmin < fmax <= sample_rate / 2",
+                    ));
                 }
                 if !(f.log_offset > 0.0 && f.log_offset.is_finite()) {
                     return Err(invalid("features.log_offset", "must be above 0"));
@@ -540,11 +569,17 @@ impl Manifest {
                 if f.frames_in(shape).is_none() {
                     return Err(invalid(
                         "input.shape",
-                        format!("{shape:?} does not hold n_mels = {} bands in layout {:?}", f.n_mels, f.layout),
+                        format!(
+                            "{shape:?} does not hold n_mels = {} bands in layout {:?}",
+                            f.n_mels, f.layout
+                        ),
                     ));
                 }
                 if self.classifier.is_none() {
-                    return Err(invalid("classifier", "a speech_emotion model needs a [classifier] table"));
+                    return Err(invalid(
+                        "classifier",
+                        "a speech_emotion model needs a [classifier] table",
+                    ));
                 }
                 self.validate_labels()?;
             }

@@ -216,7 +216,9 @@ mod tests {
             .unwrap();
         let f = mel_filters(16_000, 512, 40, 0.0, 8000.0);
         let bin = (1000.0 * 512.0 / 16_000.0) as usize; // 32
-        let best = (0..40).max_by(|&a, &b| f[a][bin].total_cmp(&f[b][bin])).unwrap();
+        let best = (0..40)
+            .max_by(|&a, &b| f[a][bin].total_cmp(&f[b][bin]))
+            .unwrap();
         assert_eq!(band, best);
         let mut silent = Vec::new();
         m.compute(&[0.0; 1600], &mut silent);

@@ -231,7 +231,10 @@ impl Engine for OrtEngine {
                 .map_err(|e| run_err(e.to_string()))?;
             values.push((name.clone(), t.into()));
         }
-        let result = self.session.run(values).map_err(|e| run_err(e.to_string()))?;
+        let result = self
+            .session
+            .run(values)
+            .map_err(|e| run_err(e.to_string()))?;
         outputs.resize_with(result.len(), Tensor::default);
         for (out, (_, value)) in outputs.iter_mut().zip(result.iter()) {
             let (shape, data) = value

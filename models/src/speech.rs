@@ -146,7 +146,9 @@ mod tests {
     #[test]
     fn long_segments_keep_their_middle_and_short_ones_are_padded_with_silence() {
         // 2 bands, 6 frames: band m frame t = 10 m + t
-        let feats: Vec<f32> = (0..2).flat_map(|m| (0..6).map(move |t| (10 * m + t) as f32)).collect();
+        let feats: Vec<f32> = (0..2)
+            .flat_map(|m| (0..6).map(move |t| (10 * m + t) as f32))
+            .collect();
         let mut v = Vec::new();
         fit_frames(&feats, 2, 6, 2, FeatureLayout::MelsFrames, -1.0, &mut v);
         assert_eq!(v, [2.0, 3.0, 12.0, 13.0]);

@@ -63,7 +63,11 @@ impl TractEngine {
                 return Err(EngineError::Load {
                     engine: NAME,
                     model: model_name.to_string(),
-                    reason: format!("input {} is {:?}, only f32 inputs are supported", input_shapes.len(), fact.datum_type),
+                    reason: format!(
+                        "input {} is {:?}, only f32 inputs are supported",
+                        input_shapes.len(),
+                        fact.datum_type
+                    ),
                 });
             }
             input_shapes.push(

@@ -2,12 +2,12 @@
 //! recurrent state carried from one call to the next, or, when no engine runs the model, an
 //! energy gate, which says so (`fallback`) wherever the VAD is reported.
 
+use crate::EngineKind;
 use crate::ModelError;
 use crate::engine::{Engine, Tensor};
 use crate::manifest::{Task, VadSpec};
 use crate::package::ModelPackage;
 use crate::runtime::{EngineSettings, Runtimes, build, chain};
-use crate::EngineKind;
 
 /// The model with its state.
 pub struct SileroVad {
@@ -102,7 +102,11 @@ impl SileroVad {
         if c > 0 {
             self.context.copy_from_slice(&chunk[chunk.len() - c..]);
         }
-        Ok(if p.is_finite() { p.clamp(0.0, 1.0) } else { 0.0 })
+        Ok(if p.is_finite() {
+            p.clamp(0.0, 1.0)
+        } else {
+            0.0
+        })
     }
 }
 
@@ -257,7 +261,9 @@ mod tests {
     #[test]
     fn levels_and_the_energy_gate() {
         assert_eq!(dbfs(&[0.0; 512]), -120.0);
-        let full: Vec<f32> = (0..512).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
+        let full: Vec<f32> = (0..512)
+            .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+            .collect();
         assert!(dbfs(&full).abs() < 1e-4);
         let g = EnergyGate {
             threshold_dbfs: -40.0,
@@ -281,6 +287,9 @@ mod tests {
         assert!(matches!(v.activity, VoiceActivity::Energy(_)));
         assert_eq!(v.info.engine, "energy");
         let why = v.info.fallback.unwrap();
-        assert!(why.contains("no such package") && why.contains("-40 dBFS"), "{why}");
+        assert!(
+            why.contains("no such package") && why.contains("-40 dBFS"),
+            "{why}"
+        );
     }
 }
