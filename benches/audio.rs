@@ -28,7 +28,7 @@ fn speech_48k() -> Vec<i16> {
                         let t = i as f32 / 48_000.0;
                         let on = (t % 2.0) < 1.2;
                         if on {
-                            (6000.0 * (2.0 * 3.14159 * 160.0 * t).sin()) as i16
+                            (6000.0 * (2.0 * std::f32::consts::PI * 160.0 * t).sin()) as i16
                         } else {
                             0
                         }

@@ -6,7 +6,7 @@
 
 use crate::analyzer::load_package;
 use crate::config::{AudioConfig, AudioSourceKind, ModelsConfig, Pace};
-use crate::summary::{ModelInfo, VoiceSummary};
+use crate::summary::ModelInfo;
 use crate::voice::{SegmentFeatures, VoiceAnalyzer, VoiceWindow};
 use anyhow::{Context, Result};
 use emotiond_hal::{MicError, Microphone, WavSource};
@@ -51,10 +51,7 @@ pub struct VoiceState {
 impl VoiceState {
     /// Close the window: cut a segment in progress, and return the summary's voice block
     /// (with the microphone state) and the voice's (valence, arousal) for fusion.
-    pub fn finish_window(
-        &mut self,
-        microphone: &str,
-    ) -> (VoiceSummary, Option<(Option<f32>, f32)>) {
+    pub fn finish_window(&mut self, microphone: &str) -> crate::voice::WindowVoice {
         self.analyzer.cut(&mut self.window, None);
         let w = std::mem::take(&mut self.window);
         let (mut s, va) = w.finish();

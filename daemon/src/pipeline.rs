@@ -68,9 +68,7 @@ impl Shared {
         *self.voice.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
     }
     /// Close the voice window (audio on): the summary's voice block and the voice estimate.
-    pub fn finish_voice(
-        &self,
-    ) -> Option<(crate::summary::VoiceSummary, Option<(Option<f32>, f32)>)> {
+    pub fn finish_voice(&self) -> Option<crate::voice::WindowVoice> {
         let v = self
             .voice
             .lock()

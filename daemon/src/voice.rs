@@ -10,6 +10,13 @@ use emotiond_models::speech::SpeechEmotionClassifier;
 use emotiond_models::vad::{CHUNK, Vad, dbfs};
 use serde::Serialize;
 
+/// The voice's (valence, arousal) on the circumplex scale, for fusion: valence only when a
+/// speech-emotion model runs; None without speech.
+pub type VoiceEstimate = Option<(Option<f32>, f32)>;
+
+/// A closed window's voice block and its estimate.
+pub type WindowVoice = (VoiceSummary, VoiceEstimate);
+
 /// Seconds per VAD chunk.
 pub const CHUNK_S: f64 = CHUNK as f64 / 16_000.0;
 
@@ -237,7 +244,7 @@ impl VoiceWindow {
 
     /// The summary's `voice` block (without the microphone state and VAD, which the caller
     /// adds), and the voice's (valence, arousal) on the circumplex scale for fusion.
-    pub fn finish(&self) -> (VoiceSummary, Option<(Option<f32>, f32)>) {
+    pub fn finish(&self) -> WindowVoice {
         let audio_s = self.audio_chunks as f64 * CHUNK_S;
         let speech_s = self.speech_chunks as f64 * CHUNK_S;
         let ratio = if audio_s > 0.0 {
@@ -528,7 +535,7 @@ pub struct Fused {
 pub fn fuse(
     face: Option<(f32, f32)>,
     face_weight: f32,
-    voice: Option<(Option<f32>, f32)>,
+    voice: VoiceEstimate,
     voice_weight: f32,
 ) -> Option<Fused> {
     let face = face.filter(|_| face_weight > 0.0);

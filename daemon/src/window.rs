@@ -1,9 +1,7 @@
 //! Aggregation of per-frame observations into one summary per window. Pure: the caller
 //! passes times in; memory is bounded whatever the frame rate or crowd size.
 
-use crate::summary::{
-    ModelInfo, PerEmotion, SCHEMA_VERSION, Summary, VoiceSummary, valence_arousal,
-};
+use crate::summary::{ModelInfo, PerEmotion, SCHEMA_VERSION, Summary, valence_arousal};
 use crate::track::Observation;
 use std::collections::HashMap;
 
@@ -108,7 +106,7 @@ pub struct SummaryMeta {
     pub expression: ModelInfo,
     /// The window's voice block and the voice's (valence, arousal) on the circumplex scale,
     /// when audio is on.
-    pub voice: Option<(VoiceSummary, Option<(Option<f32>, f32)>)>,
+    pub voice: Option<crate::voice::WindowVoice>,
 }
 
 impl Window {

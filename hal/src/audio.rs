@@ -267,7 +267,8 @@ impl Chunker {
     }
     /// The next full chunk: (start on the timeline, samples, lost samples in it).
     pub fn next(&mut self, allow_partial: bool) -> Option<(u64, Vec<i16>, u32)> {
-        if self.buf.len() < self.len && !(allow_partial && !self.buf.is_empty()) {
+        let partial_ok = allow_partial && !self.buf.is_empty();
+        if self.buf.len() < self.len && !partial_ok {
             return None;
         }
         let n = self.len.min(self.buf.len());

@@ -432,7 +432,7 @@ mod tests {
             v.push(s);
         }
         write_wav(&p, 48_000, 2, &v);
-        let mut src = WavSource::new(&[p.clone()], false, false).unwrap();
+        let mut src = WavSource::new(std::slice::from_ref(&p), false, false).unwrap();
         let mut total = 0u64;
         let mut next_start = 0;
         loop {
