@@ -201,6 +201,8 @@ struct SegmentAcc {
     pause: Vec<ChunkStats>,
     audio: Vec<f32>,
     pause_audio: usize,
+    /// The rest of a segment cut at a window's end: counted whatever its length.
+    continued: bool,
 }
 
 /// Per-window totals, handed to the summary when the window closes.
@@ -447,7 +449,8 @@ impl VoiceAnalyzer {
         segments: Option<&mut Vec<SegmentFeatures>>,
     ) {
         let dur = acc.chunks.len() as f64 * CHUNK_S;
-        if dur * 1000.0 < self.cfg.min_speech_ms as f64 {
+        if acc.chunks.is_empty() || (!acc.continued && dur * 1000.0 < self.cfg.min_speech_ms as f64)
+        {
             return;
         }
         let energy =
@@ -488,17 +491,19 @@ impl VoiceAnalyzer {
         let min = (self.cfg.min_speech_ms as f64 / 1000.0 / CHUNK_S).ceil() as usize;
         if let Some(acc) = self.current.as_mut() {
             if acc.chunks.len() >= min.max(1) {
+                // a pause in progress stays pending in the continuation
+                let keep = acc.audio.len() - acc.pause_audio;
+                let pause_audio = acc.audio.split_off(keep);
                 let done = SegmentAcc {
                     start: acc.start,
                     chunks: std::mem::take(&mut acc.chunks),
                     pause: Vec::new(),
-                    audio: std::mem::take(&mut acc.audio),
+                    audio: std::mem::replace(&mut acc.audio, pause_audio),
                     pause_audio: 0,
+                    continued: acc.continued,
                 };
                 acc.start = self.pos;
-                acc.pause_audio = 0;
-                let pause = std::mem::take(&mut acc.pause);
-                acc.chunks = pause;
+                acc.continued = true;
                 self.close(done, window, segments);
             }
         }

@@ -327,6 +327,49 @@ mod tests {
     }
 
     #[test]
+    fn fused_values_weight_faces_by_presence_and_voice_by_speaking_time() {
+        let voice = |speech_ratio: f32| crate::summary::VoiceSummary {
+            microphone: "ok".into(),
+            vad: "v@1".into(),
+            vad_engine: "tract".into(),
+            vad_fallback: None,
+            audio_s: 10.0,
+            lost_s: 0.0,
+            speech_s: 10.0 * speech_ratio,
+            speech_ratio,
+            segments: 1,
+            loudness_dbfs: Some(-20.0),
+            pitch_hz_median: None,
+            pitch_range_st: None,
+            pitch_sd_st: None,
+            voiced_ratio: None,
+            arousal: Some(1.0),
+            emotions: None,
+            classifier: None,
+        };
+        // faces in half the frames, all happy (arousal 0.51); voice 50 % of the time, A = 1
+        let mut w = Window::new(10.0, 0.0, 0);
+        w.add_frame(&[obs(1, 0.0, 1.0)], 1.0);
+        w.add_frame(&[], 1.0);
+        let mut m = meta(0);
+        m.voice = Some((voice(0.5), Some((None, 1.0))));
+        let s = w.finish(1, m);
+        assert_eq!(s.fused_from.as_deref(), Some("both"));
+        assert_eq!(s.fused_valence, s.valence, "prosody has no valence");
+        let want = (0.5 * 0.51 + 0.5 * 1.0) / 1.0;
+        assert!((s.fused_arousal.unwrap() - want).abs() < 1e-6, "{s:?}");
+        assert_eq!(s.voice.unwrap().speech_ratio, 0.5);
+        // no faces, no speech: nothing to fuse
+        let mut m = meta(1);
+        m.voice = Some((voice(0.0), None));
+        let s = w.finish(2, m);
+        assert_eq!(
+            (s.fused_from, s.fused_arousal, s.fused_valence),
+            (None, None, None)
+        );
+    }
+
+    #[test]
     fn track_table_is_bounded() {
         let mut w = Window::new(10.0, 0.0, 0);
         for id in 0..(MAX_TRACKS as u64 + 50) {
