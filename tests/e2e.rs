@@ -613,8 +613,11 @@ fn check_reports_every_item_and_fails_on_an_unreachable_broker() {
     assert!(items.iter().all(|i| i["ok"] == true), "{items:?}");
     assert_eq!(out.status.code(), Some(0));
 
+    // unreachable broker, and audio on with a microphone that is not there
     let bad_dir = tempfile::tempdir().unwrap();
-    let bad = write_config(bad_dir.path(), "e2e-5", free_port(), &camera);
+    let with_mic =
+        format!("{camera}[audio]\nenabled = true\ndevice = \"hw:CARD=AbsentCheck,DEV=0\"\n");
+    let bad = write_config(bad_dir.path(), "e2e-5", free_port(), &with_mic);
     let out = run_cli(&["check", "--json", "--config", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let items: Vec<serde_json::Value> = String::from_utf8(out.stdout)
@@ -625,6 +628,22 @@ fn check_reports_every_item_and_fails_on_an_unreachable_broker() {
     let broker_item = items.iter().find(|i| i["check"] == "broker").unwrap();
     assert_eq!(broker_item["ok"], false);
     assert!(!broker_item["hint"].as_str().unwrap().is_empty());
+    let vad = items.iter().find(|i| i["check"] == "vad").unwrap();
+    assert_eq!(vad["ok"], true, "{vad}");
+    assert!(
+        vad["detail"].as_str().unwrap().contains("silero_vad@"),
+        "{vad}"
+    );
+    let mic = items.iter().find(|i| i["check"] == "microphone").unwrap();
+    assert_eq!(mic["ok"], false, "{mic}");
+    assert!(
+        mic["detail"].as_str().unwrap().contains("cannot open"),
+        "{mic}"
+    );
+    assert!(
+        mic["hint"].as_str().unwrap().contains("audio.device"),
+        "{mic}"
+    );
 }
 
 /// The TFLite C library of `models/tools/fetch_runtimes.sh` (or EMOTIOND_TFLITE_LIB); when
