@@ -18,7 +18,7 @@ case $(basename "$DEB") in
     *) bad "Architecture $arch does not match $(basename "$DEB")" ;;
 esac
 deps=$(field Depends)
-for d in libc6 adduser; do
+for d in libc6 libasound2 adduser; do
     case ", $deps" in *", $d"*) ok "Depends names $d" ;; *) bad "Depends ($deps) lacks $d" ;; esac
 done
 
@@ -27,7 +27,9 @@ for f in /usr/bin/emotiond /etc/emotiond/emotiond.toml /usr/share/doc/emotiond/R
          /usr/share/doc/emotiond/copyright \
          /usr/share/doc/emotiond/models/blazeface_short_range/PROVENANCE.md \
          /usr/share/doc/emotiond/models/fer_mini_xception/PROVENANCE.md \
-         /usr/share/doc/emotiond/models/faceapi_expression/PROVENANCE.md; do
+         /usr/share/doc/emotiond/models/faceapi_expression/PROVENANCE.md \
+         /usr/share/doc/emotiond/models/silero_vad/PROVENANCE.md \
+         /usr/share/doc/emotiond/models/silero_vad/LICENSE; do
     grep -qx "$f" <<<"$list" && ok "ships $f" || bad "does not ship $f"
 done
 unit=$(grep -E '^/(usr/)?lib/systemd/system/emotiond\.service$' <<<"$list" || true)

@@ -26,7 +26,10 @@ fn files(dir: &Path, rel: &str, out: &mut Vec<(String, String)>) {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("packages");
+    // Read at run time, not compiled in (`env!`): a build-script binary reused from another
+    // checkout of the workspace must still embed this checkout's packages.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest_dir).join("packages");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut code = String::from("pub(crate) static PACKAGES: &[(&str, Files)] = &[\n");
     let mut pkgs: Vec<_> = std::fs::read_dir(&root)

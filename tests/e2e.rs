@@ -216,7 +216,9 @@ fn summaries_arrive_in_order_and_status_turns_offline_when_killed() {
     );
     let s = &last;
     assert_eq!(s["device_id"], "e2e-1");
-    assert_eq!(s["schema"], 2);
+    assert_eq!(s["schema"], 3);
+    assert!(s["voice"].is_null(), "audio is off by default: {s}");
+    assert_eq!(s["fused_from"], "faces", "{s}");
     assert!(s["frame_gap_ms_max"].as_f64().unwrap() > 0.0, "{s}");
     assert!(s["window_end_ms"].as_u64().unwrap() > s["window_start_ms"].as_u64().unwrap());
     let frames = s["frames_processed"].as_u64().unwrap();
@@ -264,9 +266,10 @@ fn summaries_arrive_in_order_and_status_turns_offline_when_killed() {
 fn missing_camera_is_retried_and_reported_while_summaries_go_on() {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
+    // audio on, with a microphone that is not there either; the status LED on a simulated pin
     let pins = dir.path().join("pins");
     let camera = format!(
-        "[indicators]\nbackend = \"sim\"\nstatus_led = 17\nsim_dir = {:?}\n[camera]\nsource = \"v4l2\"\ndevice = \"/dev/video-absent-e2e\"\n",
+        "[indicators]\nbackend = \"sim\"\nstatus_led = 17\nsim_dir = {:?}\n[camera]\nsource = \"v4l2\"\ndevice = \"/dev/video-absent-e2e\"\n[audio]\nenabled = true\ndevice = \"hw:CARD=AbsentE2E,DEV=0\"\n",
         pins.display().to_string()
     );
     let cfg = write_config(dir.path(), "e2e-2", broker.port, &camera);
@@ -285,13 +288,23 @@ fn missing_camera_is_retried_and_reported_while_summaries_go_on() {
             .contains("cannot open"),
         "{h}"
     );
+    let h = json(&wait_for(
+        &rx,
+        "emotiond/e2e-2/health",
+        Duration::from_secs(30),
+        |p| json(p)["microphone"]["state"] == "unavailable",
+    ));
+    let mic_error = h["microphone"]["error"].as_str().unwrap();
+    assert!(mic_error.contains("cannot open"), "{h}");
     let s = json(&wait_for(
         &rx,
         "emotiond/e2e-2/summary",
         Duration::from_secs(30),
-        |p| json(p)["camera"] == "unavailable",
+        |p| json(p)["camera"] == "unavailable" && json(p)["voice"]["microphone"] == "unavailable",
     ));
     assert_eq!(s["frames_processed"], 0);
+    assert_eq!(s["voice"]["audio_s"], 0.0, "{s}");
+    assert!(s["fused_from"].is_null(), "neither faces nor speech: {s}");
     // the status LED (simulated pin) blinks fast: no camera
     wait_file(&pins.join("state"), "no_camera", 10);
     // still running (retrying), then a clean stop publishes offline
@@ -694,8 +707,11 @@ fn check_reports_every_item_and_fails_on_an_unreachable_broker() {
     assert!(items.iter().all(|i| i["ok"] == true), "{items:?}");
     assert_eq!(out.status.code(), Some(0));
 
+    // unreachable broker, and audio on with a microphone that is not there
     let bad_dir = tempfile::tempdir().unwrap();
-    let bad = write_config(bad_dir.path(), "e2e-5", free_port(), &camera);
+    let with_mic =
+        format!("{camera}[audio]\nenabled = true\ndevice = \"hw:CARD=AbsentCheck,DEV=0\"\n");
+    let bad = write_config(bad_dir.path(), "e2e-5", free_port(), &with_mic);
     let out = run_cli(&["check", "--json", "--config", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let items: Vec<serde_json::Value> = String::from_utf8(out.stdout)
@@ -706,6 +722,22 @@ fn check_reports_every_item_and_fails_on_an_unreachable_broker() {
     let broker_item = items.iter().find(|i| i["check"] == "broker").unwrap();
     assert_eq!(broker_item["ok"], false);
     assert!(!broker_item["hint"].as_str().unwrap().is_empty());
+    let vad = items.iter().find(|i| i["check"] == "vad").unwrap();
+    assert_eq!(vad["ok"], true, "{vad}");
+    assert!(
+        vad["detail"].as_str().unwrap().contains("silero_vad@"),
+        "{vad}"
+    );
+    let mic = items.iter().find(|i| i["check"] == "microphone").unwrap();
+    assert_eq!(mic["ok"], false, "{mic}");
+    assert!(
+        mic["detail"].as_str().unwrap().contains("cannot open"),
+        "{mic}"
+    );
+    assert!(
+        mic["hint"].as_str().unwrap().contains("audio.device"),
+        "{mic}"
+    );
 }
 
 /// The TFLite C library of `models/tools/fetch_runtimes.sh` (or EMOTIOND_TFLITE_LIB); when
@@ -1292,4 +1324,94 @@ fn under_systemd_it_reports_ready_and_pings_the_watchdog_from_the_pipeline() {
     }
     assert!(msgs[0].contains("READY=1"), "{msgs:?}");
     assert!(msgs[0].contains("STATUS=running: blazeface"), "{msgs:?}");
+}
+
+/// Debian's alsa-utils spoken clip (see tests/audio.rs); None (skipped) without it, unless
+/// EMOTIOND_REQUIRE_RUNTIMES=1.
+fn spoken_clip() -> Option<PathBuf> {
+    let p = PathBuf::from("/usr/share/sounds/alsa/Front_Center.wav");
+    if p.is_file() {
+        return Some(p);
+    }
+    let msg = format!("{} not found: apt-get install alsa-utils", p.display());
+    if std::env::var("EMOTIOND_REQUIRE_RUNTIMES").as_deref() == Ok("1") {
+        panic!("{msg}");
+    }
+    eprintln!("SKIPPED: {msg}");
+    None
+}
+
+#[test]
+fn summaries_carry_face_and_voice_and_a_silent_window_has_no_speech() {
+    let Some(clip) = spoken_clip() else { return };
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    // 1.4 s of speech (48 kHz, as recorded), then 4 s of silence
+    let mut r = hound::WavReader::open(&clip).unwrap();
+    let spec = r.spec();
+    let speech: Vec<i16> = r.samples::<i16>().map(|s| s.unwrap()).collect();
+    let wav = dir.path().join("speech_then_silence.wav");
+    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
+    for &x in speech
+        .iter()
+        .chain(std::iter::repeat_n(&0, spec.sample_rate as usize * 4))
+    {
+        w.write_sample(x).unwrap();
+    }
+    w.finalize().unwrap();
+    let camera = format!(
+        "{}[audio]\nenabled = true\nsource = \"wav\"\npaths = [{:?}]\n",
+        looping_files(&data("astronaut.png"), 10.0),
+        wav.display().to_string()
+    );
+    let cfg = write_config(dir.path(), "e2e-av", broker.port, &camera);
+    let rx = subscribe(broker.port, "emotiond/e2e-av/#");
+    let _daemon = spawn_daemon(&cfg);
+    let mut with_speech = None;
+    let mut silent = None;
+    let end = Instant::now() + Duration::from_secs(60);
+    while silent.is_none() && Instant::now() < end {
+        let s = next_summary(&rx, "emotiond/e2e-av/summary", 30);
+        let v = &s["voice"];
+        assert!(v.is_object(), "audio on: a voice block: {s}");
+        assert_eq!(v["vad_engine"], "tract", "{s}");
+        assert!(v["vad_fallback"].is_null(), "{s}");
+        assert!(s["faces_seen"].as_u64().unwrap() > 0, "{s}");
+        let speech_s = v["speech_s"].as_f64().unwrap();
+        if speech_s > 0.3 && with_speech.is_none() {
+            with_speech = Some(s);
+        } else if with_speech.is_some() && v["audio_s"].as_f64().unwrap() > 0.9 && speech_s == 0.0 {
+            silent = Some(s);
+        }
+    }
+    let sp = with_speech.expect("a window with speech");
+    let v = &sp["voice"];
+    assert!(v["segments"].as_u64().unwrap() >= 1, "{sp}");
+    let f0 = v["pitch_hz_median"].as_f64().unwrap();
+    assert!((75.0..=300.0).contains(&f0), "{sp}");
+    let a = v["arousal"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&a), "{sp}");
+    assert_eq!(sp["fused_from"], "both", "{sp}");
+    assert!(
+        sp["fused_arousal"].is_number() && sp["fused_valence"].is_number(),
+        "{sp}"
+    );
+    let si = silent.expect("a window of silence after the speech");
+    let v = &si["voice"];
+    assert_eq!(
+        (v["speech_s"].as_f64(), v["segments"].as_u64()),
+        (Some(0.0), Some(0)),
+        "{si}"
+    );
+    assert!(
+        v["loudness_dbfs"].is_null() && v["arousal"].is_null(),
+        "{si}"
+    );
+    assert_eq!(si["fused_from"], "faces", "{si}");
+    assert_eq!(
+        si["fused_arousal"], si["arousal"],
+        "faces only: the face estimate: {si}"
+    );
+    // aggregates only: no samples, no per-segment times in a summary
+    assert!(!si.to_string().contains("start_s") && !si.to_string().contains("samples"));
 }

@@ -22,6 +22,7 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub updates: UpdatesConfig,
     pub indicators: IndicatorsConfig,
+    pub audio: AudioConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +64,85 @@ impl Default for IndicatorsConfig {
             button_active_low: true,
             debounce_ms: 30,
             sim_dir: PathBuf::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioSourceKind {
+    /// An ALSA capture device (`audio.device`).
+    Alsa,
+    /// WAV files or folders (`audio.paths`).
+    Wav,
+}
+
+/// The microphone path (off by default: see the README's Audio section).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AudioConfig {
+    pub enabled: bool,
+    pub source: AudioSourceKind,
+    /// ALSA device: `default`, `hw:1,0`, `plughw:CARD=Device,DEV=0`...
+    pub device: String,
+    /// ALSA period asked of the device, ms.
+    pub period_ms: u32,
+    /// For source = "wav".
+    pub paths: Vec<PathBuf>,
+    pub pace: Pace,
+    #[serde(rename = "loop")]
+    pub looping: bool,
+    /// `builtin:silero_vad` or a `voice_activity` package folder.
+    pub vad: String,
+    /// Engine of the VAD (unset `engine`: models.engine); a VAD that runs on no engine
+    /// falls back to the energy gate.
+    pub vad_engine: EngineSettings,
+    pub vad_threshold: f32,
+    pub min_speech_ms: u32,
+    pub min_silence_ms: u32,
+    /// Level above which a chunk is speech for the energy gate (fallback).
+    pub energy_gate_dbfs: f32,
+    pub pitch_min_hz: f32,
+    pub pitch_max_hz: f32,
+    /// A `speech_emotion` package folder; empty: none (no model ships with emotiond).
+    pub speech_emotion: String,
+    pub speech_emotion_engine: EngineSettings,
+}
+
+impl Default for AudioConfig {
+    fn default() -> Self {
+        AudioConfig {
+            enabled: false,
+            source: AudioSourceKind::Alsa,
+            device: "default".into(),
+            period_ms: 32,
+            paths: Vec::new(),
+            pace: Pace::Realtime,
+            looping: false,
+            vad: "builtin:silero_vad".into(),
+            vad_engine: EngineSettings::default(),
+            vad_threshold: 0.5,
+            min_speech_ms: 250,
+            min_silence_ms: 300,
+            energy_gate_dbfs: -40.0,
+            pitch_min_hz: 60.0,
+            pitch_max_hz: 500.0,
+            speech_emotion: String::new(),
+            speech_emotion_engine: EngineSettings::default(),
+        }
+    }
+}
+
+impl AudioConfig {
+    pub fn voice(&self) -> crate::voice::VoiceConfig {
+        crate::voice::VoiceConfig {
+            threshold: self.vad_threshold,
+            min_silence_ms: self.min_silence_ms,
+            min_speech_ms: self.min_speech_ms,
+            energy_gate_dbfs: self.energy_gate_dbfs,
+            pitch_min_hz: self.pitch_min_hz,
+            pitch_max_hz: self.pitch_max_hz,
+            ..crate::voice::VoiceConfig::default()
         }
     }
 }
@@ -270,6 +350,7 @@ impl Default for Config {
             mqtt: MqttConfig::default(),
             updates: UpdatesConfig::default(),
             indicators: IndicatorsConfig::default(),
+            audio: AudioConfig::default(),
         }
     }
 }
@@ -463,6 +544,58 @@ impl Config {
         }
         if u.download_timeout_s == 0 || u.download_timeout_s > 86_400 {
             bad("updates.download_timeout_s", "must be within 1..=86400");
+        }
+        let a = &self.audio;
+        if a.enabled {
+            if a.source == AudioSourceKind::Wav && a.paths.is_empty() {
+                bad(
+                    "audio.paths",
+                    "source = \"wav\" needs at least one file or folder",
+                );
+            }
+            if a.source == AudioSourceKind::Alsa && a.device.is_empty() {
+                bad(
+                    "audio.device",
+                    "must name an ALSA device such as default or hw:1,0",
+                );
+            }
+        }
+        if let Some(name) = a.vad.strip_prefix("builtin:") {
+            if !emotiond_models::builtin::names().any(|n| n == name) {
+                bad("audio.vad", &format!("no built-in package {name:?}"));
+            }
+        } else if a.vad.is_empty() {
+            bad("audio.vad", "must be builtin:<name> or a package folder");
+        }
+        if a.period_ms < 5 || a.period_ms > 1000 {
+            bad("audio.period_ms", "must be within 5..=1000");
+        }
+        if !(a.vad_threshold > 0.15 && a.vad_threshold < 1.0) {
+            bad("audio.vad_threshold", "must be within 0.15..1 (exclusive)");
+        }
+        if a.min_speech_ms > 10_000 || a.min_silence_ms == 0 || a.min_silence_ms > 10_000 {
+            bad(
+                "audio.min_silence_ms",
+                "min_speech_ms within 0..=10000, min_silence_ms within 1..=10000",
+            );
+        }
+        if !(a.energy_gate_dbfs > -120.0 && a.energy_gate_dbfs < 0.0) {
+            bad("audio.energy_gate_dbfs", "must be within -120..0 dBFS");
+        }
+        if !(a.pitch_min_hz >= 30.0 && a.pitch_min_hz < a.pitch_max_hz && a.pitch_max_hz <= 1000.0)
+        {
+            bad(
+                "audio.pitch_min_hz",
+                "need 30 <= pitch_min_hz < pitch_max_hz <= 1000",
+            );
+        }
+        for (k, s) in [
+            ("audio.vad_engine", &a.vad_engine),
+            ("audio.speech_emotion_engine", &a.speech_emotion_engine),
+        ] {
+            if let Err(e) = emotiond_models::runtime::chain(s.engine.unwrap_or(m.engine), s) {
+                bad(k, &e.to_string());
+            }
         }
         let q = &self.mqtt;
         if q.enabled && q.host.is_empty() {

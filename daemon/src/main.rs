@@ -8,7 +8,7 @@ use emotiond::outbox::Outbox;
 use emotiond::pipeline::{FeedbackSink, Pipeline, Shared, spawn_capture};
 use emotiond::queue::DropOldest;
 use emotiond::summary::{ModelInfo, Summary};
-use emotiond::{demo, indicators, mqtt, probation, updates};
+use emotiond::{audio, demo, indicators, mqtt, probation, updates};
 use emotiond_hal::{Camera, CameraError, FileSource, Pacing};
 use emotiond_models::EngineKind;
 use emotiond_models::runtime::DelegateKind;
@@ -53,7 +53,7 @@ enum Cmd {
         #[arg(long)]
         broker: Option<String>,
     },
-    /// Analyse images and Y4M files: one JSON line per image or video frame.
+    /// Analyse images, Y4M and WAV files: one JSON line per image, video frame or WAV file.
     Analyze {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -80,7 +80,8 @@ enum Cmd {
         #[arg(long)]
         onnxruntime_library: Option<PathBuf>,
     },
-    /// Check config, models, camera and broker; non-zero exit on any failure.
+    /// Check config, models, camera, microphone (audio on) and broker; non-zero exit on any
+    /// failure.
     Check {
         #[arg(long)]
         json: bool,
@@ -403,6 +404,18 @@ fn run(mut cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<E
     }
     let capture = spawn_capture(camera, queue.clone(), shared.clone())
         .context("starting the capture thread")?;
+    let audio_thread = if cfg.audio.enabled {
+        let voice = Arc::new(std::sync::Mutex::new(audio::load_voice(
+            &cfg.audio,
+            &cfg.models,
+        )?));
+        let mic = audio::microphone_for(&cfg.audio)?;
+        log::info!("microphone {}", mic.describe());
+        shared.attach_voice(voice.clone());
+        Some(audio::spawn_audio(mic, voice, shared.clone()).context("starting the audio thread")?)
+    } else {
+        None
+    };
     let pipeline = Pipeline {
         analyzer,
         cfg: cfg.pipeline.clone(),
@@ -430,6 +443,11 @@ fn run(mut cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<E
     if let Some(h) = indicators {
         if h.join().is_err() {
             log::error!("indicator thread panicked");
+        }
+    }
+    if let Some(a) = audio_thread {
+        if a.join().is_err() {
+            log::error!("audio thread panicked");
         }
     }
     log::info!("pipeline ended after {count} summaries");
@@ -526,10 +544,33 @@ async fn echo_summaries(cfg: Config, n: u64, shared: Arc<Shared>) {
 }
 
 fn analyze(cfg: &Config, paths: &[PathBuf]) -> Result<ExitCode> {
-    let mut analyzer = Analyzer::load(&cfg.models)?;
-    let mut src = FileSource::new(paths, Pacing::AsFastAsPossible, false)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let is_wav = |p: &PathBuf| {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("wav"))
+    };
+    let (wavs, paths): (Vec<PathBuf>, Vec<PathBuf>) = paths.iter().cloned().partition(is_wav);
     let mut failed = 0;
+    if !wavs.is_empty() {
+        let mut voice = audio::load_voice(&cfg.audio, &cfg.models)?;
+        for w in &wavs {
+            let line = audio::analyze_wav(&mut voice, w);
+            if line.get("error").is_some() {
+                failed += 1;
+            }
+            println!("{line}");
+        }
+    }
+    if paths.is_empty() {
+        return Ok(if failed > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+    let mut analyzer = Analyzer::load(&cfg.models)?;
+    let mut src = FileSource::new(&paths, Pacing::AsFastAsPossible, false)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     loop {
         match src.next_frame() {
             Ok(f) => {
@@ -813,6 +854,48 @@ fn check(path: &Path, explicit: bool, json: bool) -> Result<ExitCode> {
                 },
                 "check indicators.* (GPIO numbers are BCM) and that the user is in the gpio group",
             ));
+        }
+        if cfg.audio.enabled {
+            match audio::load_voice(&cfg.audio, &cfg.models) {
+                Ok(v) => {
+                    let i = &v.analyzer.vad.info;
+                    items.push((
+                        "vad",
+                        i.fallback.is_none(),
+                        match &i.fallback {
+                            None => format!("{} on {}", i.id, i.engine),
+                            Some(f) => format!("{} on {}: {f}", i.id, i.engine),
+                        },
+                        "install the runtime named above, or point audio.vad at a valid voice_activity package",
+                    ));
+                }
+                Err(e) => items.push((
+                    "vad",
+                    false,
+                    format!("{e:#}"),
+                    "check audio.speech_emotion and the [audio] section",
+                )),
+            }
+            match audio::microphone_for(&cfg.audio).map(|mut m| (m.read(), m.describe())) {
+                Ok((Ok(c), d)) => items.push((
+                    "microphone",
+                    true,
+                    format!("{d}: {} samples read", c.samples.len()),
+                    "",
+                )),
+                Ok((Err(e), d)) => items.push((
+                    "microphone",
+                    false,
+                    format!("{d}: {e}"),
+                    "check audio.device (arecord -l lists capture devices) and that the user is in the audio group",
+                )),
+                Err(e) => items.push((
+                    "microphone",
+                    false,
+                    format!("{e:#}"),
+                    "check the [audio] section",
+                )),
+            }
         }
         if cfg.mqtt.enabled {
             let (ok, detail) = check_broker(cfg);

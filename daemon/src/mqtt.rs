@@ -48,9 +48,15 @@ pub fn options(cfg: &MqttConfig, client_id: &str, will_topic: Option<&str>) -> M
     o
 }
 
-fn health_json(camera: &CameraHealth, outbox: &Outbox, sent: u64) -> Vec<u8> {
+fn health_json(
+    camera: &CameraHealth,
+    microphone: &Option<crate::audio::MicHealth>,
+    outbox: &Outbox,
+    sent: u64,
+) -> Vec<u8> {
     serde_json::json!({
         "camera": camera,
+        "microphone": microphone,
         "summaries_sent": sent,
         "outbox": outbox.len(),
         "outbox_dropped": outbox.dropped,
@@ -76,7 +82,7 @@ struct Session {
     unacked: HashMap<u16, Option<Entry>>,
     sent: u64,
     /// Camera state in the last health published.
-    last_camera: Option<CameraHealth>,
+    last_camera: Option<(CameraHealth, Option<crate::audio::MicHealth>)>,
     drain: Duration,
     drain_deadline: Option<Instant>,
     tick: tokio::time::Interval,
@@ -164,13 +170,14 @@ impl Session {
         }
     }
 
-    /// Publish health when forced (a new connection) or when the camera state changed.
+    /// Publish health when forced (a new connection) or when the camera or microphone state
+    /// changed.
     fn publish_health(&mut self, client: &AsyncClient, force: bool) {
-        let camera = self.shared.camera();
+        let camera = (self.shared.camera(), self.shared.microphone());
         if !force && self.last_camera.as_ref() == Some(&camera) {
             return;
         }
-        let h = health_json(&camera, &self.outbox, self.sent);
+        let h = health_json(&camera.0, &camera.1, &self.outbox, self.sent);
         if client
             .try_publish(self.topics.health.clone(), QoS::AtLeastOnce, true, h)
             .is_ok()

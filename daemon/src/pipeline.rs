@@ -32,6 +32,10 @@ pub struct Shared {
     pub broker_up: AtomicBool,
     /// Feedback button presses not yet answered by the pipeline.
     pub feedback_requests: AtomicU64,
+    /// None when audio is off.
+    pub microphone: Mutex<Option<crate::audio::MicHealth>>,
+    /// The audio path's analyzer and current window; None when audio is off.
+    pub voice: Mutex<Option<Arc<Mutex<crate::audio::VoiceState>>>>,
 }
 
 impl Shared {
@@ -47,7 +51,49 @@ impl Shared {
                 error: None,
                 reconnects: 0,
             }),
+            microphone: Mutex::new(None),
+            voice: Mutex::new(None),
         })
+    }
+    pub fn microphone(&self) -> Option<crate::audio::MicHealth> {
+        self.microphone
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+    pub fn set_microphone(&self, f: impl FnOnce(&mut crate::audio::MicHealth)) {
+        let mut g = self.microphone.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = g.as_mut() {
+            f(m);
+        }
+    }
+    /// Switch the audio path on: health reports the microphone from now.
+    pub fn attach_voice(&self, v: Arc<Mutex<crate::audio::VoiceState>>) {
+        *self.microphone.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(crate::audio::MicHealth::starting());
+        *self.voice.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
+    }
+    /// Close the voice window (audio on): the summary's voice block and the voice estimate.
+    pub fn finish_voice(&self) -> Option<crate::voice::WindowVoice> {
+        let v = self
+            .voice
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        let mic = self.microphone().map(|m| m.state).unwrap_or_default();
+        let mut g = v.lock().unwrap_or_else(|p| p.into_inner());
+        Some(g.finish_window(&mic))
+    }
+    /// The voice block of the window in progress (audio on), leaving it open.
+    pub fn peek_voice(&self) -> Option<crate::voice::WindowVoice> {
+        let v = self
+            .voice
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        let mic = self.microphone().map(|m| m.state).unwrap_or_default();
+        let g = v.lock().unwrap_or_else(|p| p.into_inner());
+        Some(g.peek_window(&mic))
     }
     pub fn camera(&self) -> CameraHealth {
         self.camera
@@ -165,7 +211,12 @@ pub struct FeedbackSink {
 }
 
 impl Pipeline {
-    fn meta(&self, seq: u64, shared: &Shared) -> SummaryMeta {
+    fn meta(
+        &self,
+        seq: u64,
+        shared: &Shared,
+        voice: Option<crate::voice::WindowVoice>,
+    ) -> SummaryMeta {
         SummaryMeta {
             device_id: self.device_id.clone(),
             boot_id: self.boot_id,
@@ -173,6 +224,7 @@ impl Pipeline {
             camera: shared.camera().state,
             detector: self.analyzer.detector_info(),
             expression: self.analyzer.expression_info(),
+            voice,
         }
     }
 
@@ -260,7 +312,7 @@ impl Pipeline {
             let stopping = closed || shared.stop.load(Ordering::Relaxed);
             if shared.feedback_requests.swap(0, Ordering::Relaxed) > 0 {
                 let now_ms = unix_ms(SystemTime::now());
-                let partial = window.snapshot(now_ms, self.meta(seq, &shared));
+                let partial = window.snapshot(now_ms, self.meta(seq, &shared, shared.peek_voice()));
                 match &self.feedback {
                     Some(f) => {
                         let msg = crate::updates::Out::Publish {
@@ -282,7 +334,7 @@ impl Pipeline {
                 } else {
                     start_wall + Duration::from_secs_f64(window.end_t())
                 };
-                let meta = self.meta(seq, &shared);
+                let meta = self.meta(seq, &shared, shared.finish_voice());
                 sink(window.finish(unix_ms(end_wall), meta));
                 seq += 1;
             }

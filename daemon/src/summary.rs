@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 /// Payload format version; bump on incompatible changes.
 /// 2: `frame_gap_ms_max`, and per model `fallback`, `slow`, `stalls`, `rebuilds`.
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: `voice`, `fused_valence`, `fused_arousal`, `fused_from` (appended; JSON readers of
+/// schema 2 are unaffected, and schema-2 JSON decodes with them null).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// A value per emotion, in the order of [`EMOTIONS`] (JSON: an object keyed by name).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -78,6 +80,44 @@ impl ModelInfo {
     }
 }
 
+/// The audio side of a window (`voice`): aggregates only, never audio.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VoiceSummary {
+    /// Microphone state at the window's end: "ok", "unavailable", "ended", "starting".
+    pub microphone: String,
+    /// `name@version` of the VAD, or `energy_gate`.
+    pub vad: String,
+    /// "tract", "onnxruntime", or "energy" (the fallback gate).
+    pub vad_engine: String,
+    /// Why the VAD is not the configured engine, or why the energy gate decides; null when
+    /// the configured engine runs.
+    pub vad_fallback: Option<String>,
+    /// Seconds of audio analysed in the window, and of it, seconds lost to overruns (filled
+    /// with silence).
+    pub audio_s: f32,
+    pub lost_s: f32,
+    /// Seconds of speech, and speech / audio.
+    pub speech_s: f32,
+    pub speech_ratio: f32,
+    /// Speech segments ended (or cut by the window's end) in the window.
+    pub segments: u32,
+    /// Level of the speech, dBFS (energy mean over speech chunks); null without speech.
+    pub loudness_dbfs: Option<f32>,
+    /// F0 over voiced speech chunks: median (Hz), 10th–90th percentile range and standard
+    /// deviation (semitones); null with fewer than 3 voiced chunks.
+    pub pitch_hz_median: Option<f32>,
+    pub pitch_range_st: Option<f32>,
+    pub pitch_sd_st: Option<f32>,
+    /// Voiced chunks / speech chunks.
+    pub voiced_ratio: Option<f32>,
+    /// Vocal arousal in [0, 1]: a prosodic estimate (README, Audio), not a classifier.
+    pub arousal: Option<f32>,
+    /// Speech-emotion probabilities (duration-weighted mean over segments) when a classifier
+    /// is configured.
+    pub emotions: Option<PerEmotion<f32>>,
+    pub classifier: Option<ModelInfo>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub schema: u32,
@@ -117,6 +157,18 @@ pub struct Summary {
     pub frame_gap_ms_max: Option<f32>,
     pub detector: ModelInfo,
     pub expression: ModelInfo,
+    /// The audio side; null when audio is off.
+    #[serde(default)]
+    pub voice: Option<VoiceSummary>,
+    /// Face and voice estimates combined (README, Audio: fusion rule), −1..1; null when
+    /// neither faces nor speech were present.
+    #[serde(default)]
+    pub fused_valence: Option<f32>,
+    #[serde(default)]
+    pub fused_arousal: Option<f32>,
+    /// "faces", "voice" or "both": what the fused values come from.
+    #[serde(default)]
+    pub fused_from: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -219,6 +271,28 @@ pub(crate) fn sample() -> Summary {
             stalls: 0,
             rebuilds: 0,
         },
+        voice: Some(VoiceSummary {
+            microphone: "ok".into(),
+            vad: "silero_vad@6.2.3".into(),
+            vad_engine: "tract".into(),
+            vad_fallback: None,
+            audio_s: 10.0,
+            lost_s: 0.0,
+            speech_s: 3.5,
+            speech_ratio: 0.35,
+            segments: 2,
+            loudness_dbfs: Some(-24.0),
+            pitch_hz_median: Some(140.0),
+            pitch_range_st: Some(6.0),
+            pitch_sd_st: Some(2.0),
+            voiced_ratio: Some(0.7),
+            arousal: Some(0.55),
+            emotions: None,
+            classifier: None,
+        }),
+        fused_valence: Some(0.6),
+        fused_arousal: Some(0.35),
+        fused_from: Some("both".into()),
     }
 }
 
@@ -252,6 +326,19 @@ mod tests {
             assert!(v["dominant"][e].is_number(), "{e}");
         }
         assert_eq!(v["seq"], 42);
+    }
+
+    #[test]
+    fn schema_2_json_still_decodes_with_the_new_fields_null() {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&sample().encode(Encoding::Json).unwrap()).unwrap();
+        let o = v.as_object_mut().unwrap();
+        for k in ["voice", "fused_valence", "fused_arousal", "fused_from"] {
+            assert!(o.remove(k).is_some(), "{k}");
+        }
+        o.insert("schema".into(), 2.into());
+        let s = Summary::decode(v.to_string().as_bytes(), Encoding::Json).unwrap();
+        assert_eq!((s.schema, s.voice, s.fused_from), (2, None, None));
     }
 
     #[test]

@@ -86,6 +86,7 @@ pub struct Window {
     frames_dropped: u32,
     frames_skipped: u32,
     faces_seen: u32,
+    frames_with_faces: u32,
     sum: [f64; 7],
     n_obs: u64,
     dwell_s: f64,
@@ -103,6 +104,9 @@ pub struct SummaryMeta {
     pub camera: String,
     pub detector: ModelInfo,
     pub expression: ModelInfo,
+    /// The window's voice block and the voice's (valence, arousal) on the circumplex scale,
+    /// when audio is on.
+    pub voice: Option<crate::voice::WindowVoice>,
 }
 
 impl Window {
@@ -115,6 +119,7 @@ impl Window {
             frames_dropped: 0,
             frames_skipped: 0,
             faces_seen: 0,
+            frames_with_faces: 0,
             sum: [0.0; 7],
             n_obs: 0,
             dwell_s: 0.0,
@@ -140,6 +145,9 @@ impl Window {
 
     pub fn add_frame(&mut self, obs: &[Observation], inference_ms: f32) {
         self.frames_processed += 1;
+        if !obs.is_empty() {
+            self.frames_with_faces += 1;
+        }
         self.latency.push(inference_ms);
         for o in obs {
             self.faces_seen += 1;
@@ -195,6 +203,17 @@ impl Window {
         } else {
             None
         };
+        let face_weight = if self.frames_processed > 0 {
+            self.frames_with_faces as f32 / self.frames_processed as f32
+        } else {
+            0.0
+        };
+        let (voice, voice_va) = match meta.voice {
+            Some((v, va)) => (Some(v), va),
+            None => (None, None),
+        };
+        let voice_weight = voice.as_ref().map_or(0.0, |v| v.speech_ratio);
+        let fused = crate::voice::fuse(va, face_weight, voice_va, voice_weight);
         let s = Summary {
             schema: SCHEMA_VERSION,
             device_id: meta.device_id,
@@ -218,6 +237,10 @@ impl Window {
             frame_gap_ms_max: self.gap_ms_max,
             detector: meta.detector,
             expression: meta.expression,
+            voice,
+            fused_valence: fused.and_then(|f| f.valence),
+            fused_arousal: fused.and_then(|f| f.arousal),
+            fused_from: fused.map(|f| f.from.to_string()),
         };
         let next_start = self.start_t + self.len_s;
         *self = Window::new(self.len_s, next_start, end_wall_ms);
@@ -246,6 +269,7 @@ mod tests {
             camera: "ok".into(),
             detector: mi.clone(),
             expression: mi,
+            voice: None,
         }
     }
     fn obs(id: u64, dt: f64, happy: f32) -> Observation {
@@ -305,6 +329,49 @@ mod tests {
         assert_eq!(r.samples.len(), MAX_SAMPLES);
         let p50 = r.percentile(50.0).unwrap();
         assert!((3.0..=6.0).contains(&p50), "{p50}");
+    }
+
+    #[test]
+    fn fused_values_weight_faces_by_presence_and_voice_by_speaking_time() {
+        let voice = |speech_ratio: f32| crate::summary::VoiceSummary {
+            microphone: "ok".into(),
+            vad: "v@1".into(),
+            vad_engine: "tract".into(),
+            vad_fallback: None,
+            audio_s: 10.0,
+            lost_s: 0.0,
+            speech_s: 10.0 * speech_ratio,
+            speech_ratio,
+            segments: 1,
+            loudness_dbfs: Some(-20.0),
+            pitch_hz_median: None,
+            pitch_range_st: None,
+            pitch_sd_st: None,
+            voiced_ratio: None,
+            arousal: Some(1.0),
+            emotions: None,
+            classifier: None,
+        };
+        // faces in half the frames, all happy (arousal 0.51); voice 50 % of the time, A = 1
+        let mut w = Window::new(10.0, 0.0, 0);
+        w.add_frame(&[obs(1, 0.0, 1.0)], 1.0);
+        w.add_frame(&[], 1.0);
+        let mut m = meta(0);
+        m.voice = Some((voice(0.5), Some((None, 1.0))));
+        let s = w.finish(1, m);
+        assert_eq!(s.fused_from.as_deref(), Some("both"));
+        assert_eq!(s.fused_valence, s.valence, "prosody has no valence");
+        let want = (0.5 * 0.51 + 0.5 * 1.0) / 1.0;
+        assert!((s.fused_arousal.unwrap() - want).abs() < 1e-6, "{s:?}");
+        assert_eq!(s.voice.unwrap().speech_ratio, 0.5);
+        // no faces, no speech: nothing to fuse
+        let mut m = meta(1);
+        m.voice = Some((voice(0.0), None));
+        let s = w.finish(2, m);
+        assert_eq!(
+            (s.fused_from, s.fused_arousal, s.fused_valence),
+            (None, None, None)
+        );
     }
 
     #[test]

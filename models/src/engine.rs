@@ -111,4 +111,20 @@ pub trait Engine: Send {
     /// Run on one input tensor (row-major, `input_shape` elements). `outputs` is resized to
     /// the model's outputs in model order and its buffers are reused across calls.
     fn run(&mut self, input: &[f32], outputs: &mut Vec<Tensor>) -> Result<(), EngineError>;
+    /// Run on several inputs in model order (a recurrent model's state after its data).
+    /// Engines that take one input only refuse more.
+    fn run_multi(
+        &mut self,
+        inputs: &[&[f32]],
+        outputs: &mut Vec<Tensor>,
+    ) -> Result<(), EngineError> {
+        match inputs {
+            [one] => self.run(one, outputs),
+            _ => Err(EngineError::Run {
+                engine: self.kind().as_str(),
+                model: String::new(),
+                reason: format!("{} inputs given, this engine takes one", inputs.len()),
+            }),
+        }
+    }
 }

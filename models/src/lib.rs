@@ -1,5 +1,6 @@
 //! Model packages and inference for emotiond: manifests, engines, and the model-driven
-//! pre- and post-processing that turns images into faces and emotion probabilities.
+//! pre- and post-processing that turns images into faces and emotion probabilities, and audio
+//! into voice activity (Silero VAD), log-mel features and speech-emotion probabilities.
 // Unsafe code is allowed only where the C runtimes are bound (`tflite_engine`).
 #![deny(unsafe_code)]
 
@@ -9,15 +10,18 @@ pub mod detector;
 pub mod engine;
 pub mod geometry;
 pub mod manifest;
+pub mod mel;
 mod ort_engine;
 pub mod package;
 pub mod preprocess;
 pub mod runtime;
 pub mod signed;
+pub mod speech;
 pub mod ssd;
 pub mod supervise;
 pub mod tflite_engine;
 mod tract_engine;
+pub mod vad;
 
 pub use classifier::{Emotions, ExpressionClassifier};
 pub use detector::FaceDetector;

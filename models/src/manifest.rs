@@ -16,25 +16,40 @@ pub enum Task {
     FaceDetection,
     /// Per-face expression probabilities over `labels`.
     Expression,
+    /// Speech probability per audio chunk, with a recurrent state (Silero VAD); `[vad]`.
+    VoiceActivity,
+    /// Emotion probabilities over `labels` for one speech segment, from log-mel features
+    /// (`[features]`).
+    SpeechEmotion,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+impl Task {
+    /// Image tasks fill `[input]` from pixels (layout, colour, resize, mean/std apply).
+    pub fn is_vision(self) -> bool {
+        matches!(self, Task::FaceDetection | Task::Expression)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Layout {
+    #[default]
     Nhwc,
     Nchw,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DType {
+    #[default]
     F32,
 }
 
 /// Colour of the input tensor's channels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Color {
+    #[default]
     Rgb,
     Bgr,
     /// One channel, ITU-R BT.601 luma (0.299 R + 0.587 G + 0.114 B), as OpenCV's BGR2GRAY.
@@ -42,10 +57,11 @@ pub enum Color {
 }
 
 /// How an image region is fitted to the input size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Resize {
     /// Stretch to the input size (aspect ratio not kept).
+    #[default]
     Stretch,
     /// Keep the aspect ratio and pad with zeros (after normalisation: the value of `pad`).
     Letterbox,
@@ -54,14 +70,22 @@ pub enum Resize {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputSpec {
-    /// Tensor shape, e.g. `[1, 128, 128, 3]`.
+    /// Tensor shape, e.g. `[1, 128, 128, 3]` (images), `[1, 576]` (VAD audio chunk),
+    /// `[1, 1, 64, 100]` (log-mel features).
     pub shape: Vec<usize>,
+    /// The keys below apply to image tasks only (and are required there).
+    #[serde(default)]
     pub layout: Layout,
+    #[serde(default)]
     pub dtype: DType,
+    #[serde(default)]
     pub color: Color,
+    #[serde(default)]
     pub resize: Resize,
     /// value = (pixel - mean[c]) / std[c], pixel in 0..=255; one entry per channel.
+    #[serde(default)]
     pub mean: Vec<f32>,
+    #[serde(default)]
     pub std: Vec<f32>,
 }
 
@@ -155,11 +179,81 @@ pub struct ClassifierDecode {
     pub softmax_applied: bool,
 }
 
+/// A voice-activity model with a recurrent state (`[vad]`): each call takes `context`
+/// samples of the previous chunk followed by `chunk` new ones (input shape
+/// `[1, context + chunk]`) and the state, and returns the speech probability and the new
+/// state, which is handed to the next call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VadSpec {
+    pub sample_rate: u32,
+    pub chunk: usize,
+    #[serde(default)]
+    pub context: usize,
+    /// Shape of the state input (the model's second input) and output.
+    pub state_shape: Vec<usize>,
+    /// Output index of the speech probability `[1, 1]`.
+    #[serde(default)]
+    pub prob_output: usize,
+    /// Output index of the new state.
+    #[serde(default = "one_usize")]
+    pub state_output: usize,
+}
+
+/// Log-mel features (`[features]`), computed as `librosa.feature.melspectrogram` with
+/// `center=True, pad_mode="constant", window="hann", power=2.0, htk=False, norm="slaney"`,
+/// then `ln(mel + log_offset)`. The input tensor holds `frames` frames of `n_mels` bands,
+/// `frames` being the input shape's other non-unit dimension; a segment is cut to it (its
+/// middle) or padded with the value of silence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureSpec {
+    pub sample_rate: u32,
+    /// Window length in samples (`win_length`), at most `n_fft`.
+    pub window: usize,
+    pub hop: usize,
+    pub n_fft: usize,
+    pub n_mels: usize,
+    #[serde(default)]
+    pub fmin: f32,
+    /// Upper band edge in Hz; 0: sample_rate / 2.
+    #[serde(default)]
+    pub fmax: f32,
+    pub log_offset: f32,
+    /// `mels_frames` (input `[.., n_mels, frames]`) or `frames_mels` (`[.., frames, n_mels]`).
+    #[serde(default)]
+    pub layout: FeatureLayout,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureLayout {
+    #[default]
+    MelsFrames,
+    FramesMels,
+}
+
+impl FeatureSpec {
+    /// Frames the input tensor `shape` holds, if it fits `n_mels` in this layout.
+    pub fn frames_in(&self, shape: &[usize]) -> Option<usize> {
+        let dims: Vec<usize> = shape.iter().copied().filter(|&d| d != 1).collect();
+        let (m, f) = match (self.layout, dims.as_slice()) {
+            (FeatureLayout::MelsFrames, [m, f]) => (*m, *f),
+            (FeatureLayout::FramesMels, [f, m]) => (*m, *f),
+            _ => return None,
+        };
+        (m == self.n_mels).then_some(f)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TestVector {
     /// Raw little-endian f32 input tensor, relative to the package folder.
     pub input: String,
+    /// Further inputs in model order after the first (e.g. a VAD's state), same format.
+    #[serde(default)]
+    pub inputs: Vec<String>,
     /// Raw little-endian f32 expected outputs, one file per model output, in output order.
     pub outputs: Vec<String>,
     /// Largest allowed absolute difference per element.
@@ -191,6 +285,10 @@ pub struct Manifest {
     pub ssd: Option<SsdDecode>,
     #[serde(default)]
     pub classifier: Option<ClassifierDecode>,
+    #[serde(default)]
+    pub vad: Option<VadSpec>,
+    #[serde(default)]
+    pub features: Option<FeatureSpec>,
     #[serde(default)]
     pub crop: CropSpec,
     /// Per-inference time budget in ms on the slowest supported board (for health checks).
@@ -294,6 +392,9 @@ impl Manifest {
             }
         }
         let inp = &self.input;
+        if !self.task.is_vision() {
+            return self.validate_audio();
+        }
         if inp.shape.len() != 4 || inp.shape[0] != 1 || inp.shape.contains(&0) {
             return Err(invalid(
                 "input.shape",
@@ -351,6 +452,7 @@ impl Manifest {
                     ));
                 }
             }
+            Task::VoiceActivity | Task::SpeechEmotion => {}
             Task::Expression => {
                 if self.classifier.is_none() {
                     return Err(invalid(
@@ -371,6 +473,122 @@ impl Manifest {
                 }
             }
         }
+        self.validate_vectors()
+    }
+
+    fn validate_labels(&self) -> Result<(), ManifestError> {
+        if self.labels.is_empty() {
+            return Err(invalid("labels", "a classifier needs labels"));
+        }
+        let map = self.emotion_map()?;
+        let mut seen = [false; EMOTIONS.len()];
+        for &i in &map {
+            if seen[i] {
+                return Err(invalid("labels", format!("{} appears twice", EMOTIONS[i])));
+            }
+            seen[i] = true;
+        }
+        Ok(())
+    }
+
+    fn validate_audio(&self) -> Result<(), ManifestError> {
+        let shape = &self.input.shape;
+        if shape.is_empty() || shape.contains(&0) {
+            return Err(invalid(
+                "input.shape",
+                format!("must have no zero, got {shape:?}"),
+            ));
+        }
+        match self.task {
+            Task::VoiceActivity => {
+                let v = self
+                    .vad
+                    .as_ref()
+                    .ok_or_else(|| invalid("vad", "a voice_activity model needs a [vad] table"))?;
+                if v.sample_rate != 16_000 {
+                    return Err(invalid("vad.sample_rate", "only 16000 Hz is supported"));
+                }
+                if v.chunk == 0 || shape.iter().product::<usize>() != v.chunk + v.context {
+                    return Err(invalid(
+                        "input.shape",
+                        format!(
+                            "must hold vad.context + vad.chunk = {} samples",
+                            v.chunk + v.context
+                        ),
+                    ));
+                }
+                if v.state_shape.is_empty() || v.state_shape.contains(&0) {
+                    return Err(invalid("vad.state_shape", "must have no zero"));
+                }
+                if v.prob_output == v.state_output {
+                    return Err(invalid(
+                        "vad.state_output",
+                        "must differ from vad.prob_output",
+                    ));
+                }
+            }
+            Task::SpeechEmotion => {
+                let f = self.features.as_ref().ok_or_else(|| {
+                    invalid(
+                        "features",
+                        "a speech_emotion model needs a [features] table",
+                    )
+                })?;
+                if f.sample_rate != 16_000 {
+                    return Err(invalid(
+                        "features.sample_rate",
+                        "only 16000 Hz is supported",
+                    ));
+                }
+                if f.n_fft < 16 || f.n_fft > 8192 || f.window == 0 || f.window > f.n_fft {
+                    return Err(invalid(
+                        "features.window",
+                        "need 0 < window <= n_fft, 16 <= n_fft <= 8192",
+                    ));
+                }
+                if f.hop == 0 || f.n_mels == 0 || f.n_mels > 512 {
+                    return Err(invalid(
+                        "features.hop",
+                        "hop and n_mels must be above 0 (n_mels at most 512)",
+                    ));
+                }
+                let fmax = if f.fmax > 0.0 {
+                    f.fmax
+                } else {
+                    f.sample_rate as f32 / 2.0
+                };
+                if !(f.fmin >= 0.0 && f.fmin < fmax && fmax <= f.sample_rate as f32 / 2.0) {
+                    return Err(invalid(
+                        "features.fmax",
+                        "need 0 <= fmin < fmax <= sample_rate / 2",
+                    ));
+                }
+                if !(f.log_offset > 0.0 && f.log_offset.is_finite()) {
+                    return Err(invalid("features.log_offset", "must be above 0"));
+                }
+                if f.frames_in(shape).is_none() {
+                    return Err(invalid(
+                        "input.shape",
+                        format!(
+                            "{shape:?} does not hold n_mels = {} bands in layout {:?}",
+                            f.n_mels, f.layout
+                        ),
+                    ));
+                }
+                if self.classifier.is_none() {
+                    return Err(invalid(
+                        "classifier",
+                        "a speech_emotion model needs a [classifier] table",
+                    ));
+                }
+                self.validate_labels()?;
+            }
+            _ => {}
+        }
+        self.validate_vectors()
+    }
+
+    fn validate_vectors(&self) -> Result<(), ManifestError> {
         for tv in &self.test_vectors {
             if tv.outputs.is_empty() {
                 return Err(invalid("test_vector.outputs", "needs at least one file"));
@@ -405,6 +623,9 @@ fn yes() -> bool {
 }
 fn one() -> f32 {
     1.0
+}
+fn one_usize() -> usize {
+    1
 }
 fn one_vec() -> Vec<f32> {
     vec![1.0]

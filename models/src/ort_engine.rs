@@ -93,7 +93,8 @@ pub fn runtime(path: Option<&Path>) -> Result<(String, String), String> {
 pub struct OrtEngine {
     model_name: String,
     session: Session,
-    input_shape: Vec<usize>,
+    input_shapes: Vec<Vec<usize>>,
+    input_names: Vec<String>,
     providers: String,
     _bytes: Arc<[u8]>,
 }
@@ -143,23 +144,28 @@ impl OrtEngine {
             .and_then(|b| b.with_execution_providers(eps))
             .and_then(|b| b.commit_from_memory(bytes))
             .map_err(|e| err(e.to_string()))?;
-        if session.inputs.len() != 1 {
-            return Err(err(format!(
-                "expected one input, the model has {}",
-                session.inputs.len()
-            )));
+        if session.inputs.is_empty() {
+            return Err(err("the model has no input".into()));
         }
-        let shape = session.inputs[0]
-            .input_type
-            .tensor_shape()
-            .ok_or_else(|| err("the input is not a tensor".into()))?;
-        if shape.iter().any(|&d| d < 1) {
-            return Err(err(format!(
-                "input shape {:?} is not fixed",
-                shape.iter().collect::<Vec<_>>()
-            )));
+        let mut input_shapes = Vec::new();
+        for i in &session.inputs {
+            let shape = i
+                .input_type
+                .tensor_shape()
+                .ok_or_else(|| err(format!("input {} is not a tensor", i.name)))?;
+            if shape.iter().any(|&d| d < 1) {
+                return Err(err(format!(
+                    "input {} shape {:?} is not fixed",
+                    i.name,
+                    shape.iter().collect::<Vec<_>>()
+                )));
+            }
+            if i.input_type.tensor_type() != Some(ort::tensor::TensorElementType::Float32) {
+                return Err(err(format!("input {} is not float32", i.name)));
+            }
+            input_shapes.push(shape.iter().map(|&d| d as usize).collect());
         }
-        let input_shape = shape.iter().map(|&d| d as usize).collect();
+        let input_names = session.inputs.iter().map(|i| i.name.clone()).collect();
         for o in &session.outputs {
             if o.output_type.tensor_type() != Some(ort::tensor::TensorElementType::Float32) {
                 return Err(err(format!("output {} is not float32", o.name)));
@@ -168,7 +174,8 @@ impl OrtEngine {
         Ok(OrtEngine {
             model_name: model_name.to_string(),
             session,
-            input_shape,
+            input_shapes,
+            input_names,
             providers: providers.join(","),
             _bytes: bytes.clone(),
         })
@@ -185,44 +192,54 @@ impl Engine for OrtEngine {
     }
 
     fn input_shape(&self) -> &[usize] {
-        &self.input_shape
+        &self.input_shapes[0]
     }
 
     fn run(&mut self, input: &[f32], outputs: &mut Vec<Tensor>) -> Result<(), EngineError> {
-        let want: usize = self.input_shape.iter().product();
+        self.run_multi(&[input], outputs)
+    }
+
+    fn run_multi(
+        &mut self,
+        inputs: &[&[f32]],
+        outputs: &mut Vec<Tensor>,
+    ) -> Result<(), EngineError> {
         let run_err = |reason: String| EngineError::Run {
             engine: NAME,
             model: self.model_name.clone(),
             reason,
         };
-        if input.len() != want {
-            return Err(EngineError::InputSize {
-                engine: NAME,
-                model: self.model_name.clone(),
-                got: input.len(),
-                want: self.input_shape.clone(),
-            });
+        if inputs.len() != self.input_shapes.len() {
+            return Err(run_err(format!(
+                "{} inputs given, the model has {}",
+                inputs.len(),
+                self.input_shapes.len()
+            )));
         }
-        let t = TensorRef::from_array_view((self.input_shape.as_slice(), input))
-            .map_err(|e| run_err(e.to_string()))?;
+        let mut values: Vec<(String, ort::session::SessionInputValue<'_>)> = Vec::new();
+        for ((input, shape), name) in inputs.iter().zip(&self.input_shapes).zip(&self.input_names) {
+            let want: usize = shape.iter().product();
+            if input.len() != want {
+                return Err(EngineError::InputSize {
+                    engine: NAME,
+                    model: self.model_name.clone(),
+                    got: input.len(),
+                    want: shape.clone(),
+                });
+            }
+            let t = TensorRef::from_array_view((shape.as_slice(), *input))
+                .map_err(|e| run_err(e.to_string()))?;
+            values.push((name.clone(), t.into()));
+        }
         let result = self
             .session
-            .run(ort::inputs![t])
-            .map_err(|e| EngineError::Run {
-                engine: NAME,
-                model: self.model_name.clone(),
-                reason: e.to_string(),
-            })?;
+            .run(values)
+            .map_err(|e| run_err(e.to_string()))?;
         outputs.resize_with(result.len(), Tensor::default);
         for (out, (_, value)) in outputs.iter_mut().zip(result.iter()) {
-            let (shape, data) =
-                value
-                    .try_extract_tensor::<f32>()
-                    .map_err(|e| EngineError::Run {
-                        engine: NAME,
-                        model: self.model_name.clone(),
-                        reason: e.to_string(),
-                    })?;
+            let (shape, data) = value
+                .try_extract_tensor::<f32>()
+                .map_err(|e| run_err(e.to_string()))?;
             out.shape.clear();
             out.shape.extend(shape.iter().map(|&d| d.max(0) as usize));
             out.data.clear();

@@ -48,6 +48,8 @@ pub enum PackageError {
 #[derive(Debug, Clone)]
 pub struct LoadedVector {
     pub input: Vec<f32>,
+    /// Further inputs after the first (a recurrent state).
+    pub extra_inputs: Vec<Vec<f32>>,
     pub outputs: Vec<Vec<f32>>,
     pub atol: f32,
     pub note: String,
@@ -143,6 +145,24 @@ impl ModelPackage {
                     ),
                 });
             }
+            let mut extra_inputs = Vec::new();
+            for rel in &tv.inputs {
+                let x = load(&mut read, rel)?;
+                if let Some(v) = &manifest.vad {
+                    let want: usize = v.state_shape.iter().product();
+                    if x.len() != want {
+                        return Err(PackageError::VectorFile {
+                            path: base.join(rel),
+                            problem: format!(
+                                "{} values, vad.state_shape {:?} needs {want}",
+                                x.len(),
+                                v.state_shape
+                            ),
+                        });
+                    }
+                }
+                extra_inputs.push(x);
+            }
             let outputs = tv
                 .outputs
                 .iter()
@@ -150,6 +170,7 @@ impl ModelPackage {
                 .collect::<Result<Vec<_>, _>>()?;
             vectors.push(LoadedVector {
                 input,
+                extra_inputs,
                 outputs,
                 atol: tv.atol,
                 note: tv.note.clone(),
@@ -182,6 +203,10 @@ impl ModelPackage {
         match self.engine_files.iter().find(|(k, _)| *k == kind) {
             Some((_, b)) => Some(b),
             None if kind == EngineKind::OnnxRuntime => None,
+            // the main file is an ONNX model (tract-onnx): nothing for the TFLite runtime
+            None if kind == EngineKind::TfLite && !crate::tract_engine::is_tflite(&self.model) => {
+                None
+            }
             None => Some(&self.model),
         }
     }
@@ -197,7 +222,13 @@ impl ModelPackage {
         let mut outs: Vec<Tensor> = Vec::new();
         let mut worst = 0.0f32;
         for (vi, v) in self.vectors.iter().enumerate() {
-            engine.run(&v.input, &mut outs)?;
+            if v.extra_inputs.is_empty() {
+                engine.run(&v.input, &mut outs)?;
+            } else {
+                let mut all: Vec<&[f32]> = vec![&v.input];
+                all.extend(v.extra_inputs.iter().map(Vec::as_slice));
+                engine.run_multi(&all, &mut outs)?;
+            }
             let mismatch = |output: usize, problem: String| PackageError::VectorMismatch {
                 model: self.id(),
                 vector: vi,

@@ -1,5 +1,8 @@
 //! The pure-Rust engine: `tract-tflite` on `.tflite` files (fp32 rewrites; see
-//! `models/tools/rewrite_for_tract.py` for why).
+//! `models/tools/rewrite_for_tract.py` for why) and `tract-onnx` on `.onnx` files (the
+//! Silero VAD, speech-emotion packages). Which parser is used follows from the file itself
+//! (a TFLite flatbuffer carries `TFL3` at byte 4). ONNX models may have several f32 inputs
+//! with fixed shapes.
 
 use crate::engine::{Engine, EngineError, EngineKind, Tensor};
 use tract_tflite::prelude::*;
@@ -9,7 +12,12 @@ const NAME: &str = "tract";
 pub struct TractEngine {
     model: String,
     plan: TypedRunnableModel<TypedModel>,
-    input_shape: Vec<usize>,
+    input_shapes: Vec<Vec<usize>>,
+}
+
+/// Is this a TFLite flatbuffer (else: ONNX)?
+pub fn is_tflite(bytes: &[u8]) -> bool {
+    bytes.get(4..8) == Some(b"TFL3")
 }
 
 impl TractEngine {
@@ -20,27 +28,59 @@ impl TractEngine {
             reason: format!("{e:#}"),
         };
         let mut reader = bytes;
-        let model = tract_tflite::tflite()
-            .model_for_read(&mut reader)
-            .map_err(load_err)?;
-        let inputs = model.input_outlets().map_err(load_err)?;
-        if inputs.len() != 1 {
+        let model: TypedModel = if is_tflite(bytes) {
+            tract_tflite::tflite()
+                .model_for_read(&mut reader)
+                .map_err(load_err)?
+        } else {
+            use tract_onnx::prelude::Framework as _;
+            use tract_onnx::prelude::InferenceModelExt as _;
+            let mut m = tract_onnx::onnx()
+                .model_for_read(&mut reader)
+                .map_err(load_err)?;
+            // Exporters may repeat node names (Silero VAD's 16 kHz file names 15 nodes
+            // "F0::anon"); tract refuses duplicates when it compacts the graph.
+            let mut seen = std::collections::HashSet::new();
+            for (id, node) in m.nodes.iter_mut().enumerate() {
+                if !seen.insert(node.name.clone()) {
+                    node.name = format!("{}#{id}", node.name);
+                }
+            }
+            m.into_typed().map_err(load_err)?
+        };
+        let inputs = model.input_outlets().map_err(load_err)?.to_vec();
+        if inputs.is_empty() {
             return Err(EngineError::Load {
                 engine: NAME,
                 model: model_name.to_string(),
-                reason: format!("expected one input, the model has {}", inputs.len()),
+                reason: "the model has no input".into(),
             });
         }
-        let fact = model.outlet_fact(inputs[0]).map_err(load_err)?;
-        let input_shape = fact
-            .shape
-            .as_concrete()
-            .ok_or_else(|| EngineError::Load {
-                engine: NAME,
-                model: model_name.to_string(),
-                reason: format!("input shape {:?} is not fixed", fact.shape),
-            })?
-            .to_vec();
+        let mut input_shapes = Vec::new();
+        for i in inputs {
+            let fact = model.outlet_fact(i).map_err(load_err)?;
+            if fact.datum_type != f32::datum_type() {
+                return Err(EngineError::Load {
+                    engine: NAME,
+                    model: model_name.to_string(),
+                    reason: format!(
+                        "input {} is {:?}, only f32 inputs are supported",
+                        input_shapes.len(),
+                        fact.datum_type
+                    ),
+                });
+            }
+            input_shapes.push(
+                fact.shape
+                    .as_concrete()
+                    .ok_or_else(|| EngineError::Load {
+                        engine: NAME,
+                        model: model_name.to_string(),
+                        reason: format!("input shape {:?} is not fixed", fact.shape),
+                    })?
+                    .to_vec(),
+            );
+        }
         let plan = model
             .into_optimized()
             .and_then(|m| m.into_runnable())
@@ -48,7 +88,7 @@ impl TractEngine {
         Ok(TractEngine {
             model: model_name.to_string(),
             plan,
-            input_shape,
+            input_shapes,
         })
     }
 }
@@ -59,17 +99,27 @@ impl Engine for TractEngine {
     }
 
     fn input_shape(&self) -> &[usize] {
-        &self.input_shape
+        &self.input_shapes[0]
     }
 
     fn run(&mut self, input: &[f32], outputs: &mut Vec<Tensor>) -> Result<(), EngineError> {
-        let want: usize = self.input_shape.iter().product();
-        if input.len() != want {
-            return Err(EngineError::InputSize {
+        self.run_multi(&[input], outputs)
+    }
+
+    fn run_multi(
+        &mut self,
+        inputs: &[&[f32]],
+        outputs: &mut Vec<Tensor>,
+    ) -> Result<(), EngineError> {
+        if inputs.len() != self.input_shapes.len() {
+            return Err(EngineError::Run {
                 engine: NAME,
                 model: self.model.clone(),
-                got: input.len(),
-                want: self.input_shape.clone(),
+                reason: format!(
+                    "{} inputs given, the model has {}",
+                    inputs.len(),
+                    self.input_shapes.len()
+                ),
             });
         }
         let run_err = |e: TractError| EngineError::Run {
@@ -77,9 +127,21 @@ impl Engine for TractEngine {
             model: self.model.clone(),
             reason: format!("{e:#}"),
         };
-        let t =
-            tract_tflite::prelude::Tensor::from_shape(&self.input_shape, input).map_err(run_err)?;
-        let result = self.plan.run(tvec!(t.into_tvalue())).map_err(run_err)?;
+        let mut values = TVec::new();
+        for (input, shape) in inputs.iter().zip(&self.input_shapes) {
+            let want: usize = shape.iter().product();
+            if input.len() != want {
+                return Err(EngineError::InputSize {
+                    engine: NAME,
+                    model: self.model.clone(),
+                    got: input.len(),
+                    want: shape.clone(),
+                });
+            }
+            let t = tract_tflite::prelude::Tensor::from_shape(shape, input).map_err(run_err)?;
+            values.push(t.into_tvalue());
+        }
+        let result = self.plan.run(values).map_err(run_err)?;
         outputs.resize_with(result.len(), Tensor::default);
         for (out, value) in outputs.iter_mut().zip(result.iter()) {
             let view = value.to_array_view::<f32>().map_err(run_err)?;

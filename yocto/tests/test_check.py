@@ -31,6 +31,7 @@ COPY = [
     "systemd/*",
     "models/packages/*/manifest.toml",
     "models/packages/*/*.md",
+    "models/packages/*/LICENSE",
     "**/SOURCES.md",
 ]
 RECIPE = "yocto/meta-emotiond/recipes-emotiond/emotiond/emotiond_0.1.0.bb"

