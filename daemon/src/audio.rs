@@ -16,7 +16,7 @@ use emotiond_models::vad::Vad;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Microphone health, in `health` and `emotiond check`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -216,12 +216,7 @@ pub fn spawn_audio(
                             m.error = Some(reason);
                             m.source = device;
                         });
-                        let until = Instant::now() + retry_in;
-                        while Instant::now() < until && !shared.stop.load(Ordering::Relaxed) {
-                            std::thread::sleep(
-                                Duration::from_millis(50).min(until - Instant::now()),
-                            );
-                        }
+                        shared.sleep_unless_stopped(retry_in);
                     }
                     Err(MicError::End) => {
                         log::info!("audio input ended");

@@ -811,13 +811,28 @@ fn check(path: &Path, explicit: bool, json: bool) -> Result<ExitCode> {
             match emotiond_hal::v4l2::modes(&cfg.camera.device) {
                 Ok(m) => items.push((
                     "camera_modes",
-                    !m.is_empty(),
-                    format!(
-                        "{} offers {}",
-                        cfg.camera.device,
-                        emotiond_hal::v4l2::describe_modes(&m)
-                    ),
-                    "the device lists no capture formats: is it a capture node (try the other /dev/video*)?",
+                    m.iter().any(|m| matches!(m.fourcc.as_str(), "MJPG" | "YUYV")),
+                    {
+                        // the formats emotiond reads; the others are only counted
+                        let (usable, other): (Vec<_>, Vec<_>) = m
+                            .into_iter()
+                            .partition(|m| matches!(m.fourcc.as_str(), "MJPG" | "YUYV"));
+                        format!(
+                            "{} offers {}{}",
+                            cfg.camera.device,
+                            if usable.is_empty() {
+                                "neither MJPG nor YUYV".to_string()
+                            } else {
+                                emotiond_hal::v4l2::describe_modes(&usable)
+                            },
+                            if other.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" (and {} other formats emotiond does not read)", other.len())
+                            }
+                        )
+                    },
+                    "the device offers neither MJPG nor YUYV capture: is it a capture node (try the other /dev/video*)?",
                 )),
                 Err(e) => items.push((
                     "camera_modes",

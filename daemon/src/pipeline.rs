@@ -75,6 +75,13 @@ impl Shared {
     }
     /// Close the voice window (audio on): the summary's voice block and the voice estimate.
     pub fn finish_voice(&self) -> Option<crate::voice::WindowVoice> {
+        self.with_voice(|v, mic| v.finish_window(mic))
+    }
+    /// The voice block of the window in progress (audio on), leaving it open.
+    pub fn peek_voice(&self) -> Option<crate::voice::WindowVoice> {
+        self.with_voice(|v, mic| v.peek_window(mic))
+    }
+    fn with_voice<T>(&self, f: impl FnOnce(&mut crate::audio::VoiceState, &str) -> T) -> Option<T> {
         let v = self
             .voice
             .lock()
@@ -82,18 +89,14 @@ impl Shared {
             .clone()?;
         let mic = self.microphone().map(|m| m.state).unwrap_or_default();
         let mut g = v.lock().unwrap_or_else(|p| p.into_inner());
-        Some(g.finish_window(&mic))
+        Some(f(&mut g, &mic))
     }
-    /// The voice block of the window in progress (audio on), leaving it open.
-    pub fn peek_voice(&self) -> Option<crate::voice::WindowVoice> {
-        let v = self
-            .voice
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()?;
-        let mic = self.microphone().map(|m| m.state).unwrap_or_default();
-        let g = v.lock().unwrap_or_else(|p| p.into_inner());
-        Some(g.peek_window(&mic))
+    /// Sleep for `d`, or less when `stop` is set meanwhile (retry back-off of the capture threads).
+    pub fn sleep_unless_stopped(&self, d: Duration) {
+        let until = Instant::now() + d;
+        while Instant::now() < until && !self.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+        }
     }
     pub fn camera(&self) -> CameraHealth {
         self.camera
@@ -167,12 +170,7 @@ pub fn spawn_capture(
                             c.error = Some(reason);
                             c.source = device;
                         });
-                        let until = Instant::now() + retry_in;
-                        while Instant::now() < until && !shared.stop.load(Ordering::Relaxed) {
-                            std::thread::sleep(
-                                Duration::from_millis(50).min(until - Instant::now()),
-                            );
-                        }
+                        shared.sleep_unless_stopped(retry_in);
                     }
                     Err(CameraError::End) => {
                         log::info!("camera input ended");

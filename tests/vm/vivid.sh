@@ -133,6 +133,10 @@ fps = 10
 format = "YUYV"
 [pipeline]
 window_s = 3.0
+# TCG emulates the guest 20-50x slower than a board: a frame's inference takes seconds, which
+# the stall watchdog (2 s by default) would take for a hung engine
+[models.watchdog]
+stall_ms = 60000
 [mqtt]
 host = "10.0.2.2"
 port = $PORT
@@ -318,8 +322,17 @@ if "MARK audio feed started" in con:
         print(f"info: voice block: microphone={v.get('microphone')} audio_s={v.get('audio_s')} "
               f"speech_s={v.get('speech_s')} pitch_hz_median={v.get('pitch_hz_median')} vad={v.get('vad')}")
     checks["audio: summaries carry a voice block from the snd-aloop capture"] = bool(voiced)
-    checks["audio: speech heard from the loopback (speech_s > 0, microphone ok)"] = any(
-        (p["voice"].get("speech_s") or 0) > 0 and p["voice"].get("microphone") == "ok" for p in voiced)
+    heard = any((p["voice"].get("speech_s") or 0) > 0 and p["voice"].get("microphone") == "ok" for p in voiced)
+    # Under TCG the guest may not keep up with real time (the loopback then overruns and the
+    # lost audio is filled with silence): speech must be heard in any window that got most of
+    # its audio; windows that got less say nothing about the VAD.
+    fed = [p for p in voiced if (p["voice"].get("audio_s") or 0) >= 0.5 * 3.0]
+    if heard or fed:
+        checks["audio: speech heard from the loopback (speech_s > 0) in windows that got their audio"] = heard
+    else:
+        best = max((p["voice"].get("audio_s") or 0) for p in voiced) if voiced else 0
+        print(f"note: the emulated guest captured at most {best:.2f} s of audio per 3 s window (not real time under "
+              "TCG, overruns filled with silence): the speech check is not conclusive in this run")
     checks["check: microphone ok (audio read from the loopback)"] = items.get("microphone", {}).get("ok") is True
 else:
     print("note: no audio phase (this build has no [audio])")
