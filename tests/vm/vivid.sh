@@ -326,12 +326,13 @@ if "MARK audio feed started" in con:
     # Under TCG the guest may not keep up with real time (the loopback then overruns and the
     # lost audio is filled with silence): speech must be heard in any window that got most of
     # its audio; windows that got less say nothing about the VAD.
-    fed = [p for p in voiced if (p["voice"].get("audio_s") or 0) >= 0.5 * 3.0]
+    real = lambda v: (v.get("audio_s") or 0) - (v.get("lost_s") or 0)  # captured, not overrun fill
+    fed = [p for p in voiced if real(p["voice"]) >= 0.5 * 3.0]
     if heard or fed:
         checks["audio: speech heard from the loopback (speech_s > 0) in windows that got their audio"] = heard
     else:
-        best = max((p["voice"].get("audio_s") or 0) for p in voiced) if voiced else 0
-        print(f"note: the emulated guest captured at most {best:.2f} s of audio per 3 s window (not real time under "
+        best = max(real(p["voice"]) for p in voiced) if voiced else 0
+        print(f"note: the emulated guest captured at most {best:.2f} s of real audio per 3 s window (the rest overrun fill; not real time under "
               "TCG, overruns filled with silence): the speech check is not conclusive in this run")
     checks["check: microphone ok (audio read from the loopback)"] = items.get("microphone", {}).get("ok") is True
 else:
