@@ -490,7 +490,7 @@ impl VoiceAnalyzer {
     pub fn cut(&mut self, window: &mut VoiceWindow, segments: Option<&mut Vec<SegmentFeatures>>) {
         let min = (self.cfg.min_speech_ms as f64 / 1000.0 / CHUNK_S).ceil() as usize;
         if let Some(acc) = self.current.as_mut() {
-            if acc.chunks.len() >= min.max(1) {
+            if acc.chunks.len() >= min.max(1) || (acc.continued && !acc.chunks.is_empty()) {
                 // a pause in progress stays pending in the continuation
                 let keep = acc.audio.len() - acc.pause_audio;
                 let pause_audio = acc.audio.split_off(keep);
