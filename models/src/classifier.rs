@@ -44,6 +44,34 @@ pub fn crop_region(face: &BBox, crop: &CropSpec, w: u32, h: u32) -> Region {
     }
 }
 
+/// The emotion probabilities of a classifier's output `output` (label `j` of the model is
+/// emotion `map[j]`), softmaxed unless the model did; non-finite values count as 0.
+pub(crate) fn emotion_probs(
+    outputs: &mut [Tensor],
+    output: usize,
+    map: &[usize],
+    softmax_applied: bool,
+) -> Result<Emotions, ModelError> {
+    let out = outputs
+        .get_mut(output)
+        .ok_or_else(|| ModelError::Manifest(format!("model has no output {output}")))?;
+    if out.data.len() != map.len() {
+        return Err(ModelError::Manifest(format!(
+            "output has {} values for {} labels",
+            out.data.len(),
+            map.len()
+        )));
+    }
+    if !softmax_applied {
+        softmax(&mut out.data);
+    }
+    let mut probs = [0.0; EMOTIONS.len()];
+    for (p, &i) in out.data.iter().zip(map) {
+        probs[i] = if p.is_finite() { *p } else { 0.0 };
+    }
+    Ok(probs)
+}
+
 pub fn softmax(v: &mut [f32]) {
     let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0;
@@ -98,25 +126,12 @@ impl ExpressionClassifier {
         let region = crop_region(face, &self.crop, img.width(), img.height());
         fill_tensor(img, region, &self.input_spec, &mut self.input);
         self.engine.run(&self.input, &mut self.outputs)?;
-        let out = self
-            .outputs
-            .get_mut(self.output)
-            .ok_or_else(|| ModelError::Manifest(format!("model has no output {}", self.output)))?;
-        if out.data.len() != self.map.len() {
-            return Err(ModelError::Manifest(format!(
-                "output has {} values for {} labels",
-                out.data.len(),
-                self.map.len()
-            )));
-        }
-        if !self.softmax_applied {
-            softmax(&mut out.data);
-        }
-        let mut probs = [0.0; EMOTIONS.len()];
-        for (p, &i) in out.data.iter().zip(&self.map) {
-            probs[i] = if p.is_finite() { *p } else { 0.0 };
-        }
-        Ok(probs)
+        emotion_probs(
+            &mut self.outputs,
+            self.output,
+            &self.map,
+            self.softmax_applied,
+        )
     }
 }
 

@@ -8,9 +8,9 @@
 //! weights); a deployment configures its own package.
 
 use crate::ModelError;
-use crate::classifier::{Emotions, softmax};
+use crate::classifier::{Emotions, emotion_probs};
 use crate::engine::{Engine, Tensor};
-use crate::manifest::{EMOTIONS, FeatureLayout, Task};
+use crate::manifest::{FeatureLayout, Task};
 use crate::mel::LogMel;
 use crate::package::ModelPackage;
 
@@ -117,25 +117,12 @@ impl SpeechEmotionClassifier {
             &mut self.input,
         );
         self.engine.run(&self.input, &mut self.outputs)?;
-        let out = self
-            .outputs
-            .get_mut(self.output)
-            .ok_or_else(|| ModelError::Manifest(format!("model has no output {}", self.output)))?;
-        if out.data.len() != self.map.len() {
-            return Err(ModelError::Manifest(format!(
-                "output has {} values for {} labels",
-                out.data.len(),
-                self.map.len()
-            )));
-        }
-        if !self.softmax_applied {
-            softmax(&mut out.data);
-        }
-        let mut probs = [0.0; EMOTIONS.len()];
-        for (p, &i) in out.data.iter().zip(&self.map) {
-            probs[i] = if p.is_finite() { *p } else { 0.0 };
-        }
-        Ok(probs)
+        emotion_probs(
+            &mut self.outputs,
+            self.output,
+            &self.map,
+            self.softmax_applied,
+        )
     }
 }
 
