@@ -3,7 +3,8 @@
 //! astronaut photo, scaled into the frame), on every engine available here: tract always;
 //! TFLite (plain CPU and XNNPACK) and ONNX Runtime when their libraries are found
 //! (`models/tools/fetch_runtimes.sh`, or EMOTIOND_TFLITE_LIB / EMOTIOND_ONNXRUNTIME_LIB).
-//! Run: `cargo bench -p emotiond --bench pipeline`. One thread per engine throughout.
+//! Run: `cargo bench -p emotiond --bench pipeline`. One thread per engine throughout. CI runs
+//! every bench once (`cargo test --benches`) so that none can rot.
 //! `benches/tflite_reference.py` measures Python's TFLite + XNNPACK on the same files.
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -13,7 +14,7 @@ use emotiond_models::runtime::DelegateKind;
 use emotiond_models::tflite_engine::Delegate;
 use emotiond_models::{
     Attempt, EngineKind, EngineSettings, ExpressionClassifier, FaceDetector, Runtimes, Tensor,
-    builtin, load_engine,
+    builtin, load_engine, manifest::Task,
 };
 use image::{Rgb, RgbImage, imageops};
 use std::hint::black_box;
@@ -67,10 +68,14 @@ fn benches(c: &mut Criterion) {
                 eprintln!("{name}: {} does not load", a.label());
                 continue;
             };
-            let input = pkg.vectors[0].input.clone();
+            // every input of the vector: a recurrent model (the VAD) takes its state too
+            let v = &pkg.vectors[0];
+            let inputs: Vec<&[f32]> = std::iter::once(v.input.as_slice())
+                .chain(v.extra_inputs.iter().map(Vec::as_slice))
+                .collect();
             let mut out: Vec<Tensor> = Vec::new();
             c.bench_function(&format!("infer_{name}/{}", a.label()), |b| {
-                b.iter(|| e.run(black_box(&input), &mut out).unwrap())
+                b.iter(|| e.run_multi(black_box(&inputs), &mut out).unwrap())
             });
         }
     }
@@ -85,8 +90,11 @@ fn benches(c: &mut Criterion) {
             b.iter(|| black_box(det.detect(black_box(&frame)).unwrap()))
         });
         let bbox = faces[0].bbox;
-        for name in builtin::names().filter(|n| *n != builtin::DEFAULT_DETECTOR) {
+        for name in builtin::names() {
             let pkg = builtin::load(name).unwrap().unwrap();
+            if pkg.manifest.task != Task::Expression {
+                continue; // the detectors and the VAD have no place in a face crop
+            }
             let Ok(engine) = load_engine(&pkg, a, &rt, 1) else {
                 continue;
             };

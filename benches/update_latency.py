@@ -5,6 +5,9 @@ gap between two processed frames around the switch.
     cargo build --release -p emotiond -p emotion-fleet
     python3 benches/update_latency.py [--package models/packages/faceapi_expression] [--runs 3]
 
+CI runs it once on the debug build (`--bin-dir target/debug --runs 1`) so that it cannot rot;
+it exits non-zero when no run reached `active`.
+
 Starts its own mosquitto on a free port, the release daemon on a fast-paced still (a real face),
 and for each run: `emotion-fleet rollout --chunks` of a fresh version of the package into the
 expression slot. Times are the broker's delivery times of the `models/state` messages as seen
@@ -17,8 +20,13 @@ root = pathlib.Path(__file__).resolve().parent.parent
 ap = argparse.ArgumentParser()
 ap.add_argument("--package", default=str(root / "models/packages/faceapi_expression"))
 ap.add_argument("--runs", type=int, default=3)
+ap.add_argument("--bin-dir", default=str(root / "target/release"),
+                help="where emotiond and emotion-fleet are (default target/release)")
 args = ap.parse_args()
-bin_d, bin_f = root / "target/release/emotiond", root / "target/release/emotion-fleet"
+bin_d, bin_f = pathlib.Path(args.bin_dir) / "emotiond", pathlib.Path(args.bin_dir) / "emotion-fleet"
+for b in (bin_d, bin_f):
+    if not b.is_file():
+        raise SystemExit(f"{b} is missing: cargo build --release -p emotiond -p emotion-fleet (or --bin-dir)")
 
 
 def free_port():
@@ -72,6 +80,7 @@ def lines_until(pred, timeout=120):
     raise SystemExit(f"timed out: {out[-3:]}")
 
 
+active_runs = 0
 try:
     lines_until(lambda t, p: t.endswith("/summary"))
     for run in range(args.runs):
@@ -105,7 +114,10 @@ try:
             "state": "active" if "active" in states else "rejected",
             "frame_gap_ms_max_during_update": max(gaps) if gaps else None,
         }))
+        active_runs += "active" in states
 finally:
     for p in (daemon, sub, broker):
         p.terminate()
     shutil.rmtree(tmp, ignore_errors=True)
+if active_runs == 0:
+    raise SystemExit("update_latency: no run reached `active`")

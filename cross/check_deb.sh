@@ -82,17 +82,57 @@ fi
 # the maintainer scripts run: user, groups, state directory, config mode, unit enabled; then
 # purge it and check the state directory is gone.
 if [ "${INSTALL_HERE:-0}" = 1 ]; then
+    state_of() { stat -c '%U:%G %a' "$1" 2>&1; }
+    # the state line of `emotiond check --json` run as root with the packaged config
+    check_state() {
+        "${run[@]}" "$1" check --json --config "$2" 2>/dev/null | grep '"check":"state"' || true
+    }
+    cfg=$(mktemp); cp "$R/etc/emotiond/emotiond.toml.dpkg-new" "$cfg"
+    # 1. `check` as root before the package is installed creates nothing.
+    if [ -e /var/lib/emotiond ]; then
+        bad "/var/lib/emotiond exists before the install ($(state_of /var/lib/emotiond)): something earlier created it"
+    else
+        line=$(check_state "$R/usr/bin/emotiond" "$cfg")
+        [ ! -e /var/lib/emotiond ] && ok "check as root left no /var/lib/emotiond behind ($line)" \
+            || bad "check as root created /var/lib/emotiond ($(state_of /var/lib/emotiond))"
+    fi
+    # 2. A root-owned state directory (with a root-owned outbox/) from before the install is
+    #    given to the daemon on the first install.
+    rm -rf /var/lib/emotiond
+    install -d -m 0755 -o root -g root /var/lib/emotiond /var/lib/emotiond/outbox
     dpkg --force-architecture --force-depends -i "$DEB" >/dev/null 2>&1 && ok "dpkg -i ran the postinst" || bad "dpkg -i failed"
     id -nG emotiond 2>/dev/null | tr ' ' '\n' | grep -qx video && id -nG emotiond | tr ' ' '\n' | grep -qx audio \
         && ok "user emotiond in $(id -nG emotiond | tr ' ' ,)" || bad "user emotiond: $(id emotiond 2>&1)"
-    [ "$(stat -c '%U:%G %a' /var/lib/emotiond 2>&1)" = "emotiond:emotiond 750" ] && ok "/var/lib/emotiond emotiond:emotiond 750" \
-        || bad "/var/lib/emotiond: $(stat -c '%U:%G %a' /var/lib/emotiond 2>&1)"
+    [ "$(state_of /var/lib/emotiond)" = "emotiond:emotiond 750" ] && ok "a root-owned /var/lib/emotiond became emotiond:emotiond 750" \
+        || bad "/var/lib/emotiond: $(state_of /var/lib/emotiond)"
+    [ "$(stat -c '%U' /var/lib/emotiond/outbox 2>&1)" = emotiond ] && ok "and its root-owned outbox/ emotiond's" \
+        || bad "/var/lib/emotiond/outbox: $(state_of /var/lib/emotiond/outbox)"
+    line=$(check_state /usr/bin/emotiond /etc/emotiond/emotiond.toml)
+    case $line in
+        *'"ok":true'*'writable by emotiond'*|*'writable by emotiond'*'"ok":true'*) ok "check as root: state writable by emotiond" ;;
+        *) bad "check as root, installed: $line" ;;
+    esac
     [ "$(stat -c '%U:%G %a' /etc/emotiond/emotiond.toml 2>&1)" = "root:emotiond 640" ] && ok "config root:emotiond 640" \
         || bad "config: $(stat -c '%U:%G %a' /etc/emotiond/emotiond.toml 2>&1)"
     [ -L /etc/systemd/system/multi-user.target.wants/emotiond.service ] && ok "unit enabled" || bad "unit not enabled"
     dpkg --purge emotiond >/dev/null 2>&1 && ok "purged" || bad "dpkg --purge failed"
     [ ! -e /var/lib/emotiond ] && [ ! -e /etc/emotiond/emotiond.toml ] && ok "purge removed state and config" \
         || bad "purge left /var/lib/emotiond or the config"
+    # 3. A technician's dpkg-statoverride of the state directory is kept on the first install,
+    #    and `check` (as root, for the emotiond user kept from the first install) says that
+    #    the daemon cannot write there.
+    dpkg-statoverride --add root root 0700 /var/lib/emotiond
+    dpkg --force-architecture --force-depends -i "$DEB" >/dev/null 2>&1 || bad "dpkg -i (statoverride) failed"
+    [ "$(state_of /var/lib/emotiond)" = "root:root 700" ] && ok "dpkg-statoverride root:root 0700 kept" \
+        || bad "with a statoverride root:root 0700: $(state_of /var/lib/emotiond)"
+    line=$(check_state /usr/bin/emotiond /etc/emotiond/emotiond.toml)
+    case $line in
+        *'"ok":false'*'not writable by emotiond'*|*'not writable by emotiond'*'"ok":false'*) ok "check as root: not writable by emotiond, with a hint" ;;
+        *) bad "check as root with root:root 0700: $line" ;;
+    esac
+    dpkg-statoverride --remove /var/lib/emotiond
+    dpkg --purge emotiond >/dev/null 2>&1 || bad "dpkg --purge (statoverride) failed"
+    rm -f "$cfg"
 fi
 
 [ $fail = 0 ] && echo "check_deb: $(basename "$DEB"): all checks passed" || { echo "check_deb: $(basename "$DEB"): FAILED" >&2; exit 1; }

@@ -15,6 +15,7 @@ pub mod pitch;
 pub mod probation;
 pub mod queue;
 pub mod service;
+pub mod statedir;
 pub mod summary;
 pub mod track;
 pub mod updates;

@@ -922,19 +922,10 @@ fn check(path: &Path, explicit: bool, json: bool) -> Result<ExitCode> {
             ));
         }
         if !cfg.state_dir.as_os_str().is_empty() {
-            let probe = cfg.state_dir.join("outbox").join(".check");
-            let r = std::fs::create_dir_all(cfg.state_dir.join("outbox"))
-                .and_then(|_| std::fs::write(&probe, b"ok"))
-                .and_then(|_| std::fs::remove_file(&probe));
-            items.push((
-                "state",
-                r.is_ok(),
-                match r {
-                    Ok(()) => format!("{} writable", cfg.state_dir.display()),
-                    Err(e) => format!("{}: {e}", cfg.state_dir.display()),
-                },
-                "create state_dir writable by the daemon's user (systemd: StateDirectory=emotiond)",
-            ));
+            // asked for the user the daemon runs as, creating nothing (see statedir.rs)
+            let v = emotiond::statedir::check(&cfg.state_dir);
+            let hint: &'static str = v.hint.leak(); // once per process: check then exits
+            items.push(("state", v.ok, v.detail, hint));
         }
     }
     // Window timestamps are wall-clock: a board without RTC and NTP starts in 1970.
