@@ -300,7 +300,7 @@ pub fn assess(dir: &Path, seen: &Seen, who: &Account) -> Verdict {
 }
 
 fn owner_mode(e: &Entry) -> String {
-    format!("uid {} gid {} mode {:o}", e.uid, e.gid, e.mode & 0o7777)
+    format!("owner {}:{}, mode {:o}", e.uid, e.gid, e.mode & 0o7777)
 }
 
 /// `emotiond check`'s state line for `dir`, for the daemon's user (see [`Account::daemon_user`]).
