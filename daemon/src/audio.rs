@@ -6,7 +6,6 @@
 
 use crate::analyzer::load_package;
 use crate::config::{AudioConfig, AudioSourceKind, ModelsConfig, Pace};
-use crate::summary::ModelInfo;
 use crate::voice::{SegmentFeatures, VoiceAnalyzer, VoiceWindow};
 use anyhow::{Context, Result};
 use emotiond_hal::{MicError, Microphone, WavSource};
@@ -18,28 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-/// Microphone health, in `health` and `emotiond check`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct MicHealth {
-    /// "starting", "ok", "unavailable" or "ended".
-    pub state: String,
-    pub source: String,
-    pub error: Option<String>,
-    pub reconnects: u64,
-    pub xruns: u64,
-}
-
-impl MicHealth {
-    pub fn starting() -> MicHealth {
-        MicHealth {
-            state: "starting".into(),
-            source: String::new(),
-            error: None,
-            reconnects: 0,
-            xruns: 0,
-        }
-    }
-}
+/// Microphone health, in `health` and `emotiond check` (the payload type is shared with the
+/// fleet); it starts as `starting`.
+pub use emotiond_wire::MicHealth;
+use emotiond_wire::SourceState;
 
 /// The VAD, the features and the window being filled.
 pub struct VoiceState {
@@ -74,7 +55,7 @@ impl VoiceState {
         s.vad_engine = self.analyzer.vad.info.engine.clone();
         s.vad_fallback = self.analyzer.vad.info.fallback.clone();
         s.classifier = match (&self.classifier_id, &self.analyzer.classifier) {
-            (Some(id), Some(c)) => Some(ModelInfo::of(id.clone(), c.engine())),
+            (Some(id), Some(c)) => Some(crate::summary::model_info(id.clone(), c.engine())),
             _ => None,
         };
         (s, va)
@@ -182,7 +163,7 @@ pub fn spawn_audio(
                                 if was_unavailable {
                                     m.reconnects += 1;
                                 }
-                                m.state = "ok".into();
+                                m.state = SourceState::Ok;
                                 m.error = None;
                                 m.source = d;
                                 m.xruns = xruns;
@@ -212,7 +193,7 @@ pub fn spawn_audio(
                         was_unavailable = true;
                         reported_ok = false;
                         shared.set_microphone(|m| {
-                            m.state = "unavailable".into();
+                            m.state = SourceState::Unavailable;
                             m.error = Some(reason);
                             m.source = device;
                         });
@@ -225,13 +206,13 @@ pub fn spawn_audio(
                             analyzer, window, ..
                         } = &mut *v;
                         analyzer.finish(window, None);
-                        shared.set_microphone(|m| m.state = "ended".into());
+                        shared.set_microphone(|m| m.state = SourceState::Ended);
                         break;
                     }
                     Err(MicError::Config(m)) => {
                         log::error!("microphone: {m}");
                         shared.set_microphone(|h| {
-                            h.state = "ended".into();
+                            h.state = SourceState::Ended;
                             h.error = Some(m);
                         });
                         break;

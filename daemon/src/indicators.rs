@@ -101,7 +101,7 @@ where
                 let now = t0.elapsed().as_millis() as u64;
                 let stopping = shared.stop.load(Ordering::Relaxed);
                 let state = DeviceState::from_health(
-                    &shared.camera().state,
+                    shared.camera().state.as_str(),
                     broker_needed,
                     shared.broker_up.load(Ordering::Relaxed),
                     stopping,
@@ -182,22 +182,9 @@ impl SimFiles {
 }
 
 fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, format!("{text}\n"))?;
-    std::fs::rename(tmp, path)
-}
-
-/// The feedback event: what was pressed, when, and the window in progress (its partial
-/// summary: aggregates only, like every summary).
-pub fn feedback_json(ts_ms: u64, window: &crate::summary::Summary) -> Vec<u8> {
-    serde_json::json!({
-        "event": "feedback",
-        "kind": "button",
-        "ts_ms": ts_ms,
-        "device_id": window.device_id,
-        "boot_id": window.boot_id,
-        "window": window,
-    })
-    .to_string()
-    .into_bytes()
+    crate::fsutil::write_atomic(
+        path,
+        format!("{text}\n").as_bytes(),
+        crate::fsutil::Sync::Atomic,
+    )
 }

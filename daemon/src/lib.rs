@@ -7,6 +7,7 @@ pub mod analyzer;
 pub mod audio;
 pub mod config;
 pub mod demo;
+pub mod fsutil;
 pub mod indicators;
 pub mod mqtt;
 pub mod outbox;

@@ -1,4 +1,5 @@
 //! `emotiond run | demo | analyze PATH... | bench | check | config`
+#![forbid(unsafe_code)]
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -13,6 +14,7 @@ use emotiond_hal::{Camera, CameraError, FileSource, Pacing};
 use emotiond_models::EngineKind;
 use emotiond_models::runtime::DelegateKind;
 use emotiond_models::signed::{self, Slot};
+use emotiond_wire::topics::{self, Topics};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -323,19 +325,19 @@ fn run(mut cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<E
         let (msg_tx, msg_rx) = std::sync::mpsc::sync_channel(64);
         let (swap_tx, swap_rx) = std::sync::mpsc::sync_channel(1);
         let (ev_tx, ev_rx) = std::sync::mpsc::channel();
-        let base = format!("{}/{}", cfg.mqtt.topic_prefix, cfg.device_id);
-        let mut set_topics = vec![format!("{base}/models/set")];
+        let t = Topics::new(&cfg.mqtt.topic_prefix, &cfg.device_id);
+        let mut set_topics = vec![t.models_set.clone()];
         if !cfg.updates.group.is_empty() {
-            set_topics.push(format!(
-                "{}/groups/{}/models/set",
-                cfg.mqtt.topic_prefix, cfg.updates.group
+            set_topics.push(topics::group_models_set(
+                &cfg.mqtt.topic_prefix,
+                &cfg.updates.group,
             ));
         }
         let manager = updates::Manager::new(
             configured_models,
             trusted,
             store,
-            format!("{base}/models/state"),
+            t.models_state,
             set_topics,
             Duration::from_secs(cfg.updates.download_timeout_s),
             out_tx.clone(),
@@ -349,7 +351,7 @@ fn run(mut cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<E
             })
             .context("starting the model update thread")?;
         inbound = Some(msg_tx);
-        pipeline_link = Some(updates::Link::new(
+        pipeline_link = Some(updates::Switcher::new(
             swap_rx,
             ev_tx,
             probation::ProbationConfig {
@@ -376,7 +378,7 @@ fn run(mut cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<E
         ))
     });
     let feedback = (cfg.mqtt.enabled && cfg.indicators.button.is_some()).then(|| FeedbackSink {
-        topic: format!("{}/{}/feedback", cfg.mqtt.topic_prefix, cfg.device_id),
+        topic: Topics::new(&cfg.mqtt.topic_prefix, &cfg.device_id).feedback,
         out: out_tx.clone(),
     });
     drop(out_tx);

@@ -10,29 +10,14 @@ use crate::pipeline::{CameraHealth, Shared};
 use crate::summary::{Encoding, Summary};
 use crate::updates::{Msg, Out};
 use emotiond_hal::Backoff;
+use emotiond_wire::Health;
 use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Topics {
-    pub summary: String,
-    pub status: String,
-    pub health: String,
-}
-
-impl Topics {
-    pub fn new(prefix: &str, device_id: &str) -> Topics {
-        let base = format!("{prefix}/{device_id}");
-        Topics {
-            summary: format!("{base}/summary"),
-            status: format!("{base}/status"),
-            health: format!("{base}/health"),
-        }
-    }
-}
+pub use emotiond_wire::Topics;
 
 pub fn options(cfg: &MqttConfig, client_id: &str, will_topic: Option<&str>) -> MqttOptions {
     let mut o = MqttOptions::new(client_id, cfg.host.clone(), cfg.port);
@@ -54,17 +39,16 @@ fn health_json(
     outbox: &Outbox,
     sent: u64,
 ) -> Vec<u8> {
-    serde_json::json!({
-        "camera": camera,
-        "microphone": microphone,
-        "summaries_sent": sent,
-        "outbox": outbox.len(),
-        "outbox_dropped": outbox.dropped,
-        "outbox_on_disk": outbox.is_persistent(),
-        "version": env!("CARGO_PKG_VERSION"),
-    })
-    .to_string()
-    .into_bytes()
+    Health {
+        camera: camera.clone(),
+        microphone: microphone.clone(),
+        summaries_sent: sent,
+        outbox: outbox.len(),
+        outbox_dropped: outbox.dropped,
+        outbox_on_disk: outbox.is_persistent(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+    .to_json()
 }
 
 /// State of the publishing side, apart from the network event loop.

@@ -14,15 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Camera health, shared between the capture thread, the pipeline and the MQTT task.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct CameraHealth {
-    /// "starting", "ok", "unavailable" or "ended".
-    pub state: String,
-    pub source: String,
-    pub error: Option<String>,
-    pub reconnects: u64,
-}
+/// Camera health, shared between the capture thread, the pipeline and the MQTT task (the
+/// payload type is shared with the fleet).
+pub use emotiond_wire::CameraHealth;
+use emotiond_wire::SourceState;
 
 pub struct Shared {
     pub stop: AtomicBool,
@@ -45,12 +40,7 @@ impl Shared {
             skipped: AtomicU64::new(0),
             broker_up: AtomicBool::new(false),
             feedback_requests: AtomicU64::new(0),
-            camera: Mutex::new(CameraHealth {
-                state: "starting".into(),
-                source: String::new(),
-                error: None,
-                reconnects: 0,
-            }),
+            camera: Mutex::new(CameraHealth::default()),
             microphone: Mutex::new(None),
             voice: Mutex::new(None),
         })
@@ -70,7 +60,7 @@ impl Shared {
     /// Switch the audio path on: health reports the microphone from now.
     pub fn attach_voice(&self, v: Arc<Mutex<crate::audio::VoiceState>>) {
         *self.microphone.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(crate::audio::MicHealth::starting());
+            Some(crate::audio::MicHealth::default());
         *self.voice.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
     }
     /// Close the voice window (audio on): the summary's voice block and the voice estimate.
@@ -87,9 +77,12 @@ impl Shared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()?;
-        let mic = self.microphone().map(|m| m.state).unwrap_or_default();
+        let mic = self
+            .microphone()
+            .map(|m| m.state.as_str())
+            .unwrap_or_default();
         let mut g = v.lock().unwrap_or_else(|p| p.into_inner());
-        Some(f(&mut g, &mic))
+        Some(f(&mut g, mic))
     }
     /// Sleep for `d`, or less when `stop` is set meanwhile (retry back-off of the capture threads).
     pub fn sleep_unless_stopped(&self, d: Duration) {
@@ -138,7 +131,7 @@ pub fn spawn_capture(
                                 if was_unavailable {
                                     c.reconnects += 1;
                                 }
-                                c.state = "ok".into();
+                                c.state = SourceState::Ok;
                                 c.error = None;
                                 c.source = d;
                             });
@@ -166,7 +159,7 @@ pub fn spawn_capture(
                         was_unavailable = true;
                         reported_ok = false;
                         shared.set_camera(|c| {
-                            c.state = "unavailable".into();
+                            c.state = SourceState::Unavailable;
                             c.error = Some(reason);
                             c.source = device;
                         });
@@ -174,13 +167,13 @@ pub fn spawn_capture(
                     }
                     Err(CameraError::End) => {
                         log::info!("camera input ended");
-                        shared.set_camera(|c| c.state = "ended".into());
+                        shared.set_camera(|c| c.state = SourceState::Ended);
                         break;
                     }
                     Err(CameraError::Config(m)) => {
                         log::error!("camera: {m}");
                         shared.set_camera(|c| {
-                            c.state = "ended".into();
+                            c.state = SourceState::Ended;
                             c.error = Some(m);
                         });
                         break;
@@ -197,7 +190,7 @@ pub struct Pipeline {
     pub device_id: String,
     pub boot_id: u32,
     /// Model updates: swaps to apply between frames, and their probation.
-    pub updates: Option<crate::updates::Link>,
+    pub updates: Option<crate::updates::Switcher>,
     /// Where feedback events (button presses, answered with the window in progress) go.
     pub feedback: Option<FeedbackSink>,
 }
@@ -315,7 +308,8 @@ impl Pipeline {
                     Some(f) => {
                         let msg = crate::updates::Out::Publish {
                             topic: f.topic.clone(),
-                            payload: crate::indicators::feedback_json(now_ms, &partial),
+                            payload: emotiond_wire::summary::Feedback::button(now_ms, partial)
+                                .to_json(),
                             retain: false,
                         };
                         if f.out.try_send(msg).is_err() {

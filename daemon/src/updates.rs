@@ -15,10 +15,12 @@
 use crate::analyzer::{build_classifier, build_detector};
 use crate::config::ModelsConfig;
 use emotiond_models::signed::{self, Install, Order, Slot, Source};
-use emotiond_models::{ExpressionClassifier, FaceDetector, ModelPackage};
+use emotiond_models::{ExpressionClassifier, FaceDetector, ModelPackage, RejectCode};
+use emotiond_wire::state::{ModelState, UpdateState};
+use emotiond_wire::topics;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -115,9 +117,7 @@ pub struct Store {
     root: PathBuf,
 }
 
-fn fsync_dir(p: &Path) -> std::io::Result<()> {
-    std::fs::File::open(p)?.sync_all()
-}
+use crate::fsutil::fsync_dir;
 
 impl Store {
     pub fn open(state_dir: &Path) -> std::io::Result<Store> {
@@ -148,13 +148,8 @@ impl Store {
 
     /// Replace `<slot>.json` atomically: write, fsync, rename, fsync the folder.
     pub fn set_slot(&self, slot: Slot, f: &SlotFile) -> std::io::Result<()> {
-        let p = self.slot_path(slot);
-        let tmp = p.with_extension("json.tmp");
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(&serde_json::to_vec_pretty(f).map_err(std::io::Error::other)?)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &p)?;
-        fsync_dir(&self.root)
+        let bytes = serde_json::to_vec_pretty(f).map_err(std::io::Error::other)?;
+        crate::fsutil::write_atomic(&self.slot_path(slot), &bytes, crate::fsutil::Sync::Durable)
     }
 
     /// Move a verified package into the store: unpacked in staging, fsynced, renamed.
@@ -255,11 +250,11 @@ fn now_ms() -> u64 {
 /// A rejection with a stable reason code.
 #[derive(Debug)]
 pub struct Reject {
-    pub code: &'static str,
+    pub code: RejectCode,
     pub detail: String,
 }
 
-fn reject(code: &'static str, detail: impl Into<String>) -> Reject {
+fn reject(code: RejectCode, detail: impl Into<String>) -> Reject {
     Reject {
         code,
         detail: detail.into(),
@@ -315,36 +310,32 @@ impl Manager {
         }
     }
 
-    fn state(&self, slot: Slot, state: &str, id: &str, sha: &str, reason: Option<&Reject>) {
+    fn state(&self, slot: Slot, state: UpdateState, id: &str, sha: &str, reason: Option<&Reject>) {
         // An update in flight is marked in staging, so a start after a crash can report it.
         if !sha.is_empty() {
             let marker = self.store.staging().join(format!("{sha}.order"));
-            match state {
-                "downloading" => {
-                    let _ = std::fs::write(&marker, format!("{} {id}", slot.as_str()));
-                }
-                "active" | "rejected" | "rolled_back" => {
-                    let _ = std::fs::remove_file(&marker);
-                }
-                _ => {}
+            if state == UpdateState::Downloading {
+                let _ = std::fs::write(&marker, format!("{} {id}", slot.as_str()));
+            } else if state.is_final() {
+                let _ = std::fs::remove_file(&marker);
             }
         }
-        let mut v = serde_json::json!({
-            "slot": slot, "state": state, "model": id, "sha256": sha, "at_ms": now_ms(),
-        });
+        let mut m = ModelState::step(slot, state, id, sha).at(now_ms());
         if let Some(r) = reason {
-            v["reason"] = r.code.into();
-            v["detail"] = r.detail.clone().into();
+            m = m.with_reason(r.code, &r.detail);
         }
+        let payload = m.to_json();
         match state {
-            "rejected" | "rolled_back" => {
-                log::warn!("model update {}: {state} {id}: {v}", slot.as_str())
-            }
+            UpdateState::Rejected | UpdateState::RolledBack => log::warn!(
+                "model update {}: {state} {id}: {}",
+                slot.as_str(),
+                String::from_utf8_lossy(&payload)
+            ),
             _ => log::info!("model update {}: {state} {id}", slot.as_str()),
         }
         let _ = self.out.blocking_send(Out::Publish {
             topic: self.state_topic.clone(),
-            payload: v.to_string().into_bytes(),
+            payload,
             retain: true,
         });
     }
@@ -353,23 +344,21 @@ impl Manager {
     pub fn report_startup(&self, notes: &[(Slot, String)]) {
         for (left, what) in self.store.clear_staging() {
             let r = reject(
-                "interrupted",
+                RejectCode::Interrupted,
                 format!(
                     "an update was cut short before it finished ({}); the slot runs the model it recorded last, named in the summaries",
                     if what.is_empty() { left } else { what }
                 ),
             );
-            self.publish_state(serde_json::json!({
-                "state": "rejected", "reason": r.code, "detail": r.detail, "at_ms": now_ms(),
-            }));
+            self.publish_state(ModelState::unattached(r.code, &r.detail).at(now_ms()));
         }
         for (slot, note) in notes {
             self.state(
                 *slot,
-                "rolled_back",
+                UpdateState::RolledBack,
                 "",
                 "",
-                Some(&reject("corrupt_store", note.clone())),
+                Some(&reject(RejectCode::CorruptStore, note.clone())),
             );
         }
     }
@@ -397,7 +386,7 @@ impl Manager {
                         p.parts.len(),
                         self.download_timeout
                     );
-                    self.abandon(reject("download", why));
+                    self.abandon(reject(RejectCode::Download, why));
                 }
             }
         }
@@ -409,15 +398,16 @@ impl Manager {
         self.end_download(&p);
         let i = &p.install;
         let id = format!("{}@{}", i.name, i.version);
-        self.state(i.slot, "rejected", &id, &i.sha256, Some(&r));
+        self.state(i.slot, UpdateState::Rejected, &id, &i.sha256, Some(&r));
     }
 
     /// A state message that concerns no single slot (malformed orders, start-up findings).
-    fn publish_state(&self, v: serde_json::Value) {
-        log::warn!("model update: {v}");
+    fn publish_state(&self, m: ModelState) {
+        let payload = m.to_json();
+        log::warn!("model update: {}", String::from_utf8_lossy(&payload));
         let _ = self.out.blocking_send(Out::Publish {
             topic: self.state_topic.clone(),
-            payload: v.to_string().into_bytes(),
+            payload,
             retain: true,
         });
     }
@@ -426,7 +416,7 @@ impl Manager {
         if let Source::Chunks(c) = &p.install.source {
             let _ = self
                 .out
-                .blocking_send(Out::Unsubscribe(format!("{}/+", c.topic)));
+                .blocking_send(Out::Unsubscribe(topics::chunk_filter(&c.topic)));
         }
     }
 
@@ -438,10 +428,9 @@ impl Manager {
             match signed::parse_set(&payload) {
                 Ok(order) => self.order(order),
                 Err(why) => {
-                    self.publish_state(serde_json::json!({
-                        "state": "rejected", "reason": "malformed", "detail": why,
-                        "topic": topic, "at_ms": now_ms(),
-                    }));
+                    let mut m = ModelState::unattached(why.reject_code(), &why.to_string());
+                    m.topic = Some(topic.to_string());
+                    self.publish_state(m.at(now_ms()));
                 }
             }
             return;
@@ -450,11 +439,7 @@ impl Manager {
         let Source::Chunks(c) = &p.install.source else {
             return;
         };
-        let Some(idx) = topic
-            .strip_prefix(c.topic.as_str())
-            .and_then(|r| r.strip_prefix('/'))
-            .and_then(|i| i.parse::<usize>().ok())
-        else {
+        let Some(idx) = topics::chunk_index(&c.topic, topic) else {
             return;
         };
         if idx >= p.parts.len() || p.parts[idx].is_some() {
@@ -466,7 +451,7 @@ impl Manager {
                 "chunks hold more than the announced {} bytes",
                 p.install.size
             );
-            self.abandon(reject("hash_mismatch", why));
+            self.abandon(reject(RejectCode::HashMismatch, why));
             return;
         }
         p.parts[idx] = Some(payload);
@@ -503,12 +488,12 @@ impl Manager {
                 if let Some(p) = self.pending.take() {
                     self.end_download(&p);
                 }
-                self.state(i.slot, "downloading", &id, &i.sha256, None);
+                self.state(i.slot, UpdateState::Downloading, &id, &i.sha256, None);
                 match &i.source {
                     Source::Chunks(c) => {
                         let _ = self
                             .out
-                            .blocking_send(Out::Subscribe(format!("{}/+", c.topic)));
+                            .blocking_send(Out::Subscribe(topics::chunk_filter(&c.topic)));
                         self.pending = Some(Pending {
                             parts: vec![None; c.count as usize],
                             received: 0,
@@ -521,7 +506,9 @@ impl Manager {
                         let u = u.clone();
                         match self.download(&i, &u) {
                             Ok(archive) => self.install(i, archive),
-                            Err(r) => self.state(i.slot, "rejected", &id, &i.sha256, Some(&r)),
+                            Err(r) => {
+                                self.state(i.slot, UpdateState::Rejected, &id, &i.sha256, Some(&r))
+                            }
                         }
                     }
                 }
@@ -554,7 +541,7 @@ impl Manager {
         }
         let resp = req
             .call()
-            .map_err(|e| reject("download", format!("{url}: {e}")))?;
+            .map_err(|e| reject(RejectCode::Download, format!("{url}: {e}")))?;
         let resumed = have > 0 && resp.status() == 206;
         let mut f = std::fs::OpenOptions::new()
             .create(true)
@@ -562,7 +549,7 @@ impl Manager {
             .write(true)
             .truncate(!resumed)
             .open(&part)
-            .map_err(|e| reject("io", format!("{}: {e}", part.display())))?;
+            .map_err(|e| reject(RejectCode::Io, format!("{}: {e}", part.display())))?;
         if resumed {
             log::info!("model download {url}: resuming at byte {have}");
         }
@@ -573,7 +560,7 @@ impl Manager {
         let got = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
         if let Err(e) = copied {
             return Err(reject(
-                "download",
+                RejectCode::Download,
                 format!(
                     "{url}: {e} after {got} of {} bytes (kept; the next attempt resumes)",
                     i.size
@@ -584,14 +571,14 @@ impl Manager {
             let _ = std::fs::remove_file(&part);
             return Err(reject(
                 if got < i.size {
-                    "truncated"
+                    RejectCode::Truncated
                 } else {
-                    "hash_mismatch"
+                    RejectCode::HashMismatch
                 },
                 format!("{url} gave {got} bytes, {} announced", i.size),
             ));
         }
-        let bytes = std::fs::read(&part).map_err(|e| reject("io", e.to_string()))?;
+        let bytes = std::fs::read(&part).map_err(|e| reject(RejectCode::Io, e.to_string()))?;
         let _ = std::fs::remove_file(&part);
         Ok(bytes)
     }
@@ -603,10 +590,10 @@ impl Manager {
             Err(r) => {
                 // A download that came out wrong may come out right when the order is sent
                 // again; everything else about a signed archive is deterministic.
-                if !matches!(r.code, "hash_mismatch" | "truncated" | "download" | "io") {
+                if !r.code.retryable() {
                     self.refused.insert(refusal_key(&i));
                 }
-                self.state(i.slot, "rejected", &id, &i.sha256, Some(&r));
+                self.state(i.slot, UpdateState::Rejected, &id, &i.sha256, Some(&r));
             }
         }
     }
@@ -614,23 +601,24 @@ impl Manager {
     /// verifying → testing → store → switch. Any failure: the reason, nothing changed.
     fn check(&mut self, i: &Install, archive: &[u8]) -> Result<(), Reject> {
         let id = format!("{}@{}", i.name, i.version);
-        self.state(i.slot, "verifying", &id, &i.sha256, None);
+        self.state(i.slot, UpdateState::Verifying, &id, &i.sha256, None);
         if archive.len() as u64 != i.size {
             return Err(reject(
                 if (archive.len() as u64) < i.size {
-                    "truncated"
+                    RejectCode::Truncated
                 } else {
-                    "hash_mismatch"
+                    RejectCode::HashMismatch
                 },
                 format!("{} bytes arrived, {} announced", archive.len(), i.size),
             ));
         }
         signed::verify(archive, i.signature.as_ref(), &self.trusted)
-            .map_err(|e| reject(e.code(), e.to_string()))?;
-        let (index, files) = signed::open(archive).map_err(|e| reject(e.code(), e.to_string()))?;
+            .map_err(|e| reject(e.reject_code(), e.to_string()))?;
+        let (index, files) =
+            signed::open(archive).map_err(|e| reject(e.reject_code(), e.to_string()))?;
         if index.task != i.slot.task() {
             return Err(reject(
-                "wrong_task",
+                RejectCode::WrongTask,
                 format!(
                     "a {:?} model cannot go into the {} slot",
                     index.task,
@@ -639,14 +627,14 @@ impl Manager {
             ));
         }
         let pkg = signed::package_from_files(&format!("update:{id}"), &files)
-            .map_err(|e| reject("manifest", e.to_string()))?;
+            .map_err(|e| reject(RejectCode::Manifest, e.to_string()))?;
         if pkg.id() != id {
             return Err(reject(
-                "manifest",
+                RejectCode::Manifest,
                 format!("the package is {}, the order names {id}", pkg.id()),
             ));
         }
-        self.state(i.slot, "testing", &id, &i.sha256, None);
+        self.state(i.slot, UpdateState::Testing, &id, &i.sha256, None);
         let mut cfg = self.models.clone();
         cfg.verify_test_vectors = true;
         let model = match i.slot {
@@ -655,21 +643,11 @@ impl Manager {
                 build_classifier(&pkg, &cfg).map(|c| Model::Classifier(Box::new(c)))
             }
         }
-        .map_err(|e| {
-            let s = format!("{e:#}");
-            let code = if s.contains("test vector") {
-                "test_vectors"
-            } else if s.contains("input shape") || s.contains("shape") {
-                "wrong_shape"
-            } else {
-                "engine"
-            };
-            reject(code, s)
-        })?;
+        .map_err(|e| reject(e.reject_code(), e.to_string()))?;
         let dir = self
             .store
             .put(&i.sha256, &files)
-            .map_err(|e| reject("io", e))?;
+            .map_err(|e| reject(RejectCode::Io, e))?;
         log::info!("model {id} stored in {}", dir.display());
         let mut f = self.store.slot(i.slot);
         let new_ref = StoredRef {
@@ -681,7 +659,7 @@ impl Manager {
         f.rolled_back.retain(|s| *s != i.sha256);
         self.store
             .set_slot(i.slot, &f)
-            .map_err(|e| reject("io", e.to_string()))?;
+            .map_err(|e| reject(RejectCode::Io, e.to_string()))?;
         self.swaps
             .send(Swap {
                 slot: i.slot,
@@ -690,7 +668,7 @@ impl Manager {
                 budget_ms: pkg.manifest.budget_ms,
                 probation: true,
             })
-            .map_err(|_| reject("io", "the pipeline has stopped"))?;
+            .map_err(|_| reject(RejectCode::Io, "the pipeline has stopped"))?;
         Ok(())
     }
 
@@ -699,11 +677,11 @@ impl Manager {
         let Some(cur) = f.active.clone() else {
             self.state(
                 slot,
-                "rejected",
+                UpdateState::Rejected,
                 "",
                 "",
                 Some(&reject(
-                    "no_previous",
+                    RejectCode::NoPrevious,
                     "the slot runs its configured model; nothing to roll back to",
                 )),
             );
@@ -711,7 +689,7 @@ impl Manager {
         };
         match self.rebuild_previous(slot, &f, "operator") {
             Ok(()) => {}
-            Err(r) => self.state(slot, "rejected", &cur.id, &cur.sha256, Some(&r)),
+            Err(r) => self.state(slot, UpdateState::Rejected, &cur.id, &cur.sha256, Some(&r)),
         }
     }
 
@@ -719,13 +697,14 @@ impl Manager {
     fn rebuild_previous(&mut self, slot: Slot, f: &SlotFile, why: &str) -> Result<(), Reject> {
         let pkg = match &f.previous {
             Some(p) => ModelPackage::load_dir(&self.store.package_dir(&p.sha256))
-                .map_err(|e| reject("io", e.to_string()))?,
+                .map_err(|e| reject(RejectCode::Io, e.to_string()))?,
             None => {
                 let spec = match slot {
                     Slot::Detector => &self.models.detector,
                     Slot::Expression => &self.models.expression,
                 };
-                crate::analyzer::load_package(spec).map_err(|e| reject("io", format!("{e:#}")))?
+                crate::analyzer::load_package(spec)
+                    .map_err(|e| reject(RejectCode::Io, format!("{e:#}")))?
             }
         };
         let model = match slot {
@@ -736,11 +715,11 @@ impl Manager {
                 build_classifier(&pkg, &self.models).map(|c| Model::Classifier(Box::new(c)))
             }
         }
-        .map_err(|e| reject("engine", format!("{e:#}")))?;
+        .map_err(|e| reject(RejectCode::Engine, e.to_string()))?;
         let nf = f.after_rollback();
         self.store
             .set_slot(slot, &nf)
-            .map_err(|e| reject("io", e.to_string()))?;
+            .map_err(|e| reject(RejectCode::Io, e.to_string()))?;
         self.swaps
             .send(Swap {
                 slot,
@@ -749,18 +728,18 @@ impl Manager {
                 budget_ms: None,
                 probation: false,
             })
-            .map_err(|_| reject("io", "the pipeline has stopped"))?;
+            .map_err(|_| reject(RejectCode::Io, "the pipeline has stopped"))?;
         if let Some(a) = &f.active {
             self.state(
                 slot,
-                "rolled_back",
+                UpdateState::RolledBack,
                 &a.id,
                 &a.sha256,
                 Some(&reject(
                     if why == "operator" {
-                        "operator"
+                        RejectCode::Operator
                     } else {
-                        "probation"
+                        RejectCode::Probation
                     },
                     format!("back to {}: {why}", pkg.id()),
                 )),
@@ -779,7 +758,7 @@ impl Manager {
                     .filter(|a| a.id == id)
                     .map(|a| a.sha256.clone())
                     .unwrap_or_default();
-                self.state(slot, "active", &id, &sha, None);
+                self.state(slot, UpdateState::Active, &id, &sha, None);
             }
             SwapEvent::Passed { slot, id } => {
                 log::info!("model {id} ({}) passed probation", slot.as_str())
@@ -795,10 +774,10 @@ impl Manager {
                 }
                 self.state(
                     slot,
-                    "rolled_back",
+                    UpdateState::RolledBack,
                     &id,
                     &a.sha256,
-                    Some(&reject("probation", reason)),
+                    Some(&reject(RejectCode::Probation, reason)),
                 );
             }
         }
@@ -806,7 +785,7 @@ impl Manager {
 }
 
 /// Pipeline side: applies swaps between frames and runs probation.
-pub struct Link {
+pub struct Switcher {
     pub swaps: Receiver<Swap>,
     pub events: Sender<SwapEvent>,
     pub probation: crate::probation::ProbationConfig,
@@ -822,13 +801,13 @@ struct Watch {
     probation: crate::probation::Probation,
 }
 
-impl Link {
+impl Switcher {
     pub fn new(
         swaps: Receiver<Swap>,
         events: Sender<SwapEvent>,
         probation: crate::probation::ProbationConfig,
-    ) -> Link {
-        Link {
+    ) -> Switcher {
+        Switcher {
             swaps,
             events,
             probation,

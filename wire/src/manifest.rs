@@ -368,9 +368,9 @@ impl Manifest {
             return Err(invalid("sha256", "must be 64 hex digits"));
         }
         for (engine, f) in &self.files {
-            match engine.parse::<crate::EngineKind>() {
-                Ok(crate::EngineKind::TfLite | crate::EngineKind::OnnxRuntime) => {}
-                Ok(crate::EngineKind::Tract) => {
+            match engine.parse::<crate::kind::EngineKind>() {
+                Ok(crate::kind::EngineKind::TfLite | crate::kind::EngineKind::OnnxRuntime) => {}
+                Ok(crate::kind::EngineKind::Tract) => {
                     return Err(invalid(
                         "files",
                         "tract uses the top-level `file`".to_string(),
