@@ -4,6 +4,9 @@
 //! the desired-state message), so a device checks the bytes it downloaded before it opens them.
 //!
 //! Signed message: `SIGNING_CONTEXT || sha256(archive)`.
+//!
+//! Length: ~560 lines of code and ~100 of tests: keys, signatures, the archive and the
+//! desired-state message are the one protocol a package travels by.
 
 use crate::state::RejectCode;
 use ed25519_dalek::{Signature, Signer, Verifier};

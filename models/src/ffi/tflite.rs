@@ -8,6 +8,9 @@
 //! entry points (Coral `libedgetpu.so.1`, NXP `libvx_delegate.so`, ArmNN's delegate).
 //! Checked against TensorFlow Lite 2.6 (the library the tests use) and written to the C API
 //! that has been stable since 2.3.
+//!
+//! Length: ~700 lines: the C API's bindings, the delegates and the tensor conversions are
+//! one unsafe surface, kept in one file to be reviewed together.
 
 use crate::engine::{Engine, EngineError, EngineKind, Tensor};
 use libloading::Library;

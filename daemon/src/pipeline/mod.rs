@@ -1,6 +1,15 @@
 //! The running pipeline: a capture thread feeding a drop-oldest queue, an inference thread
 //! (detect → classify → track → window), and summaries handed to a sink when each window
 //! closes. Shutdown: set `stop`; the final partial window is summarised before exit.
+//!
+//! Files: [`queue`] (the hand-off), [`analyzer`] (models on one frame), [`track`] and
+//! [`window`] (pure), [`demo`] (the built-in sample).
+
+pub mod analyzer;
+pub mod demo;
+pub mod queue;
+pub mod track;
+pub mod window;
 
 use crate::analyzer::Analyzer;
 use crate::config::PipelineConfig;
