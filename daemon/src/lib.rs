@@ -6,15 +6,19 @@
 //! Folders: [`pipeline`] (capture → queue → inference → tracking → windows), [`voice`] (the
 //! audio path), [`publish`] (summary, outbox, MQTT), [`updates`] (signed model updates);
 //! beside them [`config`], [`indicators`] (LED and button), [`service`] (systemd) and
-//! [`fsutil`]. ARCHITECTURE.md follows a frame and an update through them.
+//! [`fsutil`]; what threads share is typed and passed at construction: [`shutdown`] (one stop
+//! signal, with the stop-aware sleep), [`health`] (a source's state, whether the broker is
+//! up). ARCHITECTURE.md follows a frame and an update through them.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod fsutil;
+pub mod health;
 pub mod indicators;
 pub mod pipeline;
 pub mod publish;
 pub mod service;
+pub mod shutdown;
 pub mod updates;
 pub mod voice;
 

@@ -5,9 +5,11 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use emotiond::analyzer::Analyzer;
 use emotiond::config::{self, Config, Pace, SourceKind};
+use emotiond::health::{BrokerUp, DeviceHealth, SourceHealth};
 use emotiond::outbox::Outbox;
-use emotiond::pipeline::{FeedbackSink, Pipeline, Shared, spawn_capture};
+use emotiond::pipeline::{FeedbackSink, Pipeline, spawn_capture};
 use emotiond::queue::DropOldest;
+use emotiond::shutdown::Shutdown;
 use emotiond::summary::{ModelInfo, Summary};
 use emotiond::{audio, demo, indicators, mqtt, probation, updates};
 use emotiond_hal::{Camera, CameraError, FileSource, Pacing};
@@ -18,7 +20,6 @@ use emotiond_wire::topics::{self, Topics};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
@@ -303,8 +304,18 @@ fn run(mut cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<E
         cfg.device_id,
         camera.describe()
     );
-    let shared = Shared::new();
+    let shutdown = Shutdown::new();
+    let camera_health = SourceHealth::new();
+    let broker_up = BrokerUp::default();
     let queue = Arc::new(DropOldest::new(cfg.pipeline.queue_frames));
+    // Audio on: the microphone is in health (`starting`) from the first publish; the audio
+    // path itself is loaded after the capture thread starts.
+    let mic_health = cfg.audio.enabled.then(SourceHealth::new);
+    let sources = DeviceHealth {
+        camera: camera_health.clone(),
+        microphone: mic_health.clone(),
+        broker: broker_up.clone(),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -368,7 +379,7 @@ fn run(mut cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<E
             cfg.mqtt.clone(),
             cfg.device_id.clone(),
             rx,
-            shared.clone(),
+            sources,
             outbox,
             Duration::from_secs(5),
             Some(mqtt::Link {
@@ -382,11 +393,21 @@ fn run(mut cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<E
         out: out_tx.clone(),
     });
     drop(out_tx);
-    let indicators = indicators::spawn(&cfg.indicators, cfg.mqtt.enabled, shared.clone())
-        .context("starting the status LED and button")?;
-    let echo = echo_from_broker.map(|n| rt.spawn(echo_summaries(cfg.clone(), n, shared.clone())));
+    let (press_tx, press_rx) = std::sync::mpsc::channel();
+    let indicators = indicators::spawn(
+        &cfg.indicators,
+        cfg.mqtt.enabled,
+        indicators::Inputs {
+            camera: camera_health.clone(),
+            broker: broker_up,
+            shutdown: shutdown.clone(),
+            presses: Some(press_tx),
+        },
+    )
+    .context("starting the status LED and button")?;
+    let echo = echo_from_broker.map(|n| rt.spawn(echo_summaries(cfg.clone(), n, shutdown.clone())));
     {
-        let shared = shared.clone();
+        let shutdown = shutdown.clone();
         rt.spawn(async move {
             let mut term =
                 match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -401,22 +422,36 @@ fn run(mut cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<E
                 _ = term.recv() => {},
             }
             log::info!("shutting down: finishing the current window");
-            shared.stop.store(true, Ordering::Relaxed);
+            shutdown.trigger();
         });
     }
-    let capture = spawn_capture(camera, queue.clone(), shared.clone())
-        .context("starting the capture thread")?;
-    let audio_thread = if cfg.audio.enabled {
-        let voice = Arc::new(std::sync::Mutex::new(audio::load_voice(
-            &cfg.audio,
-            &cfg.models,
-        )?));
-        let mic = audio::microphone_for(&cfg.audio)?;
-        log::info!("microphone {}", mic.describe());
-        shared.attach_voice(voice.clone());
-        Some(audio::spawn_audio(mic, voice, shared.clone()).context("starting the audio thread")?)
-    } else {
-        None
+    let capture = spawn_capture(
+        camera,
+        queue.clone(),
+        camera_health.clone(),
+        shutdown.clone(),
+    )
+    .context("starting the capture thread")?;
+    let voice = match mic_health {
+        Some(microphone) => Some(audio::VoiceInput {
+            state: Arc::new(std::sync::Mutex::new(audio::load_voice(
+                &cfg.audio,
+                &cfg.models,
+            )?)),
+            microphone,
+        }),
+        None => None,
+    };
+    let audio_thread = match &voice {
+        Some(v) => {
+            let mic = audio::microphone_for(&cfg.audio)?;
+            log::info!("microphone {}", mic.describe());
+            Some(
+                audio::spawn_audio(mic, v.clone(), shutdown.clone())
+                    .context("starting the audio thread")?,
+            )
+        }
+        None => None,
     };
     let pipeline = Pipeline {
         analyzer,
@@ -425,8 +460,11 @@ fn run(mut cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<E
         boot_id: boot_id(),
         updates: pipeline_link,
         feedback,
+        presses: Some(press_rx),
+        camera: camera_health,
+        voice,
     };
-    let count = pipeline.run(queue, shared.clone(), |s| {
+    let count = pipeline.run(queue, shutdown.clone(), |s| {
         if stdout {
             match serde_json::to_string(&s) {
                 Ok(line) => println!("{line}"),
@@ -437,7 +475,7 @@ fn run(mut cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<E
             log::error!("mqtt task ended; summary not published");
         }
     });
-    shared.stop.store(true, Ordering::Relaxed);
+    shutdown.trigger();
     drop(tx);
     if capture.join().is_err() {
         log::error!("capture thread panicked");
@@ -505,7 +543,7 @@ fn boot_id() -> u32 {
 
 /// Subscribe to our own summary topic and print each summary the broker delivers; after
 /// `n`, stop the pipeline.
-async fn echo_summaries(cfg: Config, n: u64, shared: Arc<Shared>) {
+async fn echo_summaries(cfg: Config, n: u64, shutdown: Shutdown) {
     let topics = mqtt::Topics::new(&cfg.mqtt.topic_prefix, &cfg.device_id);
     let opts = mqtt::options(
         &cfg.mqtt,
@@ -530,7 +568,7 @@ async fn echo_summaries(cfg: Config, n: u64, shared: Arc<Shared>) {
                     }
                     printed += 1;
                     if printed >= n {
-                        shared.stop.store(true, Ordering::Relaxed);
+                        shutdown.trigger();
                         let _ = client.disconnect().await;
                         return;
                     }
@@ -845,9 +883,16 @@ fn check(path: &Path, explicit: bool, json: bool) -> Result<ExitCode> {
             }
         }
         if cfg.indicators.backend != config::PinBackend::None {
-            let shared = Shared::new();
-            let r = indicators::spawn(&cfg.indicators, false, shared.clone());
-            shared.stop.store(true, Ordering::Relaxed);
+            let stop = Shutdown::new();
+            let r = indicators::spawn(
+                &cfg.indicators,
+                false,
+                indicators::Inputs {
+                    shutdown: stop.clone(),
+                    ..Default::default()
+                },
+            );
+            stop.trigger();
             let r = r.and_then(|h| {
                 h.map(|h| h.join())
                     .transpose()

@@ -5,15 +5,14 @@
 //! delivery is at least once (consumers de-duplicate on `boot_id` + `seq`).
 
 use crate::config::MqttConfig;
+use crate::health::DeviceHealth;
 use crate::outbox::{Entry, Outbox, entry_name};
-use crate::pipeline::{CameraHealth, Shared};
 use crate::summary::{Encoding, Summary};
 use crate::updates::{Msg, Out};
 use emotiond_hal::Backoff;
-use emotiond_wire::Health;
+use emotiond_wire::{CameraHealth, Health, MicHealth};
 use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -35,7 +34,7 @@ pub fn options(cfg: &MqttConfig, client_id: &str, will_topic: Option<&str>) -> M
 
 fn health_json(
     camera: &CameraHealth,
-    microphone: &Option<crate::audio::MicHealth>,
+    microphone: &Option<MicHealth>,
     outbox: &Outbox,
     sent: u64,
 ) -> Vec<u8> {
@@ -57,7 +56,7 @@ struct Session {
     encoding: Encoding,
     rx: mpsc::Receiver<Summary>,
     input_open: bool,
-    shared: Arc<Shared>,
+    sources: DeviceHealth,
     outbox: Outbox,
     connected: bool,
     /// One slot per publish handed to the client, in order (None: status/health): the event
@@ -66,7 +65,7 @@ struct Session {
     unacked: HashMap<u16, Option<Entry>>,
     sent: u64,
     /// Camera state in the last health published.
-    last_camera: Option<(CameraHealth, Option<crate::audio::MicHealth>)>,
+    last_camera: Option<(CameraHealth, Option<MicHealth>)>,
     drain: Duration,
     drain_deadline: Option<Instant>,
     tick: tokio::time::Interval,
@@ -157,7 +156,10 @@ impl Session {
     /// Publish health when forced (a new connection) or when the camera or microphone state
     /// changed.
     fn publish_health(&mut self, client: &AsyncClient, force: bool) {
-        let camera = (self.shared.camera(), self.shared.microphone());
+        let camera = (
+            self.sources.camera.camera(),
+            self.sources.microphone.as_ref().map(|m| m.microphone()),
+        );
         if !force && self.last_camera.as_ref() == Some(&camera) {
             return;
         }
@@ -250,7 +252,7 @@ pub async fn run(
     cfg: MqttConfig,
     device_id: String,
     rx: mpsc::Receiver<Summary>,
-    shared: Arc<Shared>,
+    sources: DeviceHealth,
     outbox: Outbox,
     drain: Duration,
     link: Option<Link>,
@@ -266,7 +268,7 @@ pub async fn run(
         encoding: cfg.encoding,
         rx,
         input_open: true,
-        shared,
+        sources,
         outbox,
         connected: false,
         handed: VecDeque::new(),
@@ -294,9 +296,7 @@ pub async fn run(
                     ack.code
                 );
                 s.connected = true;
-                s.shared
-                    .broker_up
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                s.sources.broker.set(true);
                 backoff.reset();
                 if client
                     .try_publish(s.topics.status.clone(), QoS::AtLeastOnce, true, "online")
@@ -340,9 +340,7 @@ pub async fn run(
                     log::error!("mqtt: broker refused the connection (credentials?): {e}");
                 }
                 s.connected = false;
-                s.shared
-                    .broker_up
-                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                s.sources.broker.set(false);
                 // We redeliver ourselves, from the outbox: drop what the client kept.
                 eventloop.pending.clear();
                 let back: Vec<Entry> = s
