@@ -11,6 +11,8 @@
 //! up). ARCHITECTURE.md follows a frame and an update through them.
 #![forbid(unsafe_code)]
 
+pub mod app;
+pub mod cli;
 pub mod config;
 pub mod fsutil;
 pub mod health;
