@@ -4,15 +4,15 @@
 //! acknowledges it; after a lost connection everything unacknowledged is sent again, so
 //! delivery is at least once (consumers de-duplicate on `boot_id` + `seq`).
 
+use super::delivery::{Action, InFlight, Requests};
 use crate::config::MqttConfig;
 use crate::health::DeviceHealth;
-use crate::outbox::{Entry, Outbox, entry_name};
+use crate::outbox::{Outbox, entry_name};
 use crate::summary::{Encoding, Summary};
 use crate::updates::{Msg, Out};
 use emotiond_hal::Backoff;
 use emotiond_wire::{CameraHealth, Health, MicHealth};
 use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
-use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -59,10 +59,8 @@ struct Session {
     sources: DeviceHealth,
     outbox: Outbox,
     connected: bool,
-    /// One slot per publish handed to the client, in order (None: status/health): the event
-    /// loop reports outgoing publishes in that order, which gives each summary its packet id.
-    handed: VecDeque<Option<Entry>>,
-    unacked: HashMap<u16, Option<Entry>>,
+    /// Which packet carries which summary (pure bookkeeping).
+    in_flight: InFlight,
     sent: u64,
     /// Camera state in the last health published.
     last_camera: Option<(CameraHealth, Option<MicHealth>)>,
@@ -72,8 +70,8 @@ struct Session {
     /// Model updates: what the manager wants published/subscribed, and where inbound
     /// messages go.
     link: Option<Link>,
-    subs: Vec<String>,
-    out_queue: VecDeque<(String, Vec<u8>, bool)>,
+    /// Their publishes waiting for the broker, and their subscriptions.
+    requests: Requests,
 }
 
 /// What other parts of the daemon publish and subscribe (model update states, feedback
@@ -83,59 +81,35 @@ pub struct Link {
     pub inbound: Option<std::sync::mpsc::SyncSender<Msg>>,
 }
 
-/// Messages queued while disconnected, beyond which the oldest is dropped.
-const OUT_QUEUE_MAX: usize = 256;
-
 impl Session {
-    /// Apply one request of the update manager.
+    /// Apply one request of another part of the daemon.
     fn link_out(&mut self, client: &AsyncClient, o: Out) {
-        match o {
-            Out::Publish {
-                topic,
-                payload,
-                retain,
-            } => {
-                if self.out_queue.len() >= OUT_QUEUE_MAX {
-                    if let Some((t, _, _)) = self.out_queue.pop_front() {
-                        log::warn!(
-                            "mqtt: queue full while disconnected; dropped a message for {t}"
-                        );
-                    }
-                }
-                self.out_queue.push_back((topic, payload, retain))
+        match self.requests.request(o, self.connected) {
+            Action::Subscribe(t) => {
+                let _ = client.try_subscribe(t, QoS::AtLeastOnce);
             }
-            Out::Subscribe(t) => {
-                if !self.subs.contains(&t) {
-                    self.subs.push(t.clone());
-                }
-                if self.connected {
-                    let _ = client.try_subscribe(t, QoS::AtLeastOnce);
-                }
+            Action::Unsubscribe(t) => {
+                let _ = client.try_unsubscribe(t);
             }
-            Out::Unsubscribe(t) => {
-                self.subs.retain(|s| *s != t);
-                if self.connected {
-                    let _ = client.try_unsubscribe(t);
-                }
-            }
+            Action::None => {}
         }
     }
 
-    /// Hand queued summaries to the client while connected (at most 32 in flight).
+    /// Hand queued summaries to the client while connected (at most `MAX_IN_FLIGHT`).
     fn flush(&mut self, client: &AsyncClient) {
         if !self.connected {
             return;
         }
-        while let Some((topic, payload, retain)) = self.out_queue.pop_front() {
+        while let Some((topic, payload, retain)) = self.requests.pop() {
             match client.try_publish(topic.clone(), QoS::AtLeastOnce, retain, payload.clone()) {
-                Ok(()) => self.handed.push_back(None),
+                Ok(()) => self.in_flight.handed(None),
                 Err(_) => {
-                    self.out_queue.push_front((topic, payload, retain));
+                    self.requests.put_back((topic, payload, retain));
                     break;
                 }
             }
         }
-        while self.handed.len() < 32 {
+        while self.in_flight.has_room() {
             let Some(e) = self.outbox.take() else { break };
             match client.try_publish(
                 self.topics.summary.clone(),
@@ -143,7 +117,7 @@ impl Session {
                 false,
                 e.payload.clone(),
             ) {
-                Ok(()) => self.handed.push_back(Some(e)),
+                Ok(()) => self.in_flight.handed(Some(e)),
                 Err(_) => {
                     // request channel full: retry after the next event
                     self.outbox.requeue(vec![e]);
@@ -168,7 +142,7 @@ impl Session {
             .try_publish(self.topics.health.clone(), QoS::AtLeastOnce, true, h)
             .is_ok()
         {
-            self.handed.push_back(None);
+            self.in_flight.handed(None);
             self.last_camera = Some(camera);
         }
     }
@@ -178,15 +152,13 @@ impl Session {
         if self.input_open {
             return false;
         }
-        let done = self.outbox.is_empty()
-            && self.handed.is_empty()
-            && self.unacked.values().all(Option::is_none);
+        let done = self.outbox.is_empty() && self.in_flight.is_idle();
         let deadline = *self
             .drain_deadline
             .get_or_insert_with(|| Instant::now() + self.drain);
         if done || Instant::now() >= deadline {
             if !done {
-                let left = self.outbox.len() + self.handed.len() + self.unacked.len();
+                let left = self.outbox.len() + self.in_flight.len();
                 let kept = if self.outbox.is_persistent() {
                     " (kept on disk for the next start)"
                 } else {
@@ -271,16 +243,14 @@ pub async fn run(
         sources,
         outbox,
         connected: false,
-        handed: VecDeque::new(),
-        unacked: HashMap::new(),
+        in_flight: InFlight::default(),
         sent: 0,
         last_camera: None,
         drain,
         drain_deadline: None,
         tick,
         link,
-        subs: Vec::new(),
-        out_queue: VecDeque::new(),
+        requests: Requests::default(),
     };
     loop {
         s.flush(&client);
@@ -302,10 +272,10 @@ pub async fn run(
                     .try_publish(s.topics.status.clone(), QoS::AtLeastOnce, true, "online")
                     .is_ok()
                 {
-                    s.handed.push_back(None);
+                    s.in_flight.handed(None);
                 }
                 s.publish_health(&client, true);
-                for t in &s.subs {
+                for t in s.requests.subscriptions() {
                     let _ = client.try_subscribe(t.clone(), QoS::AtLeastOnce);
                 }
             }
@@ -320,11 +290,10 @@ pub async fn run(
                 }
             }
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                let slot = s.handed.pop_front().flatten();
-                s.unacked.insert(pkid, slot);
+                s.in_flight.sent(pkid);
             }
             Ok(Event::Incoming(Packet::PubAck(a))) => {
-                if let Some(Some(e)) = s.unacked.remove(&a.pkid) {
+                if let Some(e) = s.in_flight.acked(a.pkid) {
                     s.outbox.acked(&e);
                     s.sent += 1;
                 }
@@ -343,13 +312,7 @@ pub async fn run(
                 s.sources.broker.set(false);
                 // We redeliver ourselves, from the outbox: drop what the client kept.
                 eventloop.pending.clear();
-                let back: Vec<Entry> = s
-                    .unacked
-                    .drain()
-                    .filter_map(|(_, e)| e)
-                    .chain(s.handed.drain(..).flatten())
-                    .collect();
-                s.outbox.requeue(back);
+                s.outbox.requeue(s.in_flight.lost());
                 if s.wait(&client, tokio::time::sleep(backoff.fail()))
                     .await
                     .is_none()
