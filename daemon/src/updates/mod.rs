@@ -13,10 +13,12 @@
 //! Every step is reported, retained, on `<prefix>/<device>/models/state`.
 //!
 //! Files: [`store`] (the store on disk), [`manager`] (the update thread: orders in, states
-//! out), [`switcher`] (the pipeline's side: swaps between frames, probation), [`probation`]
-//! (the verdict, pure).
+//! out), [`plan`] (its decisions, pure: which order to follow, chunk assembly, sizes, which
+//! refusals are remembered), [`switcher`] (the pipeline's side: swaps between frames,
+//! probation), [`probation`] (the verdict, pure).
 
 pub mod manager;
+pub mod plan;
 pub mod probation;
 pub mod store;
 pub mod switcher;

@@ -159,3 +159,76 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(sha: &str) -> StoredRef {
+        StoredRef {
+            sha256: sha.into(),
+            id: format!("m@{sha}"),
+        }
+    }
+
+    #[test]
+    fn a_rollback_goes_to_the_previous_model_and_remembers_the_active_one() {
+        let f = SlotFile {
+            active: Some(r("new")),
+            previous: Some(r("old")),
+            rolled_back: vec!["x".into(), "new".into()],
+        };
+        let b = f.after_rollback();
+        assert_eq!(b.active, Some(r("old")));
+        assert_eq!(b.previous, None);
+        assert_eq!(b.rolled_back, ["x", "new"], "listed once, newest last");
+        // no previous model: the slot goes back to its configured one
+        let b = SlotFile {
+            active: Some(r("a")),
+            ..Default::default()
+        }
+        .after_rollback();
+        assert_eq!((b.active, b.rolled_back), (None, vec!["a".to_string()]));
+        // at most 16 remembered
+        let f = SlotFile {
+            active: Some(r("z")),
+            previous: None,
+            rolled_back: (0..16).map(|i| i.to_string()).collect(),
+        };
+        let b = f.after_rollback();
+        assert_eq!(b.rolled_back.len(), 16);
+        assert_eq!(b.rolled_back.first().unwrap(), "1");
+        assert_eq!(b.rolled_back.last().unwrap(), "z");
+    }
+
+    #[test]
+    fn slot_records_survive_a_reopen_and_staging_is_cleared() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path()).unwrap();
+        assert_eq!(s.slot(Slot::Detector), SlotFile::default());
+        let f = SlotFile {
+            active: Some(r("a")),
+            previous: None,
+            rolled_back: vec![],
+        };
+        s.set_slot(Slot::Detector, &f).unwrap();
+        let part = format!("{}.part", "ab".repeat(32));
+        std::fs::write(s.staging().join(&part), b"half").unwrap();
+        std::fs::write(s.staging().join("x.order"), b"expression fer@2").unwrap();
+        let s = Store::open(d.path()).unwrap();
+        assert_eq!(s.slot(Slot::Detector), f);
+        let left = s.clear_staging();
+        assert_eq!(
+            left,
+            [
+                (part.clone(), String::new()),
+                ("x.order".to_string(), "expression fer@2".to_string())
+            ]
+        );
+        assert!(
+            s.staging().join(&part).exists(),
+            "a partial download is kept"
+        );
+        assert!(!s.staging().join("x.order").exists());
+    }
+}
