@@ -18,9 +18,13 @@ struct Source {
     xruns: u64,
 }
 
-/// The health of one source (camera or microphone). Cloning shares it.
+/// The health of one source (camera or microphone). Cloning shares it. Every change wakes
+/// whoever waits in [`SourceHealth::changed`] (the MQTT session republishes health then).
 #[derive(Debug, Clone, Default)]
-pub struct SourceHealth(Arc<Mutex<Source>>);
+pub struct SourceHealth {
+    inner: Arc<Mutex<Source>>,
+    changed: Arc<tokio::sync::Notify>,
+}
 
 impl SourceHealth {
     pub fn new() -> SourceHealth {
@@ -28,40 +32,60 @@ impl SourceHealth {
     }
 
     fn lock(&self) -> MutexGuard<'_, Source> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Apply `f`; wake a waiter when it changed anything.
+    fn update(&self, f: impl FnOnce(&mut Source)) {
+        let mut s = self.lock();
+        let before = s.clone();
+        f(&mut s);
+        let changed = *s != before;
+        drop(s);
+        if changed {
+            self.changed.notify_one();
+        }
+    }
+
+    /// Completes after a change (at once when one happened since the last wait).
+    pub async fn changed(&self) {
+        self.changed.notified().await
     }
 
     /// Data flows from `source`; coming back from `unavailable` counts a reconnect.
     pub fn ok(&self, source: String) {
-        let mut s = self.lock();
-        if s.state == SourceState::Unavailable {
-            s.reconnects += 1;
-        }
-        s.state = SourceState::Ok;
-        s.error = None;
-        s.source = source;
+        self.update(|s| {
+            if s.state == SourceState::Unavailable {
+                s.reconnects += 1;
+            }
+            s.state = SourceState::Ok;
+            s.error = None;
+            s.source = source;
+        })
     }
 
     /// `source` is missing or failing, because of `error`; it is retried.
     pub fn unavailable(&self, source: String, error: String) {
-        let mut s = self.lock();
-        s.state = SourceState::Unavailable;
-        s.error = Some(error);
-        s.source = source;
+        self.update(|s| {
+            s.state = SourceState::Unavailable;
+            s.error = Some(error);
+            s.source = source;
+        })
     }
 
     /// The input ended (a file source), or cannot work at all (`error`, a config problem).
     pub fn ended(&self, error: Option<String>) {
-        let mut s = self.lock();
-        s.state = SourceState::Ended;
-        if error.is_some() {
-            s.error = error;
-        }
+        self.update(|s| {
+            s.state = SourceState::Ended;
+            if error.is_some() {
+                s.error = error;
+            }
+        })
     }
 
     /// Overruns so far (microphones).
     pub fn set_xruns(&self, xruns: u64) {
-        self.lock().xruns = xruns;
+        self.update(|s| s.xruns = xruns)
     }
 
     pub fn state(&self) -> SourceState {
@@ -143,6 +167,28 @@ mod tests {
         let shared = h.clone();
         shared.ok("x".into());
         assert_eq!(h.state(), SourceState::Ok);
+    }
+
+    #[test]
+    fn a_change_wakes_the_waiter_and_no_change_does_not() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let h = SourceHealth::new();
+        let wait = |h: &SourceHealth| {
+            rt.block_on(async {
+                tokio::time::timeout(std::time::Duration::from_millis(50), h.changed())
+                    .await
+                    .is_ok()
+            })
+        };
+        h.unavailable("cam".into(), "gone".into());
+        assert!(wait(&h), "a change before the wait is not lost");
+        h.unavailable("cam".into(), "gone".into());
+        assert!(!wait(&h), "the same state again is no change");
+        h.clone().ok("cam".into());
+        assert!(wait(&h));
     }
 
     #[test]

@@ -201,6 +201,23 @@ impl Session {
                         self.publish_health(client, false);
                     }
                 }
+                // a camera or microphone state changed: health goes out now, one message
+                // per change, not one per tick
+                _ = self.sources.camera.changed() => {
+                    if self.connected {
+                        self.publish_health(client, false);
+                    }
+                }
+                _ = async {
+                    match &self.sources.microphone {
+                        Some(m) => m.changed().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if self.connected {
+                        self.publish_health(client, false);
+                    }
+                }
                 o = async {
                     match self.link.as_mut() {
                         Some(l) => l.out.recv().await,
