@@ -503,37 +503,24 @@ impl Manager {
     }
 
     fn pipeline_event(&mut self, ev: SwapEvent) {
-        match ev {
-            SwapEvent::Swapped { slot, id } => {
-                let f = self.store.slot(slot);
-                let sha = f
-                    .active
-                    .as_ref()
-                    .filter(|a| a.id == id)
-                    .map(|a| a.sha256.clone())
-                    .unwrap_or_default();
-                self.state(slot, UpdateState::Active, &id, &sha, None);
+        let slot = match &ev {
+            SwapEvent::Swapped { slot, .. }
+            | SwapEvent::Passed { slot, .. }
+            | SwapEvent::RolledBack { slot, .. } => *slot,
+        };
+        if let SwapEvent::Passed { id, .. } = &ev {
+            log::info!("model {id} ({}) passed probation", slot.as_str());
+        }
+        let out = plan::after_event(&ev, &self.store.slot(slot));
+        if let Some(f) = out.record {
+            if let Err(e) = self.store.set_slot(slot, &f) {
+                let id = out.report.as_ref().map_or("", |r| r.model.as_str());
+                log::error!("cannot record the rollback of {id}: {e}");
             }
-            SwapEvent::Passed { slot, id } => {
-                log::info!("model {id} ({}) passed probation", slot.as_str())
-            }
-            SwapEvent::RolledBack { slot, id, reason } => {
-                // The pipeline already runs the old model again; make that durable.
-                let f = self.store.slot(slot);
-                let Some(a) = f.active.clone().filter(|a| a.id == id) else {
-                    return;
-                };
-                if let Err(e) = self.store.set_slot(slot, &f.after_rollback()) {
-                    log::error!("cannot record the rollback of {id}: {e}");
-                }
-                self.state(
-                    slot,
-                    UpdateState::RolledBack,
-                    &id,
-                    &a.sha256,
-                    Some(&reject(RejectCode::Probation, reason)),
-                );
-            }
+        }
+        if let Some(r) = out.report {
+            let reason = r.reason.map(|(code, detail)| reject(code, detail));
+            self.state(slot, r.state, &r.model, &r.sha256, reason.as_ref());
         }
     }
 }

@@ -3,9 +3,11 @@
 //! which refusals are remembered. The manager ([`super::manager`]) does the downloads, the
 //! disk and the model building around them.
 
+use super::SwapEvent;
 use super::store::SlotFile;
 use emotiond_models::RejectCode;
 use emotiond_models::signed::Install;
+use emotiond_wire::state::UpdateState;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -145,6 +147,61 @@ impl Chunks {
     }
 }
 
+/// What the manager does after an event of the pipeline: the slot record to write (a
+/// rollback made durable) and the state to report (`slot`, state, model, archive hash and
+/// the reason when there is one).
+#[derive(Debug, Default, PartialEq)]
+pub struct EventOutcome {
+    pub record: Option<SlotFile>,
+    pub report: Option<Report>,
+}
+
+/// One `models/state` message of a slot.
+#[derive(Debug, PartialEq)]
+pub struct Report {
+    pub state: UpdateState,
+    pub model: String,
+    pub sha256: String,
+    pub reason: Option<(RejectCode, String)>,
+}
+
+/// The pipeline switched, kept or rolled back a model; `slot` is that slot's record.
+pub fn after_event(ev: &SwapEvent, slot: &SlotFile) -> EventOutcome {
+    match ev {
+        // Active: the stored archive when the record names this model, else a configured
+        // one (no hash).
+        SwapEvent::Swapped { id, .. } => EventOutcome {
+            record: None,
+            report: Some(Report {
+                state: UpdateState::Active,
+                model: id.clone(),
+                sha256: slot
+                    .active
+                    .as_ref()
+                    .filter(|a| a.id == *id)
+                    .map(|a| a.sha256.clone())
+                    .unwrap_or_default(),
+                reason: None,
+            }),
+        },
+        SwapEvent::Passed { .. } => EventOutcome::default(),
+        // The pipeline already runs the old model again: make that durable, unless the
+        // record has moved on (another update or a rollback came first).
+        SwapEvent::RolledBack { id, reason, .. } => match slot.active.as_ref() {
+            Some(a) if a.id == *id => EventOutcome {
+                record: Some(slot.after_rollback()),
+                report: Some(Report {
+                    state: UpdateState::RolledBack,
+                    model: id.clone(),
+                    sha256: a.sha256.clone(),
+                    reason: Some((RejectCode::Probation, reason.clone())),
+                }),
+            },
+            _ => EventOutcome::default(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +281,53 @@ mod tests {
             r.record(&i, code);
             assert!(r.contains(&i), "{code}");
         }
+    }
+
+    #[test]
+    fn pipeline_events_report_and_record() {
+        let slot = SlotFile {
+            active: Some(StoredRef {
+                sha256: "new".into(),
+                id: "fer@3".into(),
+            }),
+            previous: Some(StoredRef {
+                sha256: "old".into(),
+                id: "fer@2".into(),
+            }),
+            rolled_back: vec![],
+        };
+        let swapped = |id: &str| SwapEvent::Swapped {
+            slot: Slot::Expression,
+            id: id.into(),
+        };
+        let o = after_event(&swapped("fer@3"), &slot);
+        let r = o.report.unwrap();
+        assert_eq!((r.state, r.sha256.as_str()), (UpdateState::Active, "new"));
+        assert_eq!(o.record, None);
+        // back to a configured model: active, no archive
+        let r = after_event(&swapped("fer@builtin"), &slot).report.unwrap();
+        assert_eq!((r.state, r.sha256.as_str()), (UpdateState::Active, ""));
+        let passed = SwapEvent::Passed {
+            slot: Slot::Expression,
+            id: "fer@3".into(),
+        };
+        assert_eq!(after_event(&passed, &slot), EventOutcome::default());
+        let failed = |id: &str| SwapEvent::RolledBack {
+            slot: Slot::Expression,
+            id: id.into(),
+            reason: "detection rate 0.01 < 0.2 of 0.9".into(),
+        };
+        let o = after_event(&failed("fer@3"), &slot);
+        assert_eq!(o.record, Some(slot.after_rollback()));
+        let r = o.report.unwrap();
+        assert_eq!(r.state, UpdateState::RolledBack);
+        assert_eq!(r.sha256, "new");
+        assert_eq!(r.reason.unwrap().0, RejectCode::Probation);
+        // a model the record no longer names: nothing to do
+        assert_eq!(
+            after_event(&failed("fer@1"), &slot),
+            EventOutcome::default()
+        );
     }
 
     #[test]
