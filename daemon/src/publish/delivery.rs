@@ -148,6 +148,36 @@ impl Requests {
     }
 }
 
+/// Whether the session may leave once its input (the pipeline) has closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leave {
+    /// Summaries are still on their way and the drain time is not up.
+    Stay,
+    /// Everything was delivered.
+    Done,
+    /// The drain time is up with summaries undelivered (kept on disk when the outbox is).
+    GiveUp,
+}
+
+/// The drain rule: with the input closed, leave when the outbox is empty and no summary is
+/// in flight, or at `deadline` whatever is left.
+pub fn leave(
+    input_open: bool,
+    delivered: bool,
+    now: std::time::Instant,
+    deadline: std::time::Instant,
+) -> Leave {
+    if input_open {
+        Leave::Stay
+    } else if delivered {
+        Leave::Done
+    } else if now >= deadline {
+        Leave::GiveUp
+    } else {
+        Leave::Stay
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +240,16 @@ mod tests {
             f.sent(pkid);
         }
         assert!(f.is_idle(), "sent status and health do not hold up leaving");
+    }
+
+    #[test]
+    fn the_session_leaves_when_all_is_delivered_or_the_drain_time_is_up() {
+        let t0 = std::time::Instant::now();
+        let end = t0 + std::time::Duration::from_secs(5);
+        assert_eq!(leave(true, true, t0, end), Leave::Stay, "input still open");
+        assert_eq!(leave(false, true, t0, end), Leave::Done);
+        assert_eq!(leave(false, false, t0, end), Leave::Stay);
+        assert_eq!(leave(false, false, end, end), Leave::GiveUp);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! acknowledges it; after a lost connection everything unacknowledged is sent again, so
 //! delivery is at least once (consumers de-duplicate on `boot_id` + `seq`).
 
-use super::delivery::{Action, InFlight, Requests};
+use super::delivery::{self, Action, InFlight, Leave, Requests};
 use crate::config::MqttConfig;
 use crate::health::DeviceHealth;
 use crate::outbox::{Outbox, entry_name};
@@ -152,12 +152,13 @@ impl Session {
         if self.input_open {
             return false;
         }
-        let done = self.outbox.is_empty() && self.in_flight.is_idle();
-        let deadline = *self
-            .drain_deadline
-            .get_or_insert_with(|| Instant::now() + self.drain);
-        if done || Instant::now() >= deadline {
-            if !done {
+        let now = Instant::now();
+        let deadline = *self.drain_deadline.get_or_insert(now + self.drain);
+        let delivered = self.outbox.is_empty() && self.in_flight.is_idle();
+        match delivery::leave(self.input_open, delivered, now, deadline) {
+            Leave::Stay => false,
+            Leave::Done => true,
+            Leave::GiveUp => {
                 let left = self.outbox.len() + self.in_flight.len();
                 let kept = if self.outbox.is_persistent() {
                     " (kept on disk for the next start)"
@@ -165,10 +166,9 @@ impl Session {
                     ""
                 };
                 log::warn!("mqtt: leaving with {left} summaries undelivered{kept}");
+                true
             }
-            return true;
         }
-        false
     }
 
     /// Wait for `fut` while taking summaries in and keeping health current. `fut` is
