@@ -9,12 +9,13 @@
 //! so a test, a demo or a technician without hardware sees and drives the same logic.
 
 use crate::config::{IndicatorsConfig, PinBackend};
-use crate::pipeline::Shared;
+use crate::health::{BrokerUp, SourceHealth};
+use crate::shutdown::Shutdown;
 use embedded_hal::digital::{InputPin, OutputPin};
-use emotiond_hal::indicator::{Button, DeviceState, SimPin, StatusLed};
+use emotiond_hal::indicator::{Button, CameraStatus, DeviceState, SimPin, StatusLed};
+use emotiond_wire::SourceState;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::mpsc::Sender;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -22,11 +23,21 @@ const TICK: Duration = Duration::from_millis(10);
 /// Presses closer together than this count once (a held or hammered button).
 const MIN_PRESS_INTERVAL_MS: u64 = 1000;
 
+/// What the indicator thread reads (the camera's state, whether the broker is up, the stop
+/// signal) and where it sends button presses (the pipeline).
+#[derive(Clone, Default)]
+pub struct Inputs {
+    pub camera: SourceHealth,
+    pub broker: BrokerUp,
+    pub shutdown: Shutdown,
+    pub presses: Option<Sender<()>>,
+}
+
 /// Start the indicator thread, or nothing when `backend = "none"`.
 pub fn spawn(
     cfg: &IndicatorsConfig,
     broker_needed: bool,
-    shared: Arc<Shared>,
+    shared: Inputs,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
     match cfg.backend {
         PinBackend::None => Ok(None),
@@ -50,7 +61,7 @@ pub fn spawn(
 fn rpi(
     cfg: &IndicatorsConfig,
     broker_needed: bool,
-    shared: Arc<Shared>,
+    shared: Inputs,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
     use anyhow::Context;
     use emotiond_hal::indicator::rpi;
@@ -74,7 +85,7 @@ fn rpi(
 }
 
 #[cfg(not(all(feature = "rpi", target_os = "linux")))]
-fn rpi(_: &IndicatorsConfig, _: bool, _: Arc<Shared>) -> anyhow::Result<Option<JoinHandle<()>>> {
+fn rpi(_: &IndicatorsConfig, _: bool, _: Inputs) -> anyhow::Result<Option<JoinHandle<()>>> {
     anyhow::bail!(
         "indicators.backend = \"rpi\": this build has no Raspberry Pi GPIO support (build with --features rpi)"
     )
@@ -84,7 +95,7 @@ fn start<L, B>(
     mut led: Option<StatusLed<L>>,
     mut button: Option<Button<B>>,
     broker_needed: bool,
-    shared: Arc<Shared>,
+    shared: Inputs,
     mut after_tick: impl FnMut(DeviceState) + Send + 'static,
 ) -> anyhow::Result<Option<JoinHandle<()>>>
 where
@@ -99,13 +110,14 @@ where
             let mut warned = false;
             loop {
                 let now = t0.elapsed().as_millis() as u64;
-                let stopping = shared.stop.load(Ordering::Relaxed);
-                let state = DeviceState::from_health(
-                    &shared.camera().state,
-                    broker_needed,
-                    shared.broker_up.load(Ordering::Relaxed),
-                    stopping,
-                );
+                let stopping = shared.shutdown.is_triggered();
+                let camera = match shared.camera.state() {
+                    SourceState::Starting => CameraStatus::Starting,
+                    SourceState::Ok => CameraStatus::Ok,
+                    SourceState::Unavailable | SourceState::Ended => CameraStatus::Down,
+                };
+                let state =
+                    DeviceState::from_health(camera, broker_needed, shared.broker.get(), stopping);
                 if let Some(l) = &mut led {
                     if l.show(state, now).is_err() && !warned {
                         log::warn!("indicators: cannot drive the status LED");
@@ -117,7 +129,9 @@ where
                         Ok(true) => {
                             if last_press.is_none_or(|p| now - p >= MIN_PRESS_INTERVAL_MS) {
                                 log::info!("feedback button pressed");
-                                shared.feedback_requests.fetch_add(1, Ordering::Relaxed);
+                                if let Some(p) = &shared.presses {
+                                    let _ = p.send(());
+                                }
                                 last_press = Some(now);
                             }
                         }
@@ -182,22 +196,9 @@ impl SimFiles {
 }
 
 fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, format!("{text}\n"))?;
-    std::fs::rename(tmp, path)
-}
-
-/// The feedback event: what was pressed, when, and the window in progress (its partial
-/// summary: aggregates only, like every summary).
-pub fn feedback_json(ts_ms: u64, window: &crate::summary::Summary) -> Vec<u8> {
-    serde_json::json!({
-        "event": "feedback",
-        "kind": "button",
-        "ts_ms": ts_ms,
-        "device_id": window.device_id,
-        "boot_id": window.boot_id,
-        "window": window,
-    })
-    .to_string()
-    .into_bytes()
+    crate::fsutil::write_atomic(
+        path,
+        format!("{text}\n").as_bytes(),
+        crate::fsutil::Sync::Atomic,
+    )
 }

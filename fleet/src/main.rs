@@ -10,10 +10,15 @@
 //! emotion-fleet rollback --slot S (--device ID | --group G)
 //! ```
 //! Output: one JSON object per line. Exit code 1 when a check fails, 2 on bad input.
+//!
+//! It depends on `emotiond-wire` only (package format, signatures, topics, the desired-state
+//! message): no inference engine is compiled into it.
+#![forbid(unsafe_code)]
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use emotiond_models::signed::{self, Chunks, SetMessage, SignatureFile, Slot};
+use emotiond_wire::signed::{self, Chunks, SetMessage, SignatureFile, Slot};
+use emotiond_wire::topics;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -277,8 +282,8 @@ fn publish_all(b: &Broker, msgs: Vec<(String, Vec<u8>)>) -> Result<()> {
 
 fn set_topic(b: &Broker, device: &Option<String>, group: &Option<String>) -> Result<String> {
     match (device, group) {
-        (Some(d), None) => Ok(format!("{}/{d}/models/set", b.topic_prefix)),
-        (None, Some(g)) => Ok(format!("{}/groups/{g}/models/set", b.topic_prefix)),
+        (Some(d), None) => Ok(topics::Topics::new(&b.topic_prefix, d).models_set),
+        (None, Some(g)) => Ok(topics::group_models_set(&b.topic_prefix, g)),
         _ => bail!("name --device or --group"),
     }
 }
@@ -342,11 +347,11 @@ fn run() -> Result<ExitCode> {
             let (url, chunk_src) = match (url, chunks) {
                 (Some(u), false) => (Some(u), None),
                 (None, true) => {
-                    let ct = format!("{}/packages/{sha}", broker.topic_prefix);
+                    let ct = topics::package_chunks(&broker.topic_prefix, &sha);
                     let parts: Vec<&[u8]> =
                         archive.chunks(chunk_size.clamp(1024, MAX_CHUNK)).collect();
                     for (i, c) in parts.iter().enumerate() {
-                        msgs.push((format!("{ct}/{i}"), c.to_vec()));
+                        msgs.push((topics::chunk(&ct, i), c.to_vec()));
                     }
                     (
                         None,

@@ -24,15 +24,31 @@ pub enum DeviceState {
     Off,
 }
 
+/// What the LED needs to know of the camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CameraStatus {
+    /// Not opened yet.
+    Starting,
+    /// Frames flow.
+    Ok,
+    /// Missing, unplugged, failing or ended.
+    Down,
+}
+
 impl DeviceState {
-    /// The state from what the daemon knows: camera state (`"ok"` when frames flow), whether
-    /// a broker is in use and connected, and whether it is stopping.
-    pub fn from_health(camera: &str, broker_needed: bool, broker_up: bool, stopping: bool) -> Self {
+    /// The state from what the daemon knows: the camera, whether a broker is in use and
+    /// connected, and whether it is stopping.
+    pub fn from_health(
+        camera: CameraStatus,
+        broker_needed: bool,
+        broker_up: bool,
+        stopping: bool,
+    ) -> Self {
         if stopping {
             DeviceState::Off
-        } else if camera == "starting" {
+        } else if camera == CameraStatus::Starting {
             DeviceState::Starting
-        } else if camera != "ok" {
+        } else if camera != CameraStatus::Ok {
             DeviceState::NoCamera
         } else if broker_needed && !broker_up {
             DeviceState::NoBroker
@@ -267,23 +283,31 @@ mod tests {
 
     #[test]
     fn state_priority_camera_then_broker() {
+        use CameraStatus as C;
         use DeviceState::*;
-        assert_eq!(DeviceState::from_health("ok", true, true, false), Running);
-        assert_eq!(DeviceState::from_health("ok", true, false, false), NoBroker);
-        assert_eq!(DeviceState::from_health("ok", false, false, false), Running);
+        assert_eq!(DeviceState::from_health(C::Ok, true, true, false), Running);
         assert_eq!(
-            DeviceState::from_health("unavailable", true, false, false),
+            DeviceState::from_health(C::Ok, true, false, false),
+            NoBroker
+        );
+        assert_eq!(
+            DeviceState::from_health(C::Ok, false, false, false),
+            Running
+        );
+        // unavailable and ended cameras are both down
+        assert_eq!(
+            DeviceState::from_health(C::Down, true, false, false),
             NoCamera
         );
         assert_eq!(
-            DeviceState::from_health("ended", true, true, false),
+            DeviceState::from_health(C::Down, true, true, false),
             NoCamera
         );
         assert_eq!(
-            DeviceState::from_health("starting", true, false, false),
+            DeviceState::from_health(C::Starting, true, false, false),
             Starting
         );
-        assert_eq!(DeviceState::from_health("ok", true, true, true), Off);
+        assert_eq!(DeviceState::from_health(C::Ok, true, true, true), Off);
     }
 
     /// The LED's level sampled every 25 ms over one second, as a string of 0/1.

@@ -6,6 +6,9 @@
 //! (A-law, µ-law, ADPCM...) or ends before its header says it should is reported as
 //! [`MicError::Skipped`] (or, from [`read_wav`], a [`WavError`]) naming the file and what is
 //! wrong; a source goes on with the next file.
+//!
+//! Length: ~400 lines of code and ~130 of tests: the header parser, the sample formats and
+//! the resampling to 16 kHz mono, with the error that names each unsupported encoding.
 
 use crate::audio::{AudioChunk, Chunker, Converter, MicError, Microphone, SAMPLE_RATE, to_i16};
 use std::io::BufReader;

@@ -1,4 +1,5 @@
 //! The model packages shipped in `models/packages/`, embedded at build time.
+#![forbid(unsafe_code)]
 
 use crate::package::{ModelPackage, PackageError};
 

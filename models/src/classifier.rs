@@ -1,6 +1,7 @@
 //! Expression classification driven by an `expression` manifest: crop the face (square,
 //! margin), fill the input, run the engine, softmax if needed, and map the model's labels
 //! onto the product's seven emotions.
+#![forbid(unsafe_code)]
 
 use crate::ModelError;
 use crate::engine::{Engine, Tensor};

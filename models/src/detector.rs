@@ -1,5 +1,6 @@
 //! Face detection driven by a `face_detection` manifest: fill the input, run the engine,
 //! decode SSD anchors, weighted NMS, and map boxes back to frame coordinates.
+#![forbid(unsafe_code)]
 
 use crate::ModelError;
 use crate::engine::{Engine, Tensor};
@@ -118,12 +119,11 @@ impl FaceDetector {
 
 pub(crate) fn check_shape(pkg: &ModelPackage, engine: &dyn Engine) -> Result<(), ModelError> {
     if engine.input_shape() != pkg.manifest.input.shape.as_slice() {
-        return Err(ModelError::Manifest(format!(
-            "{}: manifest input shape {:?}, model file has {:?}",
-            pkg.id(),
-            pkg.manifest.input.shape,
-            engine.input_shape()
-        )));
+        return Err(ModelError::Shape {
+            model: pkg.id(),
+            manifest: pkg.manifest.input.shape.clone(),
+            engine: engine.input_shape().to_vec(),
+        });
     }
     Ok(())
 }

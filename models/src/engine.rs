@@ -1,8 +1,10 @@
 //! The one inference interface the pipeline sees. An engine takes a model file's bytes and
-//! runs it on plain f32 tensors; which runtime does the work (tract here; the TFLite C
-//! runtime with delegates or ONNX Runtime later) is invisible to callers.
-
-use std::fmt;
+//! runs it on plain f32 tensors; which runtime does the work is invisible to callers. Three
+//! implement it: tract (`tract_engine`, pure Rust, the default and the last step of every
+//! fallback chain), the TFLite C runtime (`ffi::tflite`, loaded at run time, with XNNPACK or
+//! an external delegate) and ONNX Runtime (`ffi::ort`, loaded at run time); `supervise`
+//! wraps any of them in the stall watchdog, itself an `Engine`. `runtime` picks the chain.
+#![forbid(unsafe_code)]
 
 /// A dense f32 tensor: shape plus row-major data.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -19,6 +21,13 @@ impl Tensor {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// The runtime library or the delegate plugin is missing, too old or refuses.
+    #[error("{engine}: cannot load model {model}: {reason}")]
+    Library {
+        engine: &'static str,
+        model: String,
+        reason: String,
+    },
     #[error("{engine}: cannot load model {model}: {reason}")]
     Load {
         engine: &'static str,
@@ -46,51 +55,7 @@ pub enum EngineError {
     },
 }
 
-/// Which runtime an engine is, for summaries, `emotiond check` and config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EngineKind {
-    /// Pure Rust (`tract-tflite`); runs on every target with no C runtime.
-    Tract,
-    /// The TFLite C runtime loaded at run time, with an optional hardware delegate.
-    #[serde(rename = "tflite")]
-    TfLite,
-    /// ONNX Runtime loaded at run time, with execution providers.
-    #[serde(rename = "onnxruntime")]
-    OnnxRuntime,
-}
-
-impl EngineKind {
-    pub const ALL: [EngineKind; 3] = [
-        EngineKind::Tract,
-        EngineKind::TfLite,
-        EngineKind::OnnxRuntime,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EngineKind::Tract => "tract",
-            EngineKind::TfLite => "tflite",
-            EngineKind::OnnxRuntime => "onnxruntime",
-        }
-    }
-}
-
-impl fmt::Display for EngineKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for EngineKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        EngineKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("unknown engine {s:?}; known: tract, tflite, onnxruntime"))
-    }
-}
+pub use emotiond_wire::EngineKind;
 
 /// A loaded model, ready to run. One instance is used by one thread at a time.
 pub trait Engine: Send {

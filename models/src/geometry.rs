@@ -1,4 +1,5 @@
 //! Boxes and detections in normalised frame coordinates (0..1 of width and height).
+#![forbid(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
 

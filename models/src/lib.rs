@@ -1,47 +1,46 @@
-//! Model packages and inference for emotiond: manifests, engines, and the model-driven
-//! pre- and post-processing that turns images into faces and emotion probabilities, and audio
-//! into voice activity (Silero VAD), log-mel features and speech-emotion probabilities.
-// Unsafe code is allowed only where the C runtimes are bound (`tflite_engine`).
+//! Inference for emotiond: the [`Engine`] trait and its three runtimes (tract in pure Rust;
+//! the TFLite C runtime and ONNX Runtime loaded at run time, in [`ffi`]), the fallback chain
+//! and stall watchdog that choose and guard them ([`runtime`], [`supervise`]), and the
+//! model-driven pre- and post-processing that turns images into faces and emotion
+//! probabilities ([`detector`], [`classifier`]) and audio into voice activity ([`vad`]),
+//! log-mel features ([`mel`]) and speech-emotion probabilities ([`speech`]).
+//!
+//! What needs no engine (manifests, package files and their hashes, signed archives, the
+//! desired-state message) is in `emotiond-wire` and re-exported here under its old paths
+//! ([`manifest`], [`signed`], [`package`]).
+//!
+//! `unsafe` is allowed in [`ffi`] only; every other module starts with
+//! `#![forbid(unsafe_code)]`.
 #![deny(unsafe_code)]
 
 pub mod builtin;
 pub mod classifier;
 pub mod detector;
 pub mod engine;
+pub mod error;
+pub mod ffi;
 pub mod geometry;
-pub mod manifest;
 pub mod mel;
-mod ort_engine;
 pub mod package;
 pub mod preprocess;
 pub mod runtime;
-pub mod signed;
 pub mod speech;
 pub mod ssd;
 pub mod supervise;
-pub mod tflite_engine;
 mod tract_engine;
 pub mod vad;
 
+pub use emotiond_wire::{manifest, signed};
+/// The TFLite engine under its old path.
+pub use ffi::tflite as tflite_engine;
+
 pub use classifier::{Emotions, ExpressionClassifier};
 pub use detector::FaceDetector;
+pub use emotiond_wire::{RejectCode, sha256_hex};
 pub use engine::{Engine, EngineError, EngineKind, Tensor};
+pub use error::{AttemptError, FailureKind, LoadError, ModelError, Skipped};
+pub use ffi::ort::runtime as onnxruntime_info;
 pub use geometry::{BBox, Detection};
 pub use manifest::{EMOTIONS, Manifest, Task};
-pub use ort_engine::runtime as onnxruntime_info;
-pub use package::{ModelPackage, PackageError};
+pub use package::{CheckVectors, ModelPackage, PackageError, VectorError};
 pub use runtime::{Attempt, Built, EngineSettings, Runtimes, load_engine};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ModelError {
-    #[error(transparent)]
-    Engine(#[from] EngineError),
-    #[error("model {model} is a {got:?} model, a {want:?} model is needed here")]
-    WrongTask {
-        model: String,
-        want: Task,
-        got: Task,
-    },
-    #[error("model does not match its manifest: {0}")]
-    Manifest(String),
-}

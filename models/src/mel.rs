@@ -3,6 +3,7 @@
 //! window of `window` samples centred in `n_fft`, power 2, Slaney mel scale and Slaney
 //! area normalisation), then `ln(mel + log_offset)`. Pure: samples in, features out.
 //! `models/tools/make_mel_fixture.py` computes the reference values with librosa.
+#![forbid(unsafe_code)]
 
 use crate::manifest::FeatureSpec;
 use realfft::RealFftPlanner;

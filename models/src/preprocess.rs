@@ -2,6 +2,7 @@
 //! (bilinear; stretch or letterbox), colour conversion, normalisation and layout, with no
 //! intermediate images. Pixels outside the image read as black, as MediaPipe's
 //! zero-border `ImageToTensorCalculator` does.
+#![forbid(unsafe_code)]
 
 use crate::manifest::{Color, InputSpec, Layout, Resize};
 use image::RgbImage;

@@ -3,11 +3,13 @@
 //! Every step that fails (library missing, delegate refusing the graph, test vectors not
 //! matching) is logged once with its reason and kept, so summaries and `emotiond check`
 //! show which engine actually runs and why it is not the configured one.
+#![forbid(unsafe_code)]
 
-use crate::engine::{Engine, EngineKind};
-use crate::package::ModelPackage;
+use crate::engine::{Engine, EngineError, EngineKind};
+use crate::error::{AttemptError, FailureKind, LoadError, Skipped};
+use crate::ffi::tflite::{Delegate, TfLiteEngine, TfLiteOptions};
+use crate::package::{CheckVectors, ModelPackage};
 use crate::supervise::{Supervised, WatchdogConfig};
-use crate::tflite_engine::{Delegate, TfLiteEngine, TfLiteOptions};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -154,14 +156,28 @@ pub struct Built {
     pub skipped: Vec<String>,
 }
 
-/// An engine error without its leading engine name (the attempt's label says it).
-fn why(e: crate::engine::EngineError) -> String {
+/// An engine error without its leading engine name (the attempt's label says it), and
+/// what kind of failure it is.
+fn why(e: EngineError) -> AttemptError {
+    let kind = match &e {
+        EngineError::Library { .. } => FailureKind::Library,
+        EngineError::InputSize { .. } => FailureKind::Shape,
+        _ => FailureKind::Engine,
+    };
     let s = e.to_string();
-    match s.split_once(": ") {
+    let reason = match s.split_once(": ") {
         Some((engine, rest)) if EngineKind::ALL.iter().any(|k| k.as_str() == engine) => {
             rest.to_string()
         }
         _ => s,
+    };
+    AttemptError { kind, reason }
+}
+
+fn no_file(reason: &str) -> AttemptError {
+    AttemptError {
+        kind: FailureKind::Engine,
+        reason: reason.to_string(),
     }
 }
 
@@ -171,16 +187,16 @@ pub fn load_engine(
     attempt: &Attempt,
     runtimes: &Runtimes,
     threads: usize,
-) -> Result<Box<dyn Engine>, String> {
+) -> Result<Box<dyn Engine>, AttemptError> {
     let id = pkg.id();
     match attempt {
         Attempt::Tract => crate::tract_engine::TractEngine::load(&id, &pkg.model)
             .map(|e| Box::new(e) as Box<dyn Engine>)
             .map_err(why),
         Attempt::TfLite(delegate) => {
-            let bytes = pkg.file_for(EngineKind::TfLite).ok_or_else(|| {
-                "the package has no .tflite file for the TFLite runtime".to_string()
-            })?;
+            let bytes = pkg
+                .file_for(EngineKind::TfLite)
+                .ok_or_else(|| no_file("the package has no .tflite file for the TFLite runtime"))?;
             TfLiteEngine::load(
                 &id,
                 bytes.clone(),
@@ -195,9 +211,9 @@ pub fn load_engine(
         }
         Attempt::OnnxRuntime(providers) => {
             let bytes = pkg.file_for(EngineKind::OnnxRuntime).ok_or_else(|| {
-                "the package has no .onnx file ([files.onnxruntime] in its manifest)".to_string()
+                no_file("the package has no .onnx file ([files.onnxruntime] in its manifest)")
             })?;
-            crate::ort_engine::OrtEngine::load(
+            crate::ffi::ort::OrtEngine::load(
                 &id,
                 bytes,
                 runtimes.onnxruntime_library.as_deref(),
@@ -219,15 +235,16 @@ pub fn build(
     runtimes: &Runtimes,
     threads: usize,
     verify: bool,
-) -> Result<Built, String> {
-    let mut skipped = Vec::new();
+) -> Result<Built, LoadError> {
+    let mut skipped: Vec<Skipped> = Vec::new();
     for (level, attempt) in attempts.iter().enumerate().skip(start) {
         let label = attempt.label();
         let result = load_engine(pkg, attempt, runtimes, threads).and_then(|mut e| {
             if verify {
-                let worst = pkg
-                    .check_vectors(e.as_mut())
-                    .map_err(|e| format!("test vectors fail: {e}"))?;
+                let worst = pkg.check_vectors(e.as_mut()).map_err(|e| AttemptError {
+                    kind: FailureKind::TestVectors,
+                    reason: format!("test vectors fail: {e}"),
+                })?;
                 log::info!(
                     "model {} ({}) passes {} test vector(s) on {label} (max diff {worst:.2e})",
                     pkg.id(),
@@ -239,6 +256,7 @@ pub fn build(
         });
         match result {
             Ok(engine) => {
+                let skipped: Vec<String> = skipped.iter().map(ToString::to_string).collect();
                 if !skipped.is_empty() {
                     log::warn!(
                         "model {}: running on {label} instead of {} ({})",
@@ -253,17 +271,19 @@ pub fn build(
                     skipped,
                 });
             }
-            Err(reason) => {
-                log::warn!("model {}: {label} not used: {reason}", pkg.id());
-                skipped.push(format!("{label}: {reason}"));
+            Err(error) => {
+                log::warn!("model {}: {label} not used: {error}", pkg.id());
+                skipped.push(Skipped {
+                    attempt: label,
+                    error,
+                });
             }
         }
     }
-    Err(format!(
-        "model {} runs on no engine: {}",
-        pkg.id(),
-        skipped.join("; ")
-    ))
+    Err(LoadError::NoEngine {
+        model: pkg.id(),
+        attempts: skipped,
+    })
 }
 
 /// The engine a pipeline uses for one model: the chain for `kind`/`settings` under the stall
@@ -276,8 +296,8 @@ pub fn supervised(
     runtimes: &Runtimes,
     verify: bool,
     watchdog: WatchdogConfig,
-) -> Result<Supervised, String> {
-    let attempts = chain(kind, settings).map_err(|e| e.to_string())?;
+) -> Result<Supervised, LoadError> {
+    let attempts = chain(kind, settings)?;
     let n = attempts.len();
     let pkg = pkg.clone();
     let runtimes = runtimes.clone();

@@ -6,6 +6,7 @@
 //!
 //! No speech-emotion model ships with emotiond (no registry package has one with usable
 //! weights); a deployment configures its own package.
+#![forbid(unsafe_code)]
 
 use crate::ModelError;
 use crate::classifier::{Emotions, emotion_probs};

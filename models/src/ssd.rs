@@ -1,6 +1,7 @@
 //! SSD anchor generation, box decoding and weighted non-maximum suppression, as MediaPipe's
 //! `SsdAnchorsCalculator`, `TensorsToDetectionsCalculator` and `NonMaxSuppressionCalculator`
 //! (algorithm WEIGHTED) do them. Pure functions over plain values.
+#![forbid(unsafe_code)]
 
 use crate::geometry::{BBox, Detection};
 use crate::manifest::SsdDecode;

@@ -7,8 +7,10 @@
 //!   times a minute, after which the next engine down the fallback chain is used.
 //!
 //! It is itself an [`Engine`], so the pipeline does not know it is there.
+#![forbid(unsafe_code)]
 
 use crate::engine::{Engine, EngineError, EngineKind, Tensor};
+use crate::error::LoadError;
 use crate::runtime::Built;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -52,7 +54,7 @@ pub struct WatchdogCounts {
 }
 
 /// Builds the engine for a chain level (walking further down the chain on failure).
-pub type Factory = Box<dyn FnMut(usize) -> Result<Built, String> + Send>;
+pub type Factory = Box<dyn FnMut(usize) -> Result<Built, LoadError> + Send>;
 
 type Job = (Vec<f32>, Vec<Tensor>);
 
@@ -64,7 +66,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn spawn(model: &str, mut engine: Box<dyn Engine>) -> Result<Worker, String> {
+    fn spawn(model: &str, mut engine: Box<dyn Engine>) -> Result<Worker, LoadError> {
         let (jobs, job_rx) = sync_channel::<Job>(1);
         let (done_tx, done) = sync_channel::<Done>(1);
         std::thread::Builder::new()
@@ -77,7 +79,7 @@ impl Worker {
                     }
                 }
             })
-            .map_err(|e| format!("cannot start an inference thread: {e}"))?;
+            .map_err(|e| LoadError::Thread(e.to_string()))?;
         Ok(Worker { jobs, done })
     }
 }
@@ -109,7 +111,7 @@ impl Supervised {
         chain_len: usize,
         cfg: WatchdogConfig,
         mut factory: Factory,
-    ) -> Result<Supervised, String> {
+    ) -> Result<Supervised, LoadError> {
         let built = factory(0)?;
         let mut s = Supervised {
             model: model.to_string(),
@@ -132,18 +134,17 @@ impl Supervised {
         Ok(s)
     }
 
-    fn install(&mut self, built: Built) -> Result<(), String> {
+    fn install(&mut self, built: Built) -> Result<(), LoadError> {
         self.level = built.level;
         self.kind = built.engine.kind();
         self.accelerator = built.engine.accelerator().map(str::to_string);
         if built.engine.input_shape() != self.input_shape.as_slice() {
-            return Err(format!(
-                "{} on {} has input shape {:?}, expected {:?}",
-                self.model,
-                self.kind,
-                built.engine.input_shape(),
-                self.input_shape
-            ));
+            return Err(LoadError::ShapeChanged {
+                model: self.model.clone(),
+                engine: self.kind,
+                got: built.engine.input_shape().to_vec(),
+                want: self.input_shape.clone(),
+            });
         }
         let mut reasons = self.fallback.take().into_iter().collect::<Vec<_>>();
         reasons.extend(built.skipped);

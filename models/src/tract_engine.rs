@@ -3,6 +3,7 @@
 //! Silero VAD, speech-emotion packages). Which parser is used follows from the file itself
 //! (a TFLite flatbuffer carries `TFL3` at byte 4). ONNX models may have several f32 inputs
 //! with fixed shapes.
+#![forbid(unsafe_code)]
 
 use crate::engine::{Engine, EngineError, EngineKind, Tensor};
 use tract_tflite::prelude::*;
@@ -15,10 +16,7 @@ pub struct TractEngine {
     input_shapes: Vec<Vec<usize>>,
 }
 
-/// Is this a TFLite flatbuffer (else: ONNX)?
-pub fn is_tflite(bytes: &[u8]) -> bool {
-    bytes.get(4..8) == Some(b"TFL3")
-}
+use emotiond_wire::package::is_tflite;
 
 impl TractEngine {
     pub fn load(model_name: &str, bytes: &[u8]) -> Result<TractEngine, EngineError> {

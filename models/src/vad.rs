@@ -1,6 +1,7 @@
 //! Voice activity: a `voice_activity` package (Silero VAD) run chunk by chunk with its
 //! recurrent state carried from one call to the next, or, when no engine runs the model, an
 //! energy gate, which says so (`fallback`) wherever the VAD is reported.
+#![forbid(unsafe_code)]
 
 use crate::EngineKind;
 use crate::ModelError;
@@ -205,7 +206,7 @@ impl Vad {
             verify,
         ) {
             Ok(b) => b,
-            Err(e) => return Vad::energy(energy_dbfs, e),
+            Err(e) => return Vad::energy(energy_dbfs, e.to_string()),
         };
         let engine = built.engine.kind().to_string();
         match SileroVad::new(&pkg, built.engine) {

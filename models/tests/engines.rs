@@ -6,6 +6,7 @@
 //! them these tests say so and pass, unless `EMOTIOND_REQUIRE_RUNTIMES=1` (as in CI), where
 //! a missing library fails them.
 
+use emotiond_models::CheckVectors;
 use emotiond_models::runtime::{self, DelegateKind, build, chain};
 use emotiond_models::supervise::WatchdogConfig;
 use emotiond_models::tflite_engine::Delegate;
@@ -196,7 +197,7 @@ fn engine_failing_its_test_vectors_is_not_used() {
     let err = build(&p, &attempts, 0, &Runtimes::default(), 1, true)
         .err()
         .expect("no engine passes");
-    assert!(err.contains("test vectors fail"), "{err}");
+    assert!(err.to_string().contains("test vectors fail"), "{err}");
     // Without verification the same engine is accepted.
     assert!(build(&p, &attempts, 0, &Runtimes::default(), 1, false).is_ok());
 }
@@ -298,7 +299,11 @@ fn corrupt_model_bytes_are_a_load_error_on_every_engine() {
             .err()
             .expect("junk must not load");
         eprintln!("{}: {err}", a.label());
-        assert!(err.contains("cannot load model"), "{}: {err}", a.label());
+        assert!(
+            err.to_string().contains("cannot load model"),
+            "{}: {err}",
+            a.label()
+        );
     }
 }
 

@@ -79,7 +79,7 @@ fn log_mel_matches_librosa_on_every_fixture_spec() {
 #[test]
 fn mock_speech_emotion_package_loads_passes_its_vectors_and_is_run_on_a_segment() {
     use emotiond_models::speech::SpeechEmotionClassifier;
-    use emotiond_models::{Attempt, ModelPackage, Runtimes, load_engine};
+    use emotiond_models::{Attempt, CheckVectors, ModelPackage, Runtimes, load_engine};
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mock_speech_emotion");
     let p = ModelPackage::load_dir(&dir).unwrap();
     assert_eq!(p.manifest.task, emotiond_models::Task::SpeechEmotion);

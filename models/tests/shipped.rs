@@ -1,5 +1,6 @@
 //! The shipped model packages, run by the real engine on real photos.
 
+use emotiond_models::CheckVectors;
 use emotiond_models::package::ModelPackage;
 use emotiond_models::{
     Attempt, EMOTIONS, ExpressionClassifier, FaceDetector, Runtimes, builtin, load_engine,

@@ -1,114 +1,32 @@
 //! The running pipeline: a capture thread feeding a drop-oldest queue, an inference thread
 //! (detect → classify → track → window), and summaries handed to a sink when each window
-//! closes. Shutdown: set `stop`; the final partial window is summarised before exit.
+//! closes. Shutdown: trigger the [`Shutdown`]; the final partial window is summarised
+//! before exit. What it shares with other threads is passed in: the camera's
+//! [`SourceHealth`], the audio path ([`VoiceInput`]), feedback presses over a channel.
+//!
+//! Files: [`queue`] (the hand-off), [`analyzer`] (models on one frame), [`track`] and
+//! [`window`] (pure), [`demo`] (the built-in sample).
+
+pub mod analyzer;
+pub mod demo;
+pub mod queue;
+pub mod track;
+pub mod window;
 
 use crate::analyzer::Analyzer;
+use crate::audio::VoiceInput;
 use crate::config::PipelineConfig;
+use crate::health::SourceHealth;
 use crate::queue::{DropOldest, Pop};
+use crate::shutdown::Shutdown;
 use crate::summary::Summary;
 use crate::track::{Tracker, TrackerConfig};
 use crate::window::{SummaryMeta, Window};
 use emotiond_hal::{Camera, CameraError, Frame};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// Camera health, shared between the capture thread, the pipeline and the MQTT task.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct CameraHealth {
-    /// "starting", "ok", "unavailable" or "ended".
-    pub state: String,
-    pub source: String,
-    pub error: Option<String>,
-    pub reconnects: u64,
-}
-
-pub struct Shared {
-    pub stop: AtomicBool,
-    pub skipped: AtomicU64,
-    pub camera: Mutex<CameraHealth>,
-    /// Whether the MQTT session is connected (for the status LED).
-    pub broker_up: AtomicBool,
-    /// Feedback button presses not yet answered by the pipeline.
-    pub feedback_requests: AtomicU64,
-    /// None when audio is off.
-    pub microphone: Mutex<Option<crate::audio::MicHealth>>,
-    /// The audio path's analyzer and current window; None when audio is off.
-    pub voice: Mutex<Option<Arc<Mutex<crate::audio::VoiceState>>>>,
-}
-
-impl Shared {
-    pub fn new() -> Arc<Shared> {
-        Arc::new(Shared {
-            stop: AtomicBool::new(false),
-            skipped: AtomicU64::new(0),
-            broker_up: AtomicBool::new(false),
-            feedback_requests: AtomicU64::new(0),
-            camera: Mutex::new(CameraHealth {
-                state: "starting".into(),
-                source: String::new(),
-                error: None,
-                reconnects: 0,
-            }),
-            microphone: Mutex::new(None),
-            voice: Mutex::new(None),
-        })
-    }
-    pub fn microphone(&self) -> Option<crate::audio::MicHealth> {
-        self.microphone
-            .lock()
-            .map(|c| c.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
-    }
-    pub fn set_microphone(&self, f: impl FnOnce(&mut crate::audio::MicHealth)) {
-        let mut g = self.microphone.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(m) = g.as_mut() {
-            f(m);
-        }
-    }
-    /// Switch the audio path on: health reports the microphone from now.
-    pub fn attach_voice(&self, v: Arc<Mutex<crate::audio::VoiceState>>) {
-        *self.microphone.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(crate::audio::MicHealth::starting());
-        *self.voice.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
-    }
-    /// Close the voice window (audio on): the summary's voice block and the voice estimate.
-    pub fn finish_voice(&self) -> Option<crate::voice::WindowVoice> {
-        self.with_voice(|v, mic| v.finish_window(mic))
-    }
-    /// The voice block of the window in progress (audio on), leaving it open.
-    pub fn peek_voice(&self) -> Option<crate::voice::WindowVoice> {
-        self.with_voice(|v, mic| v.peek_window(mic))
-    }
-    fn with_voice<T>(&self, f: impl FnOnce(&mut crate::audio::VoiceState, &str) -> T) -> Option<T> {
-        let v = self
-            .voice
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()?;
-        let mic = self.microphone().map(|m| m.state).unwrap_or_default();
-        let mut g = v.lock().unwrap_or_else(|p| p.into_inner());
-        Some(f(&mut g, &mic))
-    }
-    /// Sleep for `d`, or less when `stop` is set meanwhile (retry back-off of the capture threads).
-    pub fn sleep_unless_stopped(&self, d: Duration) {
-        let until = Instant::now() + d;
-        while Instant::now() < until && !self.stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
-        }
-    }
-    pub fn camera(&self) -> CameraHealth {
-        self.camera
-            .lock()
-            .map(|c| c.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
-    }
-    fn set_camera(&self, f: impl FnOnce(&mut CameraHealth)) {
-        let mut g = self.camera.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut g);
-    }
-}
 
 pub fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
@@ -116,11 +34,13 @@ pub fn unix_ms(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// Run the camera on its own thread until it ends or `stop` is set.
+/// Run the camera on its own thread until it ends or the shutdown is triggered; its state
+/// goes to `health`.
 pub fn spawn_capture(
     mut camera: Box<dyn Camera>,
     queue: Arc<DropOldest<Frame>>,
-    shared: Arc<Shared>,
+    health: SourceHealth,
+    shutdown: Shutdown,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("capture".into())
@@ -128,28 +48,20 @@ pub fn spawn_capture(
             let mut was_unavailable = false;
             // whether `ok` has been reported since the last failure (no lock per frame)
             let mut reported_ok = false;
-            while !shared.stop.load(Ordering::Relaxed) {
+            while !shutdown.is_triggered() {
                 match camera.next_frame() {
                     Ok(f) => {
                         if !reported_ok {
                             let d = camera.describe();
                             log::info!("camera ok: {d}");
-                            shared.set_camera(|c| {
-                                if was_unavailable {
-                                    c.reconnects += 1;
-                                }
-                                c.state = "ok".into();
-                                c.error = None;
-                                c.source = d;
-                            });
-                            was_unavailable = false;
+                            health.ok(d);
                             reported_ok = true;
                         }
                         queue.push(f);
                     }
                     Err(CameraError::Skipped { item, reason }) => {
                         log::warn!("skipped {item}: {reason}");
-                        shared.skipped.fetch_add(1, Ordering::Relaxed);
+                        queue.skip();
                     }
                     Err(CameraError::Unavailable {
                         device,
@@ -165,24 +77,17 @@ pub fn spawn_capture(
                         }
                         was_unavailable = true;
                         reported_ok = false;
-                        shared.set_camera(|c| {
-                            c.state = "unavailable".into();
-                            c.error = Some(reason);
-                            c.source = device;
-                        });
-                        shared.sleep_unless_stopped(retry_in);
+                        health.unavailable(device, reason);
+                        shutdown.sleep(retry_in);
                     }
                     Err(CameraError::End) => {
                         log::info!("camera input ended");
-                        shared.set_camera(|c| c.state = "ended".into());
+                        health.ended(None);
                         break;
                     }
                     Err(CameraError::Config(m)) => {
                         log::error!("camera: {m}");
-                        shared.set_camera(|c| {
-                            c.state = "ended".into();
-                            c.error = Some(m);
-                        });
+                        health.ended(Some(m));
                         break;
                     }
                 }
@@ -197,9 +102,15 @@ pub struct Pipeline {
     pub device_id: String,
     pub boot_id: u32,
     /// Model updates: swaps to apply between frames, and their probation.
-    pub updates: Option<crate::updates::Link>,
+    pub updates: Option<crate::updates::Switcher>,
     /// Where feedback events (button presses, answered with the window in progress) go.
     pub feedback: Option<FeedbackSink>,
+    /// Presses of the feedback button (from the indicator thread); None: no button.
+    pub presses: Option<Receiver<()>>,
+    /// The camera's health, whose state each summary carries.
+    pub camera: SourceHealth,
+    /// The audio path, when on: each window's voice block comes from it.
+    pub voice: Option<VoiceInput>,
 }
 
 /// The topic and MQTT queue for feedback events.
@@ -209,29 +120,31 @@ pub struct FeedbackSink {
 }
 
 impl Pipeline {
-    fn meta(
-        &self,
-        seq: u64,
-        shared: &Shared,
-        voice: Option<crate::voice::WindowVoice>,
-    ) -> SummaryMeta {
+    fn meta(&self, seq: u64, voice: Option<crate::voice::WindowVoice>) -> SummaryMeta {
         SummaryMeta {
             device_id: self.device_id.clone(),
             boot_id: self.boot_id,
             seq,
-            camera: shared.camera().state,
+            camera: self.camera.state(),
             detector: self.analyzer.detector_info(),
             expression: self.analyzer.expression_info(),
             voice,
         }
     }
 
-    /// Process frames until the queue closes or `stop` is set; each closed window goes to
-    /// `sink`. Returns the number of summaries produced.
+    /// Whether the feedback button was pressed since the last look (presses coalesce).
+    fn pressed(&self) -> bool {
+        self.presses
+            .as_ref()
+            .is_some_and(|rx| rx.try_iter().count() > 0)
+    }
+
+    /// Process frames until the queue closes or the shutdown is triggered; each closed
+    /// window goes to `sink`. Returns the number of summaries produced.
     pub fn run(
         mut self,
         queue: Arc<DropOldest<Frame>>,
-        shared: Arc<Shared>,
+        shutdown: Shutdown,
         mut sink: impl FnMut(Summary),
     ) -> u64 {
         let start = Instant::now();
@@ -304,18 +217,22 @@ impl Pipeline {
             let d = queue.dropped();
             window.add_dropped((d - seen_dropped) as u32);
             seen_dropped = d;
-            let s = shared.skipped.load(Ordering::Relaxed);
+            let s = queue.skipped();
             window.add_skipped((s - seen_skipped) as u32);
             seen_skipped = s;
-            let stopping = closed || shared.stop.load(Ordering::Relaxed);
-            if shared.feedback_requests.swap(0, Ordering::Relaxed) > 0 {
+            let stopping = closed || shutdown.is_triggered();
+            if self.pressed() {
                 let now_ms = unix_ms(SystemTime::now());
-                let partial = window.snapshot(now_ms, self.meta(seq, &shared, shared.peek_voice()));
+                let partial = window.snapshot(
+                    now_ms,
+                    self.meta(seq, self.voice.as_ref().map(VoiceInput::peek)),
+                );
                 match &self.feedback {
                     Some(f) => {
                         let msg = crate::updates::Out::Publish {
                             topic: f.topic.clone(),
-                            payload: crate::indicators::feedback_json(now_ms, &partial),
+                            payload: emotiond_wire::summary::Feedback::button(now_ms, partial)
+                                .to_json(),
                             retain: false,
                         };
                         if f.out.try_send(msg).is_err() {
@@ -332,7 +249,7 @@ impl Pipeline {
                 } else {
                     start_wall + Duration::from_secs_f64(window.end_t())
                 };
-                let meta = self.meta(seq, &shared, shared.finish_voice());
+                let meta = self.meta(seq, self.voice.as_ref().map(VoiceInput::finish));
                 sink(window.finish(unix_ms(end_wall), meta));
                 seq += 1;
             }
@@ -374,9 +291,16 @@ mod tests {
         const N: u64 = 300;
         let cam =
             FileSource::from_y4m_bytes("clip", clip(N as usize), Pacing::AsFastAsPossible, false);
-        let shared = Shared::new();
         let queue = Arc::new(DropOldest::new(2));
-        let capture = spawn_capture(Box::new(cam), queue.clone(), shared.clone()).unwrap();
+        let camera = SourceHealth::new();
+        let shutdown = Shutdown::new();
+        let capture = spawn_capture(
+            Box::new(cam),
+            queue.clone(),
+            camera.clone(),
+            shutdown.clone(),
+        )
+        .unwrap();
         let analyzer = Analyzer::load(&ModelsConfig {
             verify_test_vectors: false,
             ..ModelsConfig::default()
@@ -392,9 +316,12 @@ mod tests {
             boot_id: 1,
             updates: None,
             feedback: None,
+            presses: None,
+            camera,
+            voice: None,
         };
         let mut summaries = Vec::new();
-        let n = p.run(queue, shared.clone(), |s| summaries.push(s));
+        let n = p.run(queue, shutdown, |s| summaries.push(s));
         capture.join().unwrap();
         assert_eq!(n, 1, "the camera ended: one final summary");
         let s = &summaries[0];

@@ -4,7 +4,8 @@ use crate::config::ModelsConfig;
 use crate::summary::ModelInfo;
 use anyhow::{Context, Result};
 use emotiond_models::{
-    BBox, Emotions, Engine, ExpressionClassifier, FaceDetector, ModelPackage, builtin, runtime,
+    BBox, Emotions, Engine, ExpressionClassifier, FaceDetector, LoadError, ModelError,
+    ModelPackage, builtin, runtime,
 };
 use image::RgbImage;
 use serde::Serialize;
@@ -57,7 +58,7 @@ fn engine_for(
     settings: &emotiond_models::EngineSettings,
     cfg: &ModelsConfig,
     verify: bool,
-) -> Result<Box<dyn Engine>> {
+) -> Result<Box<dyn Engine>, LoadError> {
     let kind = settings.engine.unwrap_or(cfg.engine);
     let e = runtime::supervised(
         pkg,
@@ -66,9 +67,7 @@ fn engine_for(
         &cfg.runtimes(),
         verify,
         cfg.watchdog.clone(),
-    )
-    .map_err(anyhow::Error::msg)
-    .with_context(|| format!("loading model {} from {}", pkg.id(), pkg.origin))?;
+    )?;
     log::info!(
         "model {} runs on {}{}",
         pkg.id(),
@@ -79,7 +78,7 @@ fn engine_for(
 }
 
 /// A face detector for `pkg` with the configured engine.
-pub fn build_detector(pkg: &ModelPackage, cfg: &ModelsConfig) -> Result<FaceDetector> {
+pub fn build_detector(pkg: &ModelPackage, cfg: &ModelsConfig) -> Result<FaceDetector, ModelError> {
     let e = engine_for(pkg, &cfg.detector_engine, cfg, cfg.verify_test_vectors)?;
     let mut d = FaceDetector::new(pkg, e)?;
     d.max_faces = cfg.max_faces;
@@ -87,18 +86,26 @@ pub fn build_detector(pkg: &ModelPackage, cfg: &ModelsConfig) -> Result<FaceDete
 }
 
 /// An expression classifier for `pkg` with the configured engine.
-pub fn build_classifier(pkg: &ModelPackage, cfg: &ModelsConfig) -> Result<ExpressionClassifier> {
+pub fn build_classifier(
+    pkg: &ModelPackage,
+    cfg: &ModelsConfig,
+) -> Result<ExpressionClassifier, ModelError> {
     let e = engine_for(pkg, &cfg.expression_engine, cfg, cfg.verify_test_vectors)?;
-    Ok(ExpressionClassifier::new(pkg, e)?)
+    ExpressionClassifier::new(pkg, e)
+}
+
+/// Where a model came from, for the error that stops the daemon.
+fn loading(pkg: &ModelPackage) -> String {
+    format!("loading model {} from {}", pkg.id(), pkg.origin)
 }
 
 impl Analyzer {
     pub fn load(cfg: &ModelsConfig) -> Result<Analyzer> {
         let det = load_package(&cfg.detector)?;
         let exp = load_package(&cfg.expression)?;
-        let mut detector = build_detector(&det, cfg)?;
+        let mut detector = build_detector(&det, cfg).with_context(|| loading(&det))?;
         detector.max_faces = cfg.max_faces;
-        let classifier = build_classifier(&exp, cfg)?;
+        let classifier = build_classifier(&exp, cfg).with_context(|| loading(&exp))?;
         Ok(Analyzer {
             detector,
             classifier,
@@ -129,11 +136,11 @@ impl Analyzer {
 
     /// The detector's package, engine and watchdog counters now.
     pub fn detector_info(&self) -> ModelInfo {
-        ModelInfo::of(self.detector_id.clone(), self.detector.engine())
+        crate::summary::model_info(self.detector_id.clone(), self.detector.engine())
     }
 
     pub fn expression_info(&self) -> ModelInfo {
-        ModelInfo::of(self.expression_id.clone(), self.classifier.engine())
+        crate::summary::model_info(self.expression_id.clone(), self.classifier.engine())
     }
 
     pub fn analyze(&mut self, img: &RgbImage) -> Result<FrameResult> {

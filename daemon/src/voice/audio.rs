@@ -6,38 +6,52 @@
 
 use crate::analyzer::load_package;
 use crate::config::{AudioConfig, AudioSourceKind, ModelsConfig, Pace};
-use crate::summary::ModelInfo;
+use crate::health::SourceHealth;
+use crate::shutdown::Shutdown;
 use crate::voice::{SegmentFeatures, VoiceAnalyzer, VoiceWindow};
 use anyhow::{Context, Result};
 use emotiond_hal::{MicError, Microphone, WavSource};
 use emotiond_models::runtime;
 use emotiond_models::speech::SpeechEmotionClassifier;
 use emotiond_models::vad::Vad;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-/// Microphone health, in `health` and `emotiond check`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct MicHealth {
-    /// "starting", "ok", "unavailable" or "ended".
-    pub state: String,
-    pub source: String,
-    pub error: Option<String>,
-    pub reconnects: u64,
-    pub xruns: u64,
+/// Microphone health, in `health` and `emotiond check` (the payload type is shared with the
+/// fleet); it starts as `starting`.
+pub use emotiond_wire::MicHealth;
+
+/// The audio path as the pipeline sees it: the voice state the audio thread fills, and the
+/// microphone's health (its state goes into each window's voice block). Cloning shares both.
+#[derive(Clone)]
+pub struct VoiceInput {
+    pub state: Arc<Mutex<VoiceState>>,
+    pub microphone: SourceHealth,
 }
 
-impl MicHealth {
-    pub fn starting() -> MicHealth {
-        MicHealth {
-            state: "starting".into(),
-            source: String::new(),
-            error: None,
-            reconnects: 0,
-            xruns: 0,
+impl VoiceInput {
+    pub fn new(state: VoiceState) -> VoiceInput {
+        VoiceInput {
+            state: Arc::new(Mutex::new(state)),
+            microphone: SourceHealth::new(),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VoiceState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Close the voice window: the summary's voice block and the voice estimate.
+    pub fn finish(&self) -> crate::voice::WindowVoice {
+        let mic = self.microphone.state();
+        self.lock().finish_window(mic.as_str())
+    }
+
+    /// The voice block of the window in progress, leaving it open.
+    pub fn peek(&self) -> crate::voice::WindowVoice {
+        let mic = self.microphone.state();
+        self.lock().peek_window(mic.as_str())
     }
 }
 
@@ -74,7 +88,7 @@ impl VoiceState {
         s.vad_engine = self.analyzer.vad.info.engine.clone();
         s.vad_fallback = self.analyzer.vad.info.fallback.clone();
         s.classifier = match (&self.classifier_id, &self.analyzer.classifier) {
-            (Some(id), Some(c)) => Some(ModelInfo::of(id.clone(), c.engine())),
+            (Some(id), Some(c)) => Some(crate::summary::model_info(id.clone(), c.engine())),
             _ => None,
         };
         (s, va)
@@ -157,19 +171,23 @@ fn alsa_mic(_: &AudioConfig) -> Result<Box<dyn Microphone>> {
     anyhow::bail!("config `audio.source`: alsa is only available on Linux")
 }
 
-/// Run the microphone on its own thread until it ends or `stop` is set.
+/// Run the microphone on its own thread until it ends or the shutdown is triggered.
 pub fn spawn_audio(
     mut mic: Box<dyn Microphone>,
-    voice: Arc<Mutex<VoiceState>>,
-    shared: Arc<crate::pipeline::Shared>,
+    input: VoiceInput,
+    shutdown: Shutdown,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("audio".into())
         .spawn(move || {
+            let VoiceInput {
+                state: voice,
+                microphone: health,
+            } = input;
             let mut was_unavailable = false;
             let mut reported_ok = false;
             let mut xruns = 0;
-            while !shared.stop.load(Ordering::Relaxed) {
+            while !shutdown.is_triggered() {
                 match mic.read() {
                     Ok(chunk) => {
                         if !reported_ok || mic.xruns() != xruns {
@@ -178,15 +196,8 @@ pub fn spawn_audio(
                             if !reported_ok {
                                 log::info!("microphone ok: {d}");
                             }
-                            shared.set_microphone(|m| {
-                                if was_unavailable {
-                                    m.reconnects += 1;
-                                }
-                                m.state = "ok".into();
-                                m.error = None;
-                                m.source = d;
-                                m.xruns = xruns;
-                            });
+                            health.set_xruns(xruns);
+                            health.ok(d);
                             was_unavailable = false;
                             reported_ok = true;
                         }
@@ -211,12 +222,8 @@ pub fn spawn_audio(
                         }
                         was_unavailable = true;
                         reported_ok = false;
-                        shared.set_microphone(|m| {
-                            m.state = "unavailable".into();
-                            m.error = Some(reason);
-                            m.source = device;
-                        });
-                        shared.sleep_unless_stopped(retry_in);
+                        health.unavailable(device, reason);
+                        shutdown.sleep(retry_in);
                     }
                     Err(MicError::End) => {
                         log::info!("audio input ended");
@@ -225,15 +232,12 @@ pub fn spawn_audio(
                             analyzer, window, ..
                         } = &mut *v;
                         analyzer.finish(window, None);
-                        shared.set_microphone(|m| m.state = "ended".into());
+                        health.ended(None);
                         break;
                     }
                     Err(MicError::Config(m)) => {
                         log::error!("microphone: {m}");
-                        shared.set_microphone(|h| {
-                            h.state = "ended".into();
-                            h.error = Some(m);
-                        });
+                        health.ended(Some(m));
                         break;
                     }
                 }

@@ -1,7 +1,9 @@
-//! The summary payload published once per window, and its codecs (JSON, postcard).
+//! The summary payload published once per window, and its codecs (JSON, postcard); the
+//! feedback event, which carries the window in progress as a partial summary.
 //! Only aggregates: no frame, face crop, box or track identity ever appears here.
 
-use emotiond_models::EMOTIONS;
+use crate::health::SourceState;
+use crate::manifest::EMOTIONS;
 use serde::{Deserialize, Serialize};
 
 /// Payload format version; bump on incompatible changes.
@@ -65,25 +67,12 @@ pub struct ModelInfo {
     pub rebuilds: u64,
 }
 
-impl ModelInfo {
-    pub fn of(id: String, e: &dyn emotiond_models::Engine) -> ModelInfo {
-        let w = e.watchdog().unwrap_or_default();
-        ModelInfo {
-            id,
-            engine: e.kind().to_string(),
-            accelerator: e.accelerator().map(str::to_string),
-            fallback: e.fallback().map(str::to_string),
-            slow: w.slow,
-            stalls: w.stalls,
-            rebuilds: w.rebuilds,
-        }
-    }
-}
-
 /// The audio side of a window (`voice`): aggregates only, never audio.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VoiceSummary {
-    /// Microphone state at the window's end: "ok", "unavailable", "ended", "starting".
+    /// Microphone state at the window's end: "ok", "unavailable", "ended", "starting" (a
+    /// [`SourceState`]); `emotiond analyze` writes "file" for a WAV file read whole, so it
+    /// stays a string here.
     pub microphone: String,
     /// `name@version` of the VAD, or `energy_gate`.
     pub vad: String,
@@ -135,8 +124,8 @@ pub struct Summary {
     pub frames_dropped: u32,
     /// Frames that could not be decoded (corrupt files, bad camera buffers).
     pub frames_skipped: u32,
-    /// Camera state at the end of the window: "ok", "unavailable" or "ended".
-    pub camera: String,
+    /// Camera state at the end of the window: "ok", "unavailable", "ended" or "starting".
+    pub camera: SourceState,
     /// Sum over processed frames of the faces detected.
     pub faces_seen: u32,
     /// Distinct face tracks observed in the window.
@@ -202,36 +191,44 @@ impl Summary {
     }
 }
 
-/// Valence and arousal (Russell & Mehrabian 1977 pleasure/arousal ratings of the basic
-/// emotions; neutral at the origin), in the order of [`EMOTIONS`].
-pub const CIRCUMPLEX: [(f32, f32); 7] = [
-    (-0.51, 0.59),  // angry
-    (-0.60, 0.35),  // disgust
-    (-0.64, 0.60),  // fear
-    (0.81, 0.51),   // happy
-    (-0.63, -0.27), // sad
-    (0.40, 0.67),   // surprise
-    (0.0, 0.0),     // neutral
-];
+/// The feedback event (`<prefix>/<device>/feedback`): a press of the feedback button, with
+/// the window in progress as a partial summary (its `window_end_ms` is the press).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Feedback {
+    /// Always `feedback`.
+    pub event: String,
+    /// Always `button` (the only kind so far).
+    pub kind: String,
+    pub ts_ms: u64,
+    pub device_id: String,
+    pub boot_id: u32,
+    pub window: Summary,
+}
 
-/// Probability-weighted mean of the circumplex points; probabilities are renormalised.
-pub fn valence_arousal(p: &[f32; 7]) -> Option<(f32, f32)> {
-    let total: f32 = p.iter().sum();
-    if total.is_nan() || total <= 0.0 {
-        return None;
+impl Feedback {
+    pub fn button(ts_ms: u64, window: Summary) -> Feedback {
+        Feedback {
+            event: "feedback".into(),
+            kind: "button".into(),
+            ts_ms,
+            device_id: window.device_id.clone(),
+            boot_id: window.boot_id,
+            window,
+        }
     }
-    let (mut v, mut a) = (0.0, 0.0);
-    for (pi, (vi, ai)) in p.iter().zip(CIRCUMPLEX) {
-        v += pi * vi;
-        a += pi * ai;
+
+    /// JSON with sorted keys (the window's too) and its `f32` fields written as `f64`, as
+    /// the event has always been published.
+    pub fn to_json(&self) -> Vec<u8> {
+        crate::json_via_value(self)
     }
-    Some((v / total, a / total))
 }
 
 const _: () = assert!(EMOTIONS.len() == 7);
 
-#[cfg(test)]
-pub(crate) fn sample() -> Summary {
+/// A summary with every field set, for tests of the payloads.
+#[doc(hidden)]
+pub fn sample() -> Summary {
     Summary {
         schema: SCHEMA_VERSION,
         device_id: "kiosk-7".into(),
@@ -242,7 +239,7 @@ pub(crate) fn sample() -> Summary {
         frames_processed: 150,
         frames_dropped: 3,
         frames_skipped: 1,
-        camera: "ok".into(),
+        camera: SourceState::Ok,
         faces_seen: 140,
         distinct_tracks: 2,
         dwell_s: 12.5,
@@ -349,13 +346,23 @@ mod tests {
     }
 
     #[test]
-    fn valence_arousal_follow_the_circumplex() {
-        let happy = [0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0];
-        assert_eq!(valence_arousal(&happy), Some((0.81, 0.51)));
-        let (v, a) = valence_arousal(&[0.0, 0.0, 0.0, 0.5, 0.5, 0.0, 0.0]).unwrap();
-        assert!((v - 0.09).abs() < 1e-6 && (a - 0.12).abs() < 1e-6);
-        let (v, a) = valence_arousal(&[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0]).unwrap();
-        assert_eq!((v, a), (0.0, 0.0));
-        assert_eq!(valence_arousal(&[0.0; 7]), None);
+    fn feedback_is_the_documented_json() {
+        let f = Feedback::button(1_700_000_005_000, sample());
+        let v: serde_json::Value = serde_json::from_slice(&f.to_json()).unwrap();
+        assert_eq!(v["event"], "feedback");
+        assert_eq!(v["kind"], "button");
+        assert_eq!(v["ts_ms"], 1_700_000_005_000u64);
+        assert_eq!(v["device_id"], "kiosk-7");
+        assert_eq!(v["boot_id"], 7);
+        assert_eq!(v["window"]["seq"], 42);
+        assert_eq!(v["window"]["camera"], "ok");
+        // The same bytes `serde_json::json!` gave when the event was built with it.
+        let old = serde_json::json!({
+            "event": "feedback", "kind": "button", "ts_ms": f.ts_ms,
+            "device_id": f.window.device_id, "boot_id": f.window.boot_id, "window": f.window,
+        })
+        .to_string()
+        .into_bytes();
+        assert_eq!(f.to_json(), old);
     }
 }

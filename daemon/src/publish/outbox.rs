@@ -4,7 +4,6 @@
 //! acknowledges it. Beyond `max` entries the oldest is dropped (and its file removed).
 
 use std::collections::VecDeque;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// One summary on its way: payload and, when persisted, its file name. Names sort in
@@ -30,17 +29,6 @@ const EXT: &str = "sum";
 
 pub fn entry_name(unix_ms: u64, boot_id: u32, seq: u64) -> String {
     format!("{unix_ms:013}-{boot_id:08x}-{seq:010}.{EXT}")
-}
-
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, dir.join(name))?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 impl Outbox {
@@ -115,7 +103,11 @@ impl Outbox {
     /// Add a new summary (persisted first when the outbox is on disk).
     pub fn push(&mut self, name: String, payload: Vec<u8>) {
         if let Some(dir) = &self.dir {
-            if let Err(e) = write_atomic(dir, &name, &payload) {
+            if let Err(e) = crate::fsutil::write_atomic(
+                &dir.join(&name),
+                &payload,
+                crate::fsutil::Sync::Durable,
+            ) {
                 self.io_errors += 1;
                 log::error!(
                     "outbox: cannot write {}: {e}; keeping it in memory only",

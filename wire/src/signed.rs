@@ -4,7 +4,11 @@
 //! the desired-state message), so a device checks the bytes it downloaded before it opens them.
 //!
 //! Signed message: `SIGNING_CONTEXT || sha256(archive)`.
+//!
+//! Length: ~560 lines of code and ~100 of tests: keys, signatures, the archive and the
+//! desired-state message are the one protocol a package travels by.
 
+use crate::state::RejectCode;
 use ed25519_dalek::{Signature, Signer, Verifier};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
@@ -70,22 +74,29 @@ pub enum SignedError {
 }
 
 impl SignedError {
+    /// The reason a device reports for this error (`models/state`).
+    pub fn reject_code(&self) -> RejectCode {
+        match self {
+            SignedError::HashMismatch { .. } => RejectCode::HashMismatch,
+            SignedError::Unsigned => RejectCode::Unsigned,
+            SignedError::UntrustedKey(_) => RejectCode::UntrustedKey,
+            SignedError::BadSignature(_) => RejectCode::BadSignature,
+            SignedError::Corrupt(_) => RejectCode::CorruptArchive,
+            SignedError::Io(_) | SignedError::Key(_) => RejectCode::Io,
+        }
+    }
+
+    /// The reason as `emotion-fleet model verify` prints it: the device's reason code, and
+    /// `key` for a key file that does not parse (a fleet-side problem only).
     pub fn code(&self) -> &'static str {
         match self {
-            SignedError::HashMismatch { .. } => "hash_mismatch",
-            SignedError::Unsigned => "unsigned",
-            SignedError::UntrustedKey(_) => "untrusted_key",
-            SignedError::BadSignature(_) => "bad_signature",
-            SignedError::Corrupt(_) => "corrupt_archive",
-            SignedError::Io(_) => "io",
             SignedError::Key(_) => "key",
+            e => e.reject_code().as_str(),
         }
     }
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+pub use crate::sha256_hex;
 
 pub fn key_id(key: &VerifyingKey) -> String {
     hex::encode(&Sha256::digest(key.as_bytes())[..8])
@@ -465,18 +476,41 @@ pub enum Order {
     Rollback(Slot),
 }
 
+/// A desired-state message that cannot be followed (reason `malformed`); the text says why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Malformed(pub String);
+
+impl From<String> for Malformed {
+    fn from(s: String) -> Malformed {
+        Malformed(s)
+    }
+}
+
+impl From<&str> for Malformed {
+    fn from(s: &str) -> Malformed {
+        Malformed(s.to_string())
+    }
+}
+
+impl Malformed {
+    pub fn reject_code(&self) -> RejectCode {
+        RejectCode::Malformed
+    }
+}
+
 /// Parse and check a desired-state message; the error is the reason reported back.
-pub fn parse_set(payload: &[u8]) -> Result<Order, String> {
+pub fn parse_set(payload: &[u8]) -> Result<Order, Malformed> {
     let m: SetMessage = serde_json::from_slice(payload)
         .map_err(|e| format!("not a valid models/set message: {e}"))?;
     if m.action == Action::Rollback {
         return Ok(Order::Rollback(m.slot));
     }
-    let need = |v: &Option<String>, k: &str| -> Result<String, String> {
+    let need = |v: &Option<String>, k: &str| -> Result<String, Malformed> {
         v.as_ref()
             .filter(|s| !s.trim().is_empty())
             .cloned()
-            .ok_or_else(|| format!("`{k}` is required to install a model"))
+            .ok_or_else(|| format!("`{k}` is required to install a model").into())
     };
     let name = need(&m.name, "name")?;
     let version = need(&m.version, "version")?;
@@ -486,13 +520,15 @@ pub fn parse_set(payload: &[u8]) -> Result<Order, String> {
     }
     let size = m.size.ok_or("`size` is required to install a model")?;
     if size == 0 || size > MAX_ARCHIVE_BYTES {
-        return Err(format!("`size` must be within 1..={MAX_ARCHIVE_BYTES}"));
+        return Err(format!("`size` must be within 1..={MAX_ARCHIVE_BYTES}").into());
     }
     let source = match (&m.url, &m.chunks) {
         (Some(u), None) if u.starts_with("http://") || u.starts_with("https://") => {
             Source::Url(u.clone())
         }
-        (Some(u), None) => return Err(format!("`url` {u:?} is not http:// or https://")),
+        (Some(u), None) => {
+            return Err(format!("`url` {u:?} is not http:// or https://").into());
+        }
         (None, Some(c)) => {
             if c.count == 0
                 || c.count > 65_536
@@ -531,7 +567,7 @@ mod tests {
     use super::*;
 
     fn shipped() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("packages/fer_mini_xception")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/packages/fer_mini_xception")
     }
 
     #[test]
@@ -614,7 +650,7 @@ mod tests {
             (br#"{"slot":"detector","name":"x","version":"1","sha256":"1212121212121212121212121212121212121212121212121212121212121212","size":0,"url":"http://a"}"#, "`size`"),
             (br#"{"slot":"detector","unknown":1}"#, "unknown field"),
         ] {
-            let e = parse_set(bad).unwrap_err();
+            let e = parse_set(bad).unwrap_err().to_string();
             assert!(e.contains(why), "{e}");
         }
     }

@@ -5,6 +5,8 @@
 //! code: the input tensor and how to fill it from an image, the labels, how to decode the
 //! outputs, and test vectors (input tensor -> expected outputs, with a tolerance) that any
 //! engine must reproduce before the model is used.
+//!
+//! Length: ~630 lines: every manifest key with its doc, and its validation.
 
 use serde::{Deserialize, Serialize};
 
@@ -368,9 +370,9 @@ impl Manifest {
             return Err(invalid("sha256", "must be 64 hex digits"));
         }
         for (engine, f) in &self.files {
-            match engine.parse::<crate::EngineKind>() {
-                Ok(crate::EngineKind::TfLite | crate::EngineKind::OnnxRuntime) => {}
-                Ok(crate::EngineKind::Tract) => {
+            match engine.parse::<crate::kind::EngineKind>() {
+                Ok(crate::kind::EngineKind::TfLite | crate::kind::EngineKind::OnnxRuntime) => {}
+                Ok(crate::kind::EngineKind::Tract) => {
                     return Err(invalid(
                         "files",
                         "tract uses the top-level `file`".to_string(),

@@ -4,35 +4,19 @@
 //! acknowledges it; after a lost connection everything unacknowledged is sent again, so
 //! delivery is at least once (consumers de-duplicate on `boot_id` + `seq`).
 
+use super::delivery::{self, Action, InFlight, Leave, Requests};
 use crate::config::MqttConfig;
-use crate::outbox::{Entry, Outbox, entry_name};
-use crate::pipeline::{CameraHealth, Shared};
+use crate::health::DeviceHealth;
+use crate::outbox::{Outbox, entry_name};
 use crate::summary::{Encoding, Summary};
 use crate::updates::{Msg, Out};
 use emotiond_hal::Backoff;
+use emotiond_wire::{CameraHealth, Health, MicHealth};
 use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Topics {
-    pub summary: String,
-    pub status: String,
-    pub health: String,
-}
-
-impl Topics {
-    pub fn new(prefix: &str, device_id: &str) -> Topics {
-        let base = format!("{prefix}/{device_id}");
-        Topics {
-            summary: format!("{base}/summary"),
-            status: format!("{base}/status"),
-            health: format!("{base}/health"),
-        }
-    }
-}
+pub use emotiond_wire::Topics;
 
 pub fn options(cfg: &MqttConfig, client_id: &str, will_topic: Option<&str>) -> MqttOptions {
     let mut o = MqttOptions::new(client_id, cfg.host.clone(), cfg.port);
@@ -50,21 +34,20 @@ pub fn options(cfg: &MqttConfig, client_id: &str, will_topic: Option<&str>) -> M
 
 fn health_json(
     camera: &CameraHealth,
-    microphone: &Option<crate::audio::MicHealth>,
+    microphone: &Option<MicHealth>,
     outbox: &Outbox,
     sent: u64,
 ) -> Vec<u8> {
-    serde_json::json!({
-        "camera": camera,
-        "microphone": microphone,
-        "summaries_sent": sent,
-        "outbox": outbox.len(),
-        "outbox_dropped": outbox.dropped,
-        "outbox_on_disk": outbox.is_persistent(),
-        "version": env!("CARGO_PKG_VERSION"),
-    })
-    .to_string()
-    .into_bytes()
+    Health {
+        camera: camera.clone(),
+        microphone: microphone.clone(),
+        summaries_sent: sent,
+        outbox: outbox.len(),
+        outbox_dropped: outbox.dropped,
+        outbox_on_disk: outbox.is_persistent(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+    .to_json()
 }
 
 /// State of the publishing side, apart from the network event loop.
@@ -73,24 +56,22 @@ struct Session {
     encoding: Encoding,
     rx: mpsc::Receiver<Summary>,
     input_open: bool,
-    shared: Arc<Shared>,
+    sources: DeviceHealth,
     outbox: Outbox,
     connected: bool,
-    /// One slot per publish handed to the client, in order (None: status/health): the event
-    /// loop reports outgoing publishes in that order, which gives each summary its packet id.
-    handed: VecDeque<Option<Entry>>,
-    unacked: HashMap<u16, Option<Entry>>,
+    /// Which packet carries which summary (pure bookkeeping).
+    in_flight: InFlight,
     sent: u64,
     /// Camera state in the last health published.
-    last_camera: Option<(CameraHealth, Option<crate::audio::MicHealth>)>,
+    last_camera: Option<(CameraHealth, Option<MicHealth>)>,
     drain: Duration,
     drain_deadline: Option<Instant>,
     tick: tokio::time::Interval,
     /// Model updates: what the manager wants published/subscribed, and where inbound
     /// messages go.
     link: Option<Link>,
-    subs: Vec<String>,
-    out_queue: VecDeque<(String, Vec<u8>, bool)>,
+    /// Their publishes waiting for the broker, and their subscriptions.
+    requests: Requests,
 }
 
 /// What other parts of the daemon publish and subscribe (model update states, feedback
@@ -100,59 +81,35 @@ pub struct Link {
     pub inbound: Option<std::sync::mpsc::SyncSender<Msg>>,
 }
 
-/// Messages queued while disconnected, beyond which the oldest is dropped.
-const OUT_QUEUE_MAX: usize = 256;
-
 impl Session {
-    /// Apply one request of the update manager.
+    /// Apply one request of another part of the daemon.
     fn link_out(&mut self, client: &AsyncClient, o: Out) {
-        match o {
-            Out::Publish {
-                topic,
-                payload,
-                retain,
-            } => {
-                if self.out_queue.len() >= OUT_QUEUE_MAX {
-                    if let Some((t, _, _)) = self.out_queue.pop_front() {
-                        log::warn!(
-                            "mqtt: queue full while disconnected; dropped a message for {t}"
-                        );
-                    }
-                }
-                self.out_queue.push_back((topic, payload, retain))
+        match self.requests.request(o, self.connected) {
+            Action::Subscribe(t) => {
+                let _ = client.try_subscribe(t, QoS::AtLeastOnce);
             }
-            Out::Subscribe(t) => {
-                if !self.subs.contains(&t) {
-                    self.subs.push(t.clone());
-                }
-                if self.connected {
-                    let _ = client.try_subscribe(t, QoS::AtLeastOnce);
-                }
+            Action::Unsubscribe(t) => {
+                let _ = client.try_unsubscribe(t);
             }
-            Out::Unsubscribe(t) => {
-                self.subs.retain(|s| *s != t);
-                if self.connected {
-                    let _ = client.try_unsubscribe(t);
-                }
-            }
+            Action::None => {}
         }
     }
 
-    /// Hand queued summaries to the client while connected (at most 32 in flight).
+    /// Hand queued summaries to the client while connected (at most `MAX_IN_FLIGHT`).
     fn flush(&mut self, client: &AsyncClient) {
         if !self.connected {
             return;
         }
-        while let Some((topic, payload, retain)) = self.out_queue.pop_front() {
+        while let Some((topic, payload, retain)) = self.requests.pop() {
             match client.try_publish(topic.clone(), QoS::AtLeastOnce, retain, payload.clone()) {
-                Ok(()) => self.handed.push_back(None),
+                Ok(()) => self.in_flight.handed(None),
                 Err(_) => {
-                    self.out_queue.push_front((topic, payload, retain));
+                    self.requests.put_back((topic, payload, retain));
                     break;
                 }
             }
         }
-        while self.handed.len() < 32 {
+        while self.in_flight.has_room() {
             let Some(e) = self.outbox.take() else { break };
             match client.try_publish(
                 self.topics.summary.clone(),
@@ -160,7 +117,7 @@ impl Session {
                 false,
                 e.payload.clone(),
             ) {
-                Ok(()) => self.handed.push_back(Some(e)),
+                Ok(()) => self.in_flight.handed(Some(e)),
                 Err(_) => {
                     // request channel full: retry after the next event
                     self.outbox.requeue(vec![e]);
@@ -173,7 +130,10 @@ impl Session {
     /// Publish health when forced (a new connection) or when the camera or microphone state
     /// changed.
     fn publish_health(&mut self, client: &AsyncClient, force: bool) {
-        let camera = (self.shared.camera(), self.shared.microphone());
+        let camera = (
+            self.sources.camera.camera(),
+            self.sources.microphone.as_ref().map(|m| m.microphone()),
+        );
         if !force && self.last_camera.as_ref() == Some(&camera) {
             return;
         }
@@ -182,7 +142,7 @@ impl Session {
             .try_publish(self.topics.health.clone(), QoS::AtLeastOnce, true, h)
             .is_ok()
         {
-            self.handed.push_back(None);
+            self.in_flight.handed(None);
             self.last_camera = Some(camera);
         }
     }
@@ -192,25 +152,23 @@ impl Session {
         if self.input_open {
             return false;
         }
-        let done = self.outbox.is_empty()
-            && self.handed.is_empty()
-            && self.unacked.values().all(Option::is_none);
-        let deadline = *self
-            .drain_deadline
-            .get_or_insert_with(|| Instant::now() + self.drain);
-        if done || Instant::now() >= deadline {
-            if !done {
-                let left = self.outbox.len() + self.handed.len() + self.unacked.len();
+        let now = Instant::now();
+        let deadline = *self.drain_deadline.get_or_insert(now + self.drain);
+        let delivered = self.outbox.is_empty() && self.in_flight.is_idle();
+        match delivery::leave(self.input_open, delivered, now, deadline) {
+            Leave::Stay => false,
+            Leave::Done => true,
+            Leave::GiveUp => {
+                let left = self.outbox.len() + self.in_flight.len();
                 let kept = if self.outbox.is_persistent() {
                     " (kept on disk for the next start)"
                 } else {
                     ""
                 };
                 log::warn!("mqtt: leaving with {left} summaries undelivered{kept}");
+                true
             }
-            return true;
         }
-        false
     }
 
     /// Wait for `fut` while taking summaries in and keeping health current. `fut` is
@@ -243,6 +201,23 @@ impl Session {
                         self.publish_health(client, false);
                     }
                 }
+                // a camera or microphone state changed: health goes out now, one message
+                // per change, not one per tick
+                _ = self.sources.camera.changed() => {
+                    if self.connected {
+                        self.publish_health(client, false);
+                    }
+                }
+                _ = async {
+                    match &self.sources.microphone {
+                        Some(m) => m.changed().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if self.connected {
+                        self.publish_health(client, false);
+                    }
+                }
                 o = async {
                     match self.link.as_mut() {
                         Some(l) => l.out.recv().await,
@@ -266,7 +241,7 @@ pub async fn run(
     cfg: MqttConfig,
     device_id: String,
     rx: mpsc::Receiver<Summary>,
-    shared: Arc<Shared>,
+    sources: DeviceHealth,
     outbox: Outbox,
     drain: Duration,
     link: Option<Link>,
@@ -282,19 +257,17 @@ pub async fn run(
         encoding: cfg.encoding,
         rx,
         input_open: true,
-        shared,
+        sources,
         outbox,
         connected: false,
-        handed: VecDeque::new(),
-        unacked: HashMap::new(),
+        in_flight: InFlight::default(),
         sent: 0,
         last_camera: None,
         drain,
         drain_deadline: None,
         tick,
         link,
-        subs: Vec::new(),
-        out_queue: VecDeque::new(),
+        requests: Requests::default(),
     };
     loop {
         s.flush(&client);
@@ -310,18 +283,16 @@ pub async fn run(
                     ack.code
                 );
                 s.connected = true;
-                s.shared
-                    .broker_up
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                s.sources.broker.set(true);
                 backoff.reset();
                 if client
                     .try_publish(s.topics.status.clone(), QoS::AtLeastOnce, true, "online")
                     .is_ok()
                 {
-                    s.handed.push_back(None);
+                    s.in_flight.handed(None);
                 }
                 s.publish_health(&client, true);
-                for t in &s.subs {
+                for t in s.requests.subscriptions() {
                     let _ = client.try_subscribe(t.clone(), QoS::AtLeastOnce);
                 }
             }
@@ -336,11 +307,10 @@ pub async fn run(
                 }
             }
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                let slot = s.handed.pop_front().flatten();
-                s.unacked.insert(pkid, slot);
+                s.in_flight.sent(pkid);
             }
             Ok(Event::Incoming(Packet::PubAck(a))) => {
-                if let Some(Some(e)) = s.unacked.remove(&a.pkid) {
+                if let Some(e) = s.in_flight.acked(a.pkid) {
                     s.outbox.acked(&e);
                     s.sent += 1;
                 }
@@ -356,18 +326,10 @@ pub async fn run(
                     log::error!("mqtt: broker refused the connection (credentials?): {e}");
                 }
                 s.connected = false;
-                s.shared
-                    .broker_up
-                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                s.sources.broker.set(false);
                 // We redeliver ourselves, from the outbox: drop what the client kept.
                 eventloop.pending.clear();
-                let back: Vec<Entry> = s
-                    .unacked
-                    .drain()
-                    .filter_map(|(_, e)| e)
-                    .chain(s.handed.drain(..).flatten())
-                    .collect();
-                s.outbox.requeue(back);
+                s.outbox.requeue(s.in_flight.lost());
                 if s.wait(&client, tokio::time::sleep(backoff.fail()))
                     .await
                     .is_none()

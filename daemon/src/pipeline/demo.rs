@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use std::net::TcpListener;
 
 /// Real photos (see `daemon/assets/SOURCES.md`) panned and zoomed into a Y4M clip.
-pub static DEMO_CLIP: &[u8] = include_bytes!("../assets/demo.y4m");
+pub static DEMO_CLIP: &[u8] = include_bytes!("../../assets/demo.y4m");
 
 /// Start rumqttd on a free loopback port in a background thread; returns the port.
 pub fn start_broker() -> Result<u16> {

@@ -6,7 +6,6 @@
 //! `ort` panics when the library is missing or too old; a pre-flight check here opens the
 //! library first, reads its version and asks for the C API version `ort` needs, so such a
 //! board gets an error (and the next engine in the chain) instead of a crash.
-#![allow(unsafe_code)]
 
 use crate::engine::{Engine, EngineError, EngineKind, Tensor};
 use ort::execution_providers::{
@@ -123,11 +122,16 @@ impl OrtEngine {
             model: model_name.to_string(),
             reason,
         };
-        let (path, _) = runtime(library).map_err(err)?;
+        let lib_err = |reason: String| EngineError::Library {
+            engine: NAME,
+            model: model_name.to_string(),
+            reason,
+        };
+        let (path, _) = runtime(library).map_err(lib_err)?;
         if let Some(want) = library {
             let want = want.display().to_string();
             if want != path {
-                return Err(err(format!(
+                return Err(lib_err(format!(
                     "ONNX Runtime is already loaded from {path}; one library per process"
                 )));
             }

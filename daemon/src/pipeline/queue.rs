@@ -15,6 +15,7 @@ pub struct DropOldest<T> {
 struct State<T> {
     items: VecDeque<T>,
     dropped: u64,
+    skipped: u64,
     closed: bool,
 }
 
@@ -31,6 +32,7 @@ impl<T> DropOldest<T> {
             inner: Mutex::new(State {
                 items: VecDeque::with_capacity(cap.max(1)),
                 dropped: 0,
+                skipped: 0,
                 closed: false,
             }),
             ready: Condvar::new(),
@@ -40,6 +42,16 @@ impl<T> DropOldest<T> {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Count an item the producer could not deliver (a frame that did not decode).
+    pub fn skip(&self) {
+        self.lock().skipped += 1;
+    }
+
+    /// Items the producer skipped so far.
+    pub fn skipped(&self) -> u64 {
+        self.lock().skipped
     }
 
     /// Push; returns true when an older item was dropped to make room.

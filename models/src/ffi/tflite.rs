@@ -8,7 +8,9 @@
 //! entry points (Coral `libedgetpu.so.1`, NXP `libvx_delegate.so`, ArmNN's delegate).
 //! Checked against TensorFlow Lite 2.6 (the library the tests use) and written to the C API
 //! that has been stable since 2.3.
-#![allow(unsafe_code)]
+//!
+//! Length: ~700 lines: the C API's bindings, the delegates and the tensor conversions are
+//! one unsafe surface, kept in one file to be reviewed together.
 
 use crate::engine::{Engine, EngineError, EngineKind, Tensor};
 use libloading::Library;
@@ -419,14 +421,19 @@ impl TfLiteEngine {
             model: model_name.to_string(),
             reason,
         };
-        let api = api(opts.library.as_deref()).map_err(err)?;
+        let lib_err = |reason: String| EngineError::Library {
+            engine: NAME,
+            model: model_name.to_string(),
+            reason,
+        };
+        let api = api(opts.library.as_deref()).map_err(lib_err)?;
         let messages = Box::new(Messages::default());
         let threads = i32::try_from(opts.threads.max(1)).unwrap_or(1);
         let delegate = match &opts.delegate {
             Delegate::None => DelegateHandle::None,
             Delegate::Xnnpack => {
                 let (Some(create), Some(_)) = (api.xnnpack_create, api.xnnpack_delete) else {
-                    return Err(err(format!("{} has no XNNPACK delegate", api.path)));
+                    return Err(lib_err(format!("{} has no XNNPACK delegate", api.path)));
                 };
                 // TfLiteXNNPackDelegateOptions grew over releases ({num_threads} in 2.6;
                 // flags, weights cache, ... later). It is read through a pointer, so a zeroed
@@ -444,9 +451,9 @@ impl TfLiteEngine {
                 }
                 DelegateHandle::Xnnpack(d)
             }
-            Delegate::External { library, options } => {
-                DelegateHandle::External(ExternalDelegate::create(library, options).map_err(err)?)
-            }
+            Delegate::External { library, options } => DelegateHandle::External(
+                ExternalDelegate::create(library, options).map_err(lib_err)?,
+            ),
         };
         let mut engine = TfLiteEngine {
             api: api.clone(),

@@ -1,0 +1,9 @@
+//! What leaves the device: [`summary`] (the payload, from `emotiond-wire`, plus what needs
+//! the models), [`outbox`] (summaries on disk until the broker acknowledges them) and
+//! [`mqtt`] (the session that publishes summaries, status, health, feedback and update
+//! states, and passes update orders in), [`delivery`] (its bookkeeping, pure).
+
+pub mod delivery;
+pub mod mqtt;
+pub mod outbox;
+pub mod summary;

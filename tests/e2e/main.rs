@@ -1,0 +1,11 @@
+//! End to end: the real `emotiond` binary, real model files on the real engine, and a real
+//! broker (Debian's `mosquitto`, started here on a free loopback port).
+//!
+//! One binary (`cargo test --test e2e`), in modules: [`support`] (broker, relay, daemon,
+//! helpers), [`delivery`], [`cli`], [`updates`], [`devices`].
+
+mod cli;
+mod delivery;
+mod devices;
+mod support;
+mod updates;
