@@ -1,25 +1,28 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # TFLite + XNNPACK: the Rust engine against Python's interpreter on the same model files, in one
 # run, both pinned to the same core. Needs models/tools/fetch_runtimes.sh and
 # `python3 -m pip install "ai-edge-litert==2.3.0" numpy`.
 #
-# QUICK=1 (CI: so that the script cannot rot): a few runs on each side, the Rust side on the dev
-# profile (no release build) with criterion's --quick; installs the Python packages into
-# target/pyref when they are missing. Its figures mean nothing; it must run and find every model.
-set -eu
+# QUICK=1 (CI: so that the script cannot rot): a few runs on each side; the Rust side is the
+# bench binary that `cargo test --workspace` builds (no release build, nothing rebuilt), run in
+# criterion's benchmark mode with --quick; installs the Python packages into target/pyref when
+# they are missing. Its figures mean nothing; it must run and find every model.
+set -euo pipefail
 cd "$(dirname "$0")/.."
 core=${CORE:-0}
 mkdir -p target
-py_args=""; cargo_args=""; crit_args=""
+py_args=""; cargo=(cargo bench -p emotiond --bench pipeline --); crit_args=""
 if [ "${QUICK:-0}" = 1 ]; then
-    py_args="--runs 5 --warmup 1"; cargo_args="--profile dev"; crit_args="--quick --warm-up-time 0.1 --measurement-time 0.2"
+    py_args="--runs 5 --warmup 1"; crit_args="--quick --warm-up-time 0.1 --measurement-time 0.2"
+    # the workspace's test build (same features, same profile), told to benchmark
+    cargo=(cargo test --workspace --locked --bench pipeline -- --bench)
     if ! python3 -c 'import ai_edge_litert, numpy' 2>/dev/null; then
         python3 -m pip install --quiet --target target/pyref "ai-edge-litert==2.3.0" numpy
         export PYTHONPATH="$PWD/target/pyref${PYTHONPATH:+:$PYTHONPATH}"
     fi
 fi
 taskset -c "$core" python3 benches/tflite_reference.py $py_args >target/tflite_reference.jsonl
-taskset -c "$core" cargo bench $cargo_args -p emotiond --bench pipeline -- $crit_args 'infer_.*/tflite\+xnnpack' \
+taskset -c "$core" "${cargo[@]}" $crit_args 'infer_.*/tflite\+xnnpack' \
     | tee target/tflite_rust.txt
 python3 - <<'PY'
 import json, re
