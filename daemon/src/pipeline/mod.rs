@@ -56,6 +56,8 @@ pub fn spawn_capture(
                             log::info!("camera ok: {d}");
                             health.ok(d);
                             reported_ok = true;
+                            // the next outage is logged as an error again
+                            was_unavailable = false;
                         }
                         queue.push(f);
                     }

@@ -351,16 +351,4 @@ pub async fn run(
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn topics_follow_the_documented_layout() {
-        let t = Topics::new("emotiond", "kiosk-1");
-        assert_eq!(t.summary, "emotiond/kiosk-1/summary");
-        assert_eq!(t.status, "emotiond/kiosk-1/status");
-        assert_eq!(t.health, "emotiond/kiosk-1/health");
-    }
-}
+// The topic layout is tested where it is defined (emotiond_wire::topics).
