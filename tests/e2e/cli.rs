@@ -1,6 +1,7 @@
 //! The command line: `analyze`, start-up failures (model, config), `demo --once`, `check`.
 
 use crate::support::*;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -132,6 +133,13 @@ fn check_reports_every_item_and_fails_on_an_unreachable_broker() {
     let dir = tempfile::tempdir().unwrap();
     let camera = looping_files(&data("astronaut.png"), 5.0);
     let good = write_config(dir.path(), "e2e-5", broker.port, &camera);
+    // As root, `check` asks whether the service user (`emotiond`, where it exists: a machine
+    // that once installed the package keeps it) could write the state directory, not root.
+    // A root-owned 0700 temp dir would then fail; a sticky, world-writable one passes for
+    // any account, so this test does not depend on who the machine's users are.
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o1777)).unwrap();
     let out = run_cli(&["check", "--json", "--config", good.to_str().unwrap()]);
     let items: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .unwrap()
