@@ -8,12 +8,16 @@
 //! emotion-fleet model inspect FILE                    the index and the manifest
 //! emotion-fleet rollout FILE --slot S (--device ID | --group G) (--url URL | --chunks)
 //! emotion-fleet rollback --slot S (--device ID | --group G)
+//! emotion-fleet serve [--data DIR] [--db postgres://...] [--http ADDR] [--mqtt-host H] ...
+//! emotion-fleet simulate --devices N --summaries M [--postcard-every K] ...
 //! ```
 //! Output: one JSON object per line. Exit code 1 when a check fails, 2 on bad input.
 //!
 //! It depends on `emotiond-wire` only (package format, signatures, topics, the desired-state
 //! message): no inference engine is compiled into it.
 #![forbid(unsafe_code)]
+
+mod server;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -69,6 +73,10 @@ enum Cmd {
         #[command(flatten)]
         broker: Broker,
     },
+    /// The fleet backend: ingest every device's data, store it, API and live dashboard.
+    Serve(server::ServeArgs),
+    /// Simulated devices publishing real payloads (the load tool of tests and benches).
+    Simulate(server::SimArgs),
     /// Order devices back to the previous model of a slot.
     Rollback {
         #[arg(long)]
@@ -382,6 +390,8 @@ fn run() -> Result<ExitCode> {
                 serde_json::json!({"topic": topic, "name": index.name, "version": index.version, "sha256": sha, "messages": n}),
             );
         }
+        Cmd::Serve(a) => server::serve(a)?,
+        Cmd::Simulate(a) => server::simulate(a)?,
         Cmd::Rollback {
             slot,
             device,
@@ -398,6 +408,8 @@ fn run() -> Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,sqlx=warn"))
+        .init();
     match run() {
         Ok(c) => c,
         Err(e) => {

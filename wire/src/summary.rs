@@ -203,6 +203,10 @@ pub struct Feedback {
     pub device_id: String,
     pub boot_id: u32,
     pub window: Summary,
+    /// The emotion the person stated, when the kiosk app asks ("I am happy"): one of
+    /// [`EMOTIONS`]. Absent for a plain button press ("it got this wrong").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 impl Feedback {
@@ -214,6 +218,7 @@ impl Feedback {
             device_id: window.device_id.clone(),
             boot_id: window.boot_id,
             window,
+            label: None,
         }
     }
 

@@ -1,0 +1,285 @@
+//! The ingest side of `serve`: one MQTT session (persistent, QoS 1, manual acknowledgements)
+//! subscribed through shared subscriptions, and a writer that stores what arrives in
+//! batches and acknowledges a batch's messages only after its transaction committed.
+//!
+//! ```text
+//! broker ──> event loop task ──(bounded channel)──> writer task ──> store (one tx per batch)
+//!                  ^                                     │
+//!                  └──────── PUBACK after commit ────────┘
+//! ```
+//! A crash between commit and PUBACK makes the broker redeliver: stored once (idempotent on
+//! device, boot, seq). A database outage stops the writer (it retries the same batch), the
+//! channel fills, and the broker keeps the rest in the session.
+
+use crate::ingest::{self, Message};
+use crate::store::{Outcome, Received, Store};
+use crate::{Metrics, now_ms};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+#[derive(Debug, Clone)]
+pub struct MqttConfig {
+    pub host: String,
+    pub port: u16,
+    pub prefix: String,
+    /// Unique and stable per replica: the broker keeps this session (and what it has not
+    /// yet delivered) while the replica is away.
+    pub client_id: String,
+    /// The shared-subscription group every replica joins.
+    pub share_group: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+/// Largest batch written in one transaction.
+pub const MAX_BATCH: usize = 2000;
+/// Messages between the MQTT loop and the writer (the broker's in-flight window bounds the
+/// QoS 1 ones; this bounds memory whatever a publisher does).
+pub const QUEUE: usize = 8192;
+
+/// What the writer reports after each committed batch (for live views and metrics).
+pub type OnBatch = Arc<dyn Fn(&Outcome) + Send + Sync>;
+
+/// Run until `stop` turns true: connect (and reconnect), subscribe, store, acknowledge.
+pub async fn run(
+    cfg: MqttConfig,
+    store: Store,
+    metrics: Arc<Metrics>,
+    on_batch: OnBatch,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut opts = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
+    opts.set_clean_session(false);
+    opts.set_manual_acks(true);
+    opts.set_keep_alive(Duration::from_secs(15));
+    // Accept big packets so that an oversized payload is read, refused and acknowledged; a
+    // packet over this limit would break the connection and be redelivered for ever.
+    opts.set_max_packet_size(16 * 1024 * 1024, 256 * 1024);
+    if let (Some(u), Some(p)) = (&cfg.username, &cfg.password) {
+        opts.set_credentials(u.clone(), p.clone());
+    }
+    let (client, eventloop) = AsyncClient::new(opts, QUEUE);
+    let (tx, rx) = mpsc::channel::<Publish>(QUEUE);
+    let reader = tokio::spawn(read_loop(
+        cfg.clone(),
+        client.clone(),
+        eventloop,
+        tx,
+        metrics.clone(),
+        stop.clone(),
+    ));
+    write_loop(
+        &cfg,
+        client.clone(),
+        rx,
+        store,
+        metrics,
+        on_batch,
+        &mut stop,
+    )
+    .await;
+    let _ = client.disconnect().await;
+    reader.abort();
+}
+
+async fn read_loop(
+    cfg: MqttConfig,
+    client: AsyncClient,
+    mut eventloop: EventLoop,
+    tx: mpsc::Sender<Publish>,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut was_connected = false;
+    loop {
+        let ev = tokio::select! {
+            ev = eventloop.poll() => ev,
+            _ = stop.changed() => return,
+        };
+        match ev {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                log::info!(
+                    "mqtt: connected to {}:{} as {} (session present: {})",
+                    cfg.host,
+                    cfg.port,
+                    cfg.client_id,
+                    ack.session_present
+                );
+                metrics.set_connected(true);
+                was_connected = true;
+                for f in ingest::filters(&cfg.prefix) {
+                    let f = ingest::shared(&cfg.share_group, &f);
+                    if let Err(e) = client.try_subscribe(f.clone(), QoS::AtLeastOnce) {
+                        log::error!("mqtt: cannot subscribe to {f}: {e}");
+                    }
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                if tx.send(p).await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                metrics.set_connected(false);
+                if was_connected {
+                    log::warn!("mqtt: connection to {}:{} lost: {e}", cfg.host, cfg.port);
+                    was_connected = false;
+                } else {
+                    log::debug!("mqtt: cannot connect to {}:{}: {e}", cfg.host, cfg.port);
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    }
+}
+
+async fn write_loop(
+    cfg: &MqttConfig,
+    client: AsyncClient,
+    mut rx: mpsc::Receiver<Publish>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    on_batch: OnBatch,
+    stop: &mut watch::Receiver<bool>,
+) {
+    let mut limiter = LogLimiter::default();
+    loop {
+        let first = tokio::select! {
+            p = rx.recv() => match p { Some(p) => p, None => return },
+            _ = stop.changed() => return,
+        };
+        let mut pubs = vec![first];
+        while pubs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(p) => pubs.push(p),
+                Err(_) => break,
+            }
+        }
+        let at = now_ms();
+        let batch: Vec<Received> = pubs
+            .iter()
+            .map(|p| match ingest::parse(&cfg.prefix, &p.topic, &p.payload) {
+                Ok(m) => Received::Ok(m, at),
+                Err(e) => {
+                    if limiter.allow(e.device.as_deref().unwrap_or(""), at) {
+                        log::warn!(
+                            "ingest: refused a message from {} on {:?}: {}",
+                            e.device.as_deref().unwrap_or("an unknown device"),
+                            p.topic,
+                            e.reason
+                        );
+                    }
+                    Received::Malformed(e, at)
+                }
+            })
+            .collect();
+        // Retry the same batch until the store takes it: nothing is acknowledged before.
+        let mut delay = Duration::from_millis(100);
+        let outcome = loop {
+            match store.ingest(&batch).await {
+                Ok(o) => break o,
+                Err(e) => {
+                    metrics.store_errors.inc();
+                    log::error!(
+                        "store: batch of {} not written ({e}); retrying",
+                        batch.len()
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = stop.changed() => return,
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        for p in &pubs {
+            if let Err(e) = client.ack(p).await {
+                log::warn!("mqtt: cannot acknowledge: {e}");
+            }
+        }
+        metrics.record(&outcome);
+        if let Some(newest) = batch
+            .iter()
+            .filter_map(|r| match r {
+                Received::Ok(Message::Summary(s, _), _) => Some(s.window_end_ms as i64),
+                _ => None,
+            })
+            .max()
+        {
+            metrics.set_lag_ms(at - newest);
+        }
+        for (dev, n) in limiter.take_suppressed(at) {
+            log::warn!(
+                "ingest: {n} more refused messages from {dev} in the last minute (not logged)"
+            );
+        }
+        on_batch(&outcome);
+    }
+}
+
+/// At most [`LogLimiter::PER_MINUTE`] log lines per device and minute: a device flooding
+/// garbage is counted in full but cannot flood the log.
+#[derive(Default)]
+pub struct LogLimiter {
+    minute: i64,
+    counts: std::collections::HashMap<String, u64>,
+    suppressed: Vec<(String, u64)>,
+}
+
+impl LogLimiter {
+    pub const PER_MINUTE: u64 = 5;
+
+    pub fn allow(&mut self, device: &str, now_ms: i64) -> bool {
+        let m = now_ms / 60_000;
+        if m != self.minute {
+            self.roll(m);
+        }
+        let n = self.counts.entry(device.to_string()).or_insert(0);
+        *n += 1;
+        *n <= Self::PER_MINUTE
+    }
+
+    fn roll(&mut self, m: i64) {
+        for (d, n) in self.counts.drain() {
+            if n > Self::PER_MINUTE {
+                self.suppressed.push((d, n - Self::PER_MINUTE));
+            }
+        }
+        self.minute = m;
+    }
+
+    /// Devices whose lines were suppressed in minutes now over, with how many.
+    pub fn take_suppressed(&mut self, now_ms: i64) -> Vec<(String, u64)> {
+        let m = now_ms / 60_000;
+        if m != self.minute {
+            self.roll(m);
+        }
+        std::mem::take(&mut self.suppressed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flooding_device_is_logged_five_times_a_minute_then_summed_up() {
+        let mut l = LogLimiter::default();
+        let t = 60_000 * 100;
+        let allowed = (0..50).filter(|_| l.allow("k1", t)).count();
+        assert_eq!(allowed, 5);
+        assert!(l.allow("k2", t), "another device still gets its lines");
+        assert!(
+            l.take_suppressed(t + 1).is_empty(),
+            "the minute is not over"
+        );
+        assert_eq!(l.take_suppressed(t + 60_000), vec![("k1".to_string(), 45)]);
+        assert!(l.allow("k1", t + 60_000));
+    }
+}

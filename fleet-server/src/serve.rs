@@ -1,0 +1,273 @@
+//! `emotion-fleet serve`: open the store, make the first admin credentials, start ingest,
+//! the HTTP server, the live feed and retention; stop them all on SIGINT/SIGTERM (each task
+//! gets the shutdown signal, mini-redis style, and the process waits for them).
+
+use crate::api::{self, AppState, LiveEvent};
+use crate::auth::{self, Role};
+use crate::mqtt::{self, MqttConfig};
+use crate::store::{Outcome, Store};
+use crate::{Metrics, now_ms};
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, watch};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Embedded store and first credentials live here.
+    pub data: PathBuf,
+    /// `postgres://...` instead of the embedded store.
+    pub db: Option<String>,
+    pub http: SocketAddr,
+    pub mqtt: MqttConfig,
+    /// Groups (and a fleet) with fewer devices show no aggregates.
+    pub k: i64,
+    /// Raw summaries are kept this many days; per-minute rollups `minute_days`; hourly for ever.
+    pub raw_days: i64,
+    pub minute_days: i64,
+}
+
+/// What `serve` prints when it is up (one JSON line; tests and scripts read it).
+pub fn ready_line(http: SocketAddr, data: &Path, token_file: Option<&Path>) -> String {
+    serde_json::json!({
+        "event": "ready",
+        "http": format!("http://{http}"),
+        "data": data.display().to_string(),
+        "admin_token_file": token_file.map(|p| p.display().to_string()),
+    })
+    .to_string()
+}
+
+/// Write a secret to a new file readable by its owner only.
+fn write_secret(path: &Path, secret: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    writeln!(f, "{secret}")?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// On a store without tokens: an `admin` operator token in `<data>/admin.token` and a user
+/// `admin` whose password is in `<data>/admin.password` (both 0600). Returns the token file.
+async fn first_credentials(store: &Store, data: &Path) -> Result<Option<PathBuf>> {
+    if store.token_count().await? > 0 {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
+    let token = auth::new_secret("eft_");
+    let password = auth::new_secret("")[..24].to_string();
+    let tfile = data.join("admin.token");
+    let pfile = data.join("admin.password");
+    // a leftover file from an earlier store would hold a secret that no longer works
+    let _ = std::fs::remove_file(&tfile);
+    let _ = std::fs::remove_file(&pfile);
+    write_secret(&tfile, &token)?;
+    write_secret(&pfile, &password)?;
+    store
+        .add_token("admin", Role::Operator, &auth::secret_hash(&token))
+        .await?;
+    let phc = tokio::task::spawn_blocking(move || auth::hash_password(&password)).await?;
+    store.put_user("admin", Role::Operator, &phc).await?;
+    store
+        .audit(
+            "emotion-fleet",
+            "token_created",
+            "admin (operator), first start",
+        )
+        .await?;
+    log::info!(
+        "first start: an operator API token is in {} and the dashboard user admin's password in {}",
+        tfile.display(),
+        pfile.display()
+    );
+    Ok(Some(tfile))
+}
+
+pub async fn run(opts: Options, stop: watch::Receiver<bool>) -> Result<()> {
+    let store = match &opts.db {
+        Some(url) => Store::open(url).await,
+        None => Store::open_dir(&opts.data).await,
+    }
+    .context("cannot open the store")?;
+    let token_file = first_credentials(&store, &opts.data).await?;
+    let metrics = Arc::new(Metrics::default());
+    let (events, _) = broadcast::channel::<LiveEvent>(1024);
+    let state = AppState {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        events: events.clone(),
+        k: opts.k,
+        started_ms: now_ms(),
+    };
+
+    // Live feed: summary events straight from each batch; device events (which need a
+    // registry read) through a small task; a stats event once a second after changes.
+    let dirty = Arc::new(AtomicBool::new(true));
+    let (dev_tx, dev_rx) = mpsc::channel::<String>(1024);
+    let on_batch: mqtt::OnBatch = {
+        let events = events.clone();
+        let dirty = dirty.clone();
+        Arc::new(move |o: &Outcome| {
+            if o.received > 0 {
+                dirty.store(true, Ordering::Relaxed);
+            }
+            if events.receiver_count() == 0 {
+                return;
+            }
+            for s in &o.new_summaries {
+                let data = serde_json::json!({
+                    "device_id": s.device_id,
+                    "t_ms": s.window_end_ms,
+                    "faces_seen": s.faces_seen,
+                    "dominant": crate::ingest::dominant(s.emotions.to_array()),
+                    "valence": s.valence,
+                    "arousal": s.arousal,
+                });
+                let _ = events.send(LiveEvent {
+                    name: "summary",
+                    data: data.to_string().into(),
+                });
+            }
+            for d in &o.changed_devices {
+                let _ = dev_tx.try_send(d.clone()); // a full queue: the next change catches up
+            }
+        })
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(live(
+        store.clone(),
+        events.clone(),
+        dev_rx,
+        dirty,
+        stop.clone(),
+    ));
+    tasks.spawn(mqtt::run(
+        opts.mqtt.clone(),
+        store.clone(),
+        metrics.clone(),
+        on_batch,
+        stop.clone(),
+    ));
+    tasks.spawn(retention(
+        store.clone(),
+        opts.raw_days,
+        opts.minute_days,
+        stop.clone(),
+    ));
+
+    let listener = tokio::net::TcpListener::bind(opts.http)
+        .await
+        .with_context(|| format!("cannot listen on {}", opts.http))?;
+    let addr = listener.local_addr()?;
+    log::info!(
+        "emotion-fleet serve: http://{addr}, store {}, broker {}:{} (prefix {:?}, replica {:?})",
+        opts.db.as_deref().map(redact).unwrap_or_else(|| opts
+            .data
+            .join("fleet.db")
+            .display()
+            .to_string()),
+        opts.mqtt.host,
+        opts.mqtt.port,
+        opts.mqtt.prefix,
+        opts.mqtt.client_id
+    );
+    println!("{}", ready_line(addr, &opts.data, token_file.as_deref()));
+    let mut http_stop = stop.clone();
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        })
+        .await?;
+    while tasks.join_next().await.is_some() {}
+    store.pool().close().await;
+    log::info!("emotion-fleet serve: stopped");
+    Ok(())
+}
+
+/// A database URL without its password, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let cred = &url[s + 3..at];
+            match cred.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn live(
+    store: Store,
+    events: broadcast::Sender<LiveEvent>,
+    mut devices: mpsc::Receiver<String>,
+    dirty: Arc<AtomicBool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            d = devices.recv() => {
+                let Some(d) = d else { return };
+                if events.receiver_count() == 0 { continue; }
+                if let Ok(Some(v)) = store.devices(Some(&d)).await.map(|mut v| v.pop()) {
+                    let _ = events.send(LiveEvent {
+                        name: "device",
+                        data: serde_json::to_string(&v).unwrap_or_default().into(),
+                    });
+                }
+            }
+            _ = tick.tick() => {
+                if events.receiver_count() > 0 && dirty.swap(false, Ordering::Relaxed) {
+                    if let Ok(st) = store.stats().await {
+                        let _ = events.send(LiveEvent {
+                            name: "stats",
+                            data: serde_json::to_string(&st).unwrap_or_default().into(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn retention(store: Store, raw_days: i64, minute_days: i64, mut stop: watch::Receiver<bool>) {
+    const DAY: i64 = 86_400_000;
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => {
+                let now = now_ms();
+                match store.retain(now - raw_days * DAY, now - minute_days * DAY).await {
+                    Ok(n) if n > 0 => log::info!("retention: {n} old rows deleted"),
+                    Ok(_) => {}
+                    Err(e) => log::warn!("retention: {e}"),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_passwords_stay_out_of_logs() {
+        assert_eq!(
+            super::redact("postgres://fleet:s3cret@db:5432/fleet"),
+            "postgres://fleet:***@db:5432/fleet"
+        );
+        assert_eq!(super::redact("postgres://db/fleet"), "postgres://db/fleet");
+    }
+}

@@ -1,0 +1,508 @@
+//! The fleet store: SQLite (embedded, the default) or PostgreSQL, one schema and one set of
+//! queries through sqlx's `any` driver. Writes happen in batches, one transaction each;
+//! the MQTT messages of a batch are acknowledged only after it commits (see `mqtt.rs`), so a
+//! crash loses nothing the broker delivered and a redelivery is stored once.
+
+mod auth;
+mod read;
+
+pub use auth::{AuditRow, TokenInfo};
+pub use read::{DeviceView, FeedbackRow, ModelFeedback, Point, Scope, Series, Stats};
+
+use crate::ingest::{Malformed, Message};
+use crate::rollup;
+use emotiond_wire::summary::{Encoding, Summary};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{Any, AnyPool, Executor, Transaction};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    pub backend: Backend,
+}
+
+/// One message as the ingest loop hands it over: understood or not, and when it arrived.
+#[derive(Debug, Clone)]
+pub enum Received {
+    Ok(Message, i64),
+    Malformed(Malformed, i64),
+}
+
+/// What a committed batch did.
+#[derive(Debug, Default, Clone)]
+pub struct Outcome {
+    pub received: i64,
+    pub stored: i64,
+    pub duplicates: i64,
+    pub malformed: i64,
+    /// Summaries stored for the first time (for live views).
+    pub new_summaries: Vec<Summary>,
+    /// Devices whose registry entry changed beyond "last seen" (appeared, status, health,
+    /// models).
+    pub changed_devices: Vec<String>,
+}
+
+const SCHEMA: &str = include_str!("schema.sql");
+pub const SCHEMA_VERSION: &str = "1";
+
+impl Store {
+    /// `sqlite://PATH` (created when missing) or `postgres://...`.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Invalid(format!(
+                "database URL {url:?}: expected sqlite://PATH or postgres://..."
+            )));
+        };
+        let opts = AnyPoolOptions::new();
+        let pool = match backend {
+            Backend::Sqlite => {
+                opts.max_connections(4)
+                    .after_connect(|c, _| {
+                        Box::pin(async move {
+                            // WAL: readers never block the writer; FULL: a committed batch
+                            // (whose messages are then acknowledged) survives a power cut.
+                            c.execute("PRAGMA journal_mode = WAL").await?;
+                            c.execute("PRAGMA synchronous = FULL").await?;
+                            c.execute("PRAGMA busy_timeout = 10000").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
+            Backend::Postgres => opts.max_connections(8).connect(url).await?,
+        };
+        let store = Store { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The embedded store in `dir` (created if needed).
+    pub async fn open_dir(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
+        let url = format!("sqlite://{}?mode=rwc", dir.join("fleet.db").display());
+        Store::open(&url).await
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let (blob, serial) = match self.backend {
+            Backend::Sqlite => ("BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT"),
+            Backend::Postgres => ("BYTEA", "BIGSERIAL PRIMARY KEY"),
+        };
+        let text: String = SCHEMA
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("{blob}", blob)
+            .replace("{serial}", serial);
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            // several replicas may start at once: one creates, the others wait
+            sqlx::query("SELECT pg_advisory_xact_lock(7205)")
+                .execute(&mut *tx)
+                .await?;
+        }
+        for stmt in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            sqlx::query(stmt).execute(&mut *tx).await?;
+        }
+        let found: Option<(String,)> =
+            sqlx::query_as("SELECT value FROM meta WHERE key = 'schema'")
+                .fetch_optional(&mut *tx)
+                .await?;
+        match found {
+            None => {
+                sqlx::query("INSERT INTO meta (key, value) VALUES ('schema', $1)")
+                    .bind(SCHEMA_VERSION)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Some((v,)) if v == SCHEMA_VERSION => {}
+            Some((v,)) => {
+                return Err(StoreError::Invalid(format!(
+                    "the store has schema {v}; this emotion-fleet knows schema {SCHEMA_VERSION}"
+                )));
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Store a batch in one transaction. Idempotent: a summary or feedback event already
+    /// stored counts as a duplicate and changes nothing.
+    pub async fn ingest(&self, batch: &[Received]) -> Result<Outcome, StoreError> {
+        let mut out = Outcome {
+            received: batch.len() as i64,
+            ..Outcome::default()
+        };
+        let mut tx = self.pool.begin().await?;
+        // Devices seen in this batch: (first message time, last message time).
+        let mut seen: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+        let mut changed: Vec<String> = Vec::new();
+        for r in batch {
+            if let Received::Ok(m, at) = r {
+                let e = seen.entry(m.device_id()).or_insert((*at, *at));
+                e.0 = e.0.min(*at);
+                e.1 = e.1.max(*at);
+            }
+        }
+        for (id, (first, last)) in &seen {
+            let added = sqlx::query(
+                "INSERT INTO devices (id, first_seen_ms, last_seen_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(*id)
+            .bind(*first)
+            .bind(*last)
+            .execute(&mut *tx)
+            .await?;
+            if added.rows_affected() == 1 {
+                changed.push(id.to_string()); // a device appears on its first message
+            } else {
+                sqlx::query(
+                    "UPDATE devices SET last_seen_ms = $2 WHERE id = $1 AND last_seen_ms < $2",
+                )
+                .bind(*id)
+                .bind(*last)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        let mut newest: BTreeMap<&str, &Summary> = BTreeMap::new();
+        for r in batch {
+            match r {
+                Received::Malformed(m, _) => {
+                    out.malformed += 1;
+                    if let Some(dev) = &m.device {
+                        // only devices already known: garbage must not create devices
+                        sqlx::query(
+                            "UPDATE devices SET malformed = malformed + 1, last_malformed = $2 \
+                             WHERE id = $1",
+                        )
+                        .bind(dev.as_str())
+                        .bind(m.reason.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                Received::Ok(Message::Summary(s, _), at) => {
+                    let body = s
+                        .encode(Encoding::Postcard)
+                        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                    let done = sqlx::query(
+                        "INSERT INTO summaries (device_id, boot_id, seq, window_end_ms, received_ms, body) \
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(s.device_id.as_str())
+                    .bind(s.boot_id as i64)
+                    .bind(s.seq as i64)
+                    .bind(s.window_end_ms as i64)
+                    .bind(*at)
+                    .bind(body)
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() == 1 {
+                        out.stored += 1;
+                        out.new_summaries.push((**s).clone());
+                        let n = newest.entry(s.device_id.as_str()).or_insert(s);
+                        if s.window_end_ms > n.window_end_ms {
+                            *n = s;
+                        }
+                    } else {
+                        out.duplicates += 1;
+                    }
+                }
+                Received::Ok(Message::Status { device_id, online }, _) => {
+                    sqlx::query("UPDATE devices SET online = $2 WHERE id = $1")
+                        .bind(device_id.as_str())
+                        .bind(*online as i64)
+                        .execute(&mut *tx)
+                        .await?;
+                    changed.push(device_id.clone());
+                }
+                Received::Ok(Message::Health { device_id, health }, _) => {
+                    let last_error = health
+                        .camera
+                        .error
+                        .clone()
+                        .or_else(|| health.microphone.as_ref().and_then(|m| m.error.clone()));
+                    sqlx::query(
+                        "UPDATE devices SET version = $2, camera = $3, microphone = $4, \
+                         last_error = COALESCE($5, last_error) WHERE id = $1",
+                    )
+                    .bind(device_id.as_str())
+                    .bind(health.version.as_str())
+                    .bind(health.camera.state.as_str())
+                    .bind(health.microphone.as_ref().map(|m| m.state.as_str()))
+                    .bind(last_error)
+                    .execute(&mut *tx)
+                    .await?;
+                    changed.push(device_id.clone());
+                }
+                Received::Ok(Message::ModelState { device_id, state }, _) => {
+                    let slot = state.slot.map(|s| s.as_str()).unwrap_or_default();
+                    let json = String::from_utf8_lossy(&state.to_json()).into_owned();
+                    sqlx::query(
+                        "INSERT INTO model_states (device_id, slot, at_ms, state) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (device_id, slot) DO UPDATE SET at_ms = excluded.at_ms, state = excluded.state \
+                         WHERE excluded.at_ms >= model_states.at_ms",
+                    )
+                    .bind(device_id.as_str())
+                    .bind(slot)
+                    .bind(state.at_ms as i64)
+                    .bind(json)
+                    .execute(&mut *tx)
+                    .await?;
+                    changed.push(device_id.clone());
+                }
+                Received::Ok(Message::Feedback(f), _) => {
+                    let dominant = crate::ingest::dominant(f.window.emotions.to_array());
+                    let agrees = f.label.as_deref().map(|l| (dominant == Some(l)) as i64);
+                    let done = sqlx::query(
+                        "INSERT INTO feedback (device_id, boot_id, ts_ms, kind, label, model, dominant, agrees) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(f.device_id.as_str())
+                    .bind(f.boot_id as i64)
+                    .bind(f.ts_ms as i64)
+                    .bind(f.kind.as_str())
+                    .bind(f.label.as_deref())
+                    .bind(f.window.expression.id.as_str())
+                    .bind(dominant)
+                    .bind(agrees)
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        out.duplicates += 1;
+                    }
+                }
+            }
+        }
+        // Rollups, completeness and model usage from the new summaries only.
+        for ((scope, step, t), s) in rollup::fold(&out.new_summaries) {
+            upsert_rollup(&mut tx, &scope, step, t, &s).await?;
+        }
+        for ((dev, boot), (stored, max_seq)) in rollup::boots(&out.new_summaries) {
+            sqlx::query(
+                "INSERT INTO boots (device_id, boot_id, stored, max_seq) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (device_id, boot_id) DO UPDATE SET stored = boots.stored + excluded.stored, \
+                 max_seq = CASE WHEN excluded.max_seq > boots.max_seq THEN excluded.max_seq ELSE boots.max_seq END",
+            )
+            .bind(dev)
+            .bind(boot as i64)
+            .bind(stored)
+            .bind(max_seq)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut usage: BTreeMap<&str, (i64, i64, f64)> = BTreeMap::new();
+        for s in &out.new_summaries {
+            let u = usage.entry(s.expression.id.as_str()).or_default();
+            u.0 += 1;
+            u.1 += s.faces_seen as i64;
+            u.2 += s.dwell_s as f64;
+        }
+        for (model, (n, faces, dwell)) in usage {
+            sqlx::query(
+                "INSERT INTO model_usage (model, summaries, faces_seen, dwell_s) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (model) DO UPDATE SET summaries = model_usage.summaries + excluded.summaries, \
+                 faces_seen = model_usage.faces_seen + excluded.faces_seen, \
+                 dwell_s = model_usage.dwell_s + excluded.dwell_s",
+            )
+            .bind(model)
+            .bind(n)
+            .bind(faces)
+            .bind(dwell)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (dev, s) in &newest {
+            let models = serde_json::json!({
+                "detector": {"id": s.detector.id, "engine": s.detector.engine, "accelerator": s.detector.accelerator},
+                "expression": {"id": s.expression.id, "engine": s.expression.engine, "accelerator": s.expression.accelerator},
+                "voice": s.voice.as_ref().map(|v| serde_json::json!({"id": v.vad, "engine": v.vad_engine})),
+            });
+            let last = serde_json::json!({
+                "t_ms": s.window_end_ms,
+                "faces_seen": s.faces_seen,
+                "dominant": crate::ingest::dominant(s.emotions.to_array()),
+                "valence": s.valence,
+                "arousal": s.arousal,
+                "camera": s.camera.as_str(),
+            });
+            sqlx::query(
+                "UPDATE devices SET boot_id = $2, models = $3, last_summary = $4, last_summary_ms = $5 \
+                 WHERE id = $1 AND (last_summary_ms IS NULL OR last_summary_ms <= $5)",
+            )
+            .bind(*dev)
+            .bind(s.boot_id as i64)
+            .bind(models.to_string())
+            .bind(last.to_string())
+            .bind(s.window_end_ms as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (name, v) in [
+            ("received", out.received),
+            ("stored", out.stored),
+            ("duplicates", out.duplicates),
+            ("malformed", out.malformed),
+        ] {
+            if v != 0 {
+                bump(&mut tx, name, v).await?;
+            }
+        }
+        tx.commit().await?;
+        changed.sort();
+        changed.dedup();
+        out.changed_devices = changed;
+        Ok(out)
+    }
+
+    /// Delete raw summaries whose window ended before `raw_before_ms` and minute rollups
+    /// before `minute_before_ms`; hourly rollups are kept for ever. Returns rows deleted.
+    pub async fn retain(
+        &self,
+        raw_before_ms: i64,
+        minute_before_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let a = sqlx::query("DELETE FROM summaries WHERE window_end_ms < $1")
+            .bind(raw_before_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let b = sqlx::query("DELETE FROM rollups WHERE step_ms = $1 AND t_ms < $2")
+            .bind(rollup::MINUTE_MS)
+            .bind(minute_before_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let c = sqlx::query("DELETE FROM sessions WHERE expires_ms < $1")
+            .bind(crate::now_ms())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(a + b + c)
+    }
+
+    /// Replace a device's groups and tags.
+    pub async fn set_groups(
+        &self,
+        device: &str,
+        groups: &[String],
+        tags: &[String],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let known: Option<(String,)> = sqlx::query_as("SELECT id FROM devices WHERE id = $1")
+            .bind(device)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if known.is_none() {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM device_groups WHERE device_id = $1")
+            .bind(device)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM device_tags WHERE device_id = $1")
+            .bind(device)
+            .execute(&mut *tx)
+            .await?;
+        for g in groups {
+            sqlx::query(
+                "INSERT INTO device_groups (device_id, grp) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(device)
+            .bind(g.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        for t in tags {
+            sqlx::query(
+                "INSERT INTO device_tags (device_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(device)
+            .bind(t.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+async fn bump(tx: &mut Transaction<'_, Any>, name: &str, v: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO counters (name, value) VALUES ($1, $2) \
+         ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value",
+    )
+    .bind(name)
+    .bind(v)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn upsert_rollup(
+    tx: &mut Transaction<'_, Any>,
+    scope: &str,
+    step: i64,
+    t: i64,
+    s: &rollup::Sums,
+) -> Result<(), sqlx::Error> {
+    let mut q = sqlx::query(
+        "INSERT INTO rollups (scope, step_ms, t_ms, summaries, faces_seen, dwell_s, weight, \
+         e0, e1, e2, e3, e4, e5, e6, va_weight, valence, arousal) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+         ON CONFLICT (scope, step_ms, t_ms) DO UPDATE SET \
+         summaries = rollups.summaries + excluded.summaries, \
+         faces_seen = rollups.faces_seen + excluded.faces_seen, \
+         dwell_s = rollups.dwell_s + excluded.dwell_s, weight = rollups.weight + excluded.weight, \
+         e0 = rollups.e0 + excluded.e0, e1 = rollups.e1 + excluded.e1, e2 = rollups.e2 + excluded.e2, \
+         e3 = rollups.e3 + excluded.e3, e4 = rollups.e4 + excluded.e4, e5 = rollups.e5 + excluded.e5, \
+         e6 = rollups.e6 + excluded.e6, va_weight = rollups.va_weight + excluded.va_weight, \
+         valence = rollups.valence + excluded.valence, arousal = rollups.arousal + excluded.arousal",
+    )
+    .bind(scope)
+    .bind(step)
+    .bind(t)
+    .bind(s.summaries)
+    .bind(s.faces_seen)
+    .bind(s.dwell_s)
+    .bind(s.weight);
+    for e in s.emotions {
+        q = q.bind(e);
+    }
+    q.bind(s.va_weight)
+        .bind(s.valence)
+        .bind(s.arousal)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
