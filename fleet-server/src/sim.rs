@@ -124,7 +124,16 @@ pub fn summary(o: &SimOptions, id: &str, dev: usize, seq: u64, start_ms: u64) ->
         s.valence = Some(e[3] * 0.81 - e[4] * 0.63 - e[0] * 0.51);
         s.arousal = Some(0.3 + e[5] * 0.5);
     }
+    // what a default emotiond runs: the shipped packages on tract, audio off
+    s.detector.id = "blazeface_short_range@0.10.21+f32.1".into();
+    s.detector.engine = "tract".into();
     s.expression.id = o.expression_model.clone();
+    s.expression.engine = "tract".into();
+    s.expression.accelerator = None;
+    s.voice = None;
+    s.fused_valence = s.valence;
+    s.fused_arousal = s.arousal;
+    s.fused_from = (faces > 0).then(|| "faces".into());
     s
 }
 

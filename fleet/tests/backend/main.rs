@@ -3,6 +3,8 @@
 //! replicas sharing one broker, bad input counted and survived, the API's roles.
 
 mod api;
+mod dashboard;
+mod device;
 mod support;
 
 use emotion_fleet_server::ingest::dominant;

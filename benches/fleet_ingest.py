@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Fleet backend throughput and footprint: summaries ingested per second from simulated
+devices, with the embedded store (SQLite) and with PostgreSQL; chart latency from rollups;
+the backend's peak RSS.
+
+    cargo build --release -p emotion-fleet
+    python3 benches/fleet_ingest.py [--devices 10000] [--summaries 5] [--store sqlite,postgres]
+
+CI runs it once, small, on the debug build (`--bin-dir target/debug --devices 200
+--summaries 2`) so that it cannot rot; it exits non-zero when not every summary is stored.
+
+Starts its own mosquitto (deploy/mosquitto-fleet.conf's settings) on a free port and, per
+store, a fresh `emotion-fleet serve`; PostgreSQL is a throwaway cluster (initdb as the
+`postgres` user when run as root, fsync on). `emotion-fleet simulate` publishes status,
+health and model state for every device, then the summaries (round-robin over devices, one
+MQTT connection, QoS 1, every 3rd in postcard); the time runs from the simulator's start
+to the last summary stored, read from GET /api/v1/stats every 100 ms (so a small run is
+dominated by that resolution and the simulator's start). One JSON object
+per line. Benchmarks report; nothing here asserts beyond "all stored".
+"""
+import argparse, json, os, pathlib, shutil, socket, subprocess, tempfile, time, urllib.request
+
+root = pathlib.Path(__file__).resolve().parent.parent
+ap = argparse.ArgumentParser()
+ap.add_argument("--devices", type=int, default=10000)
+ap.add_argument("--summaries", type=int, default=5, help="per device")
+ap.add_argument("--store", default="sqlite,postgres")
+ap.add_argument("--bin-dir", default=str(root / "target/release"))
+args = ap.parse_args()
+fleet = pathlib.Path(args.bin_dir) / "emotion-fleet"
+if not fleet.is_file():
+    raise SystemExit(f"{fleet} is missing: cargo build --release -p emotion-fleet (or --bin-dir)")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, what):
+    t = time.time()
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            if time.time() - t > 30:
+                raise SystemExit(f"{what} did not start")
+            time.sleep(0.05)
+
+
+def out(**kv):
+    print(json.dumps(kv), flush=True)
+
+
+tmp = pathlib.Path(tempfile.mkdtemp(prefix="fleet-bench-"))
+procs = []
+try:
+    mport = free_port()
+    conf = tmp / "mosquitto.conf"
+    conf.write_text(f"listener {mport} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                    "max_inflight_messages 1000\nmax_queued_messages 1000000\n")
+    mosq = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    procs.append(subprocess.Popen([mosq, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    wait_port(mport, "mosquitto")
+
+    for store in args.store.split(","):
+        db = None
+        pg_ctl = None
+        if store == "postgres":
+            pg = sorted(pathlib.Path("/usr/lib/postgresql").glob("*/bin"))[-1]
+            pgdir = pathlib.Path(tempfile.mkdtemp(prefix="fleet-bench-pg-"))
+            as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+            if as_pg:
+                shutil.chown(pgdir, "postgres", "postgres")
+            pport = free_port()
+            subprocess.run(as_pg + [str(pg / "initdb"), "-D", str(pgdir / "data"), "-A", "trust", "-U", "fleet"],
+                           check=True, stdout=subprocess.DEVNULL)
+            pg_ctl = as_pg + [str(pg / "pg_ctl"), "-D", str(pgdir / "data")]
+            subprocess.run(pg_ctl + ["-o", f"-p {pport} -k {pgdir} -c listen_addresses=127.0.0.1",
+                                     "-l", str(pgdir / "log"), "-w", "start"], check=True, stdout=subprocess.DEVNULL)
+            db = f"postgres://fleet@127.0.0.1:{pport}/postgres"
+        data = tmp / f"data-{store}"
+        hport = free_port()
+        cmd = [str(fleet), "serve", "--data", str(data), "--http", f"127.0.0.1:{hport}",
+               "--mqtt-host", "127.0.0.1", "--mqtt-port", str(mport), "--replica", f"bench-{store}",
+               "--share-group", f"bench-{store}"]  # the other store's replica is gone for good
+        if db:
+            cmd += ["--db", db]
+        serve = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                 env=dict(os.environ, RUST_LOG="warn"))
+        ready = json.loads(serve.stdout.readline())
+        token = (data / "admin.token").read_text().strip()
+
+        def api(path):
+            req = urllib.request.Request(f"http://127.0.0.1:{hport}{path}",
+                                         headers={"Authorization": f"Bearer {token}"})
+            t = time.perf_counter()
+            with urllib.request.urlopen(req, timeout=60) as r:
+                body = json.loads(r.read())
+            return body, time.perf_counter() - t
+
+        want = args.devices * args.summaries
+        now_ms = int(time.time() * 1000)
+        base = ["--mqtt-host", "127.0.0.1", "--mqtt-port", str(mport), "--devices", str(args.devices)]
+        # the devices announce themselves first (status, health, model state: 3 messages each)
+        subprocess.run([str(fleet), "simulate", *base, "--summaries", "0"], check=True, stdout=subprocess.DEVNULL)
+        while api("/api/v1/stats")[0]["received"] < 3 * args.devices:
+            time.sleep(0.1)
+        # then the summaries, timed from the first published to the last stored
+        t0 = time.time()
+        sim = subprocess.Popen([str(fleet), "simulate", *base, "--summaries", str(args.summaries), "--no-announce",
+                                "--postcard-every", "3", "--start-ms", str(now_ms - args.summaries * 10000)],
+                               stdout=subprocess.PIPE)
+        stored = 0
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            stored = api("/api/v1/stats")[0]["stored"]
+            if stored >= want:
+                break
+            time.sleep(0.1)
+        t_end = time.time()
+        rep = json.loads(sim.communicate(timeout=600)[0])
+        rss_kb = int(next(l.split()[1] for l in open(f"/proc/{serve.pid}/status") if l.startswith("VmHWM:")))
+        _, t_devices = api("/api/v1/devices")
+        series, t_series = api(f"/api/v1/series?from_ms={now_ms - 86400000}&step=minute")
+        _, t_device_series = api(f"/api/v1/series?device=sim-1&from_ms={now_ms - 86400000}&step=minute")
+        rate = stored / max(t_end - t0, 1e-9)
+        out(bench="fleet_ingest", store=store, devices=args.devices, summaries=want, stored=stored,
+            ingest_per_s=round(rate, 1), publish_per_s=round(rep["per_s"], 1),
+            serve_peak_rss_mib=round(rss_kb / 1024, 1),
+            devices_route_ms=round(t_devices * 1000, 1),
+            fleet_series_24h_minute_ms=round(t_series * 1000, 1), fleet_series_points=len(series["points"]),
+            device_series_24h_minute_ms=round(t_device_series * 1000, 1),
+            bin=str(fleet))
+        serve.terminate()
+        serve.wait(timeout=30)
+        if pg_ctl:
+            subprocess.run(pg_ctl + ["-m", "fast", "stop"], stdout=subprocess.DEVNULL)
+            shutil.rmtree(pgdir, ignore_errors=True)
+        if stored < want:
+            raise SystemExit(f"fleet_ingest: only {stored} of {want} summaries stored ({store})")
+finally:
+    for p in procs:
+        p.kill()
+    shutil.rmtree(tmp, ignore_errors=True)
