@@ -18,7 +18,7 @@ to the last summary stored, read from GET /api/v1/stats every 100 ms (so a small
 dominated by that resolution and the simulator's start). One JSON object
 per line. Benchmarks report; nothing here asserts beyond "all stored".
 """
-import argparse, json, os, pathlib, shutil, socket, subprocess, tempfile, time, urllib.request
+import argparse, json, os, sys, pathlib, shutil, socket, subprocess, tempfile, time, urllib.request
 
 root = pathlib.Path(__file__).resolve().parent.parent
 ap = argparse.ArgumentParser()
@@ -88,8 +88,9 @@ try:
                "--share-group", f"bench-{store}"]  # the other store's replica is gone for good
         if db:
             cmd += ["--db", db]
-        serve = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                 env=dict(os.environ, RUST_LOG="warn"))
+        log = open(tmp / f"serve-{store}.log", "w")
+        serve = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log,
+                                 env=dict(os.environ, RUST_LOG="info,sqlx=warn"))
         ready = json.loads(serve.stdout.readline())
         token = (data / "admin.token").read_text().strip()
 
@@ -134,8 +135,15 @@ try:
             fleet_series_24h_minute_ms=round(t_series * 1000, 1), fleet_series_points=len(series["points"]),
             device_series_24h_minute_ms=round(t_device_series * 1000, 1),
             bin=str(fleet))
+        t_stop = time.time()
         serve.terminate()
-        serve.wait(timeout=30)
+        try:
+            serve.wait(timeout=60)
+            out(bench="fleet_ingest", store=store, shutdown_s=round(time.time() - t_stop, 2))
+        except subprocess.TimeoutExpired:
+            serve.kill()
+            print((tmp / f"serve-{store}.log").read_text()[-3000:], file=sys.stderr)
+            raise SystemExit(f"fleet_ingest: serve ({store}) did not stop within 60 s of SIGTERM")
         if pg_ctl:
             subprocess.run(pg_ctl + ["-m", "fast", "stop"], stdout=subprocess.DEVNULL)
             shutil.rmtree(pgdir, ignore_errors=True)

@@ -4,7 +4,7 @@
 
 use crate::auth::{self, Role, Who};
 use crate::store::{Scope, Store, StoreError};
-use crate::{Metrics, now_ms, rollup};
+use crate::{Metrics, dashboard, now_ms, rollup};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -96,10 +96,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/users", post(add_user))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/", get(|| async { asset("index.html") }))
+        .route("/", get(|| async { dashboard::asset("index.html") }))
         .route(
             "/static/{*path}",
-            get(|Path(p): Path<String>| async move { asset(&p) }),
+            get(|Path(p): Path<String>| async move { dashboard::asset(&p) }),
         )
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -115,44 +115,6 @@ async fn count(State(s): State<AppState>, req: Request, next: Next) -> Response 
         HeaderValue::from_static("nosniff"),
     );
     r
-}
-
-/// The dashboard's files, embedded in the binary (no CDN: kiosks and labs are offline).
-fn asset(path: &str) -> Response {
-    let (body, ty): (&'static [u8], &str) = match path {
-        "index.html" => (
-            include_bytes!("../dashboard/index.html"),
-            "text/html; charset=utf-8",
-        ),
-        "app.js" => (
-            include_bytes!("../dashboard/app.js"),
-            "text/javascript; charset=utf-8",
-        ),
-        "style.css" => (
-            include_bytes!("../dashboard/style.css"),
-            "text/css; charset=utf-8",
-        ),
-        "vendor/uplot/uPlot.iife.min.js" => (
-            include_bytes!("../dashboard/vendor/uplot/uPlot.iife.min.js"),
-            "text/javascript; charset=utf-8",
-        ),
-        "vendor/uplot/uPlot.min.css" => (
-            include_bytes!("../dashboard/vendor/uplot/uPlot.min.css"),
-            "text/css; charset=utf-8",
-        ),
-        _ => return ApiError::new(StatusCode::NOT_FOUND, "no such file").into_response(),
-    };
-    (
-        [
-            (header::CONTENT_TYPE, ty),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
-            ),
-        ],
-        body,
-    )
-        .into_response()
 }
 
 fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod dashboard;
 pub mod ingest;
 pub mod mqtt;
 pub mod rollup;

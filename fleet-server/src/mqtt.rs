@@ -8,13 +8,17 @@
 //!                  └──────── PUBACK after commit ────────┘
 //! ```
 //! A crash between commit and PUBACK makes the broker redeliver: stored once (idempotent on
-//! device, boot, seq). A database outage stops the writer (it retries the same batch), the
+//! device, boot, seq). The writer hands acknowledgements back to the event loop task over an
+//! unbounded channel (at most one per message it was handed, so bounded by the queue), and
+//! that task queues them in the event loop itself: the writer never waits for the event
+//! loop, so a full queue can never deadlock the two (with rumqttc's bounded request channel
+//! it did, under a 30,000-message burst). A database outage stops the writer (it retries the same batch), the
 //! channel fills, and the broker keeps the rest in the session.
 
 use crate::ingest::{self, Message};
 use crate::store::{Outcome, Received, Store};
 use crate::{Metrics, now_ms};
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, PubAck, Publish, QoS, Request};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -62,26 +66,19 @@ pub async fn run(
     }
     let (client, eventloop) = AsyncClient::new(opts, QUEUE);
     let (tx, rx) = mpsc::channel::<Publish>(QUEUE);
+    let (ack_tx, ack_rx) = mpsc::unbounded_channel::<u16>();
     let reader = tokio::spawn(read_loop(
         cfg.clone(),
         client.clone(),
         eventloop,
         tx,
+        ack_rx,
         metrics.clone(),
         stop.clone(),
     ));
-    write_loop(
-        &cfg,
-        client.clone(),
-        rx,
-        store,
-        metrics,
-        on_batch,
-        &mut stop,
-    )
-    .await;
-    let _ = client.disconnect().await;
-    reader.abort();
+    write_loop(&cfg, ack_tx, rx, store, metrics, on_batch, &mut stop).await;
+    // the reader sees `stop` too; the session stays with the broker for the next start
+    let _ = reader.await;
 }
 
 async fn read_loop(
@@ -89,6 +86,7 @@ async fn read_loop(
     client: AsyncClient,
     mut eventloop: EventLoop,
     tx: mpsc::Sender<Publish>,
+    mut acks: mpsc::UnboundedReceiver<u16>,
     metrics: Arc<Metrics>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -96,6 +94,15 @@ async fn read_loop(
     loop {
         let ev = tokio::select! {
             ev = eventloop.poll() => ev,
+            pkid = acks.recv() => {
+                // PUBACKs of a committed batch: queued in the event loop, sent by its polls
+                let Some(pkid) = pkid else { return };
+                eventloop.pending.push_back(Request::PubAck(PubAck::new(pkid)));
+                while let Ok(pkid) = acks.try_recv() {
+                    eventloop.pending.push_back(Request::PubAck(PubAck::new(pkid)));
+                }
+                continue;
+            }
             _ = stop.changed() => return,
         };
         match ev {
@@ -117,8 +124,9 @@ async fn read_loop(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                if tx.send(p).await.is_err() {
-                    return;
+                tokio::select! {
+                    r = tx.send(p) => if r.is_err() { return },
+                    _ = stop.changed() => return,
                 }
             }
             Ok(_) => {}
@@ -141,7 +149,7 @@ async fn read_loop(
 
 async fn write_loop(
     cfg: &MqttConfig,
-    client: AsyncClient,
+    acks: mpsc::UnboundedSender<u16>,
     mut rx: mpsc::Receiver<Publish>,
     store: Store,
     metrics: Arc<Metrics>,
@@ -198,10 +206,8 @@ async fn write_loop(
                 }
             }
         };
-        for p in &pubs {
-            if let Err(e) = client.ack(p).await {
-                log::warn!("mqtt: cannot acknowledge: {e}");
-            }
+        for p in pubs.iter().filter(|p| p.qos == QoS::AtLeastOnce) {
+            let _ = acks.send(p.pkid); // QoS 0 needs none; we subscribe at QoS 1, so no QoS 2
         }
         metrics.record(&outcome);
         if let Some(newest) = batch

@@ -10,6 +10,7 @@
 //! emotion-fleet rollback --slot S (--device ID | --group G)
 //! emotion-fleet serve [--data DIR] [--db postgres://...] [--http ADDR] [--mqtt-host H] ...
 //! emotion-fleet simulate --devices N --summaries M [--postcard-every K] ...
+//! emotion-fleet demo [--once]                         broker + backend + simulated devices
 //! ```
 //! Output: one JSON object per line. Exit code 1 when a check fails, 2 on bad input.
 //!
@@ -77,6 +78,8 @@ enum Cmd {
     Serve(server::ServeArgs),
     /// Simulated devices publishing real payloads (the load tool of tests and benches).
     Simulate(server::SimArgs),
+    /// The backend with its own broker and simulated devices: the dashboard fills up live.
+    Demo(server::DemoArgs),
     /// Order devices back to the previous model of a slot.
     Rollback {
         #[arg(long)]
@@ -392,6 +395,7 @@ fn run() -> Result<ExitCode> {
         }
         Cmd::Serve(a) => server::serve(a)?,
         Cmd::Simulate(a) => server::simulate(a)?,
+        Cmd::Demo(a) => server::demo(a)?,
         Cmd::Rollback {
             slot,
             device,

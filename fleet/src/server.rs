@@ -174,3 +174,196 @@ pub fn simulate(a: SimArgs) -> Result<()> {
     println!("{}", serde_json::to_string(&rep)?);
     Ok(())
 }
+
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// Where the demo's store and credentials go.
+    #[arg(long, default_value = "fleet-demo")]
+    pub data: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+    /// Simulated devices.
+    #[arg(long, default_value_t = 8)]
+    pub devices: usize,
+    /// Seconds between two windows of every device.
+    #[arg(long, default_value_t = 10)]
+    pub interval_s: u64,
+    /// Publish one round of windows, check they are stored, and exit (CI runs this).
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// A mosquitto of our own on a free loopback port, killed on drop.
+struct DemoBroker(std::process::Child, #[allow(dead_code)] tempfile_dir::Dir);
+
+mod tempfile_dir {
+    /// A directory removed on drop (the demo broker's config).
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Drop for DemoBroker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn demo_broker() -> Result<(DemoBroker, u16)> {
+    let exe = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .context(
+            "the demo starts its own broker and needs mosquitto: sudo apt-get install mosquitto",
+        )?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let dir = std::env::temp_dir().join(format!("emotion-fleet-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+             max_inflight_messages 1000\nmax_queued_messages 1000000\n"
+        ),
+    )?;
+    let child = std::process::Command::new(exe)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {exe}"))?;
+    let b = DemoBroker(child, tempfile_dir::Dir(dir));
+    let t = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        anyhow::ensure!(t.elapsed().as_secs() < 10, "mosquitto did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok((b, port))
+}
+
+/// `emotion-fleet demo`: a broker, the backend on the embedded store, and simulated devices
+/// publishing a window every few seconds, so the dashboard fills up live.
+pub fn demo(a: DemoArgs) -> Result<()> {
+    let (_broker, port) = demo_broker()?;
+    let opts = serve::Options {
+        data: a.data.clone(),
+        db: None,
+        http: a.http,
+        mqtt: MqttConfig {
+            host: "127.0.0.1".into(),
+            port,
+            prefix: "emotiond".into(),
+            client_id: format!("emotion-fleet-demo-{}", std::process::id()),
+            share_group: "emotion-fleet".into(),
+            username: None,
+            password: None,
+        },
+        k: 3,
+        raw_days: 30,
+        minute_days: 90,
+    };
+    runtime()?.block_on(async move {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(serve::run(opts, stop_rx));
+        let password = loop {
+            if server.is_finished() {
+                return server.await?;
+            }
+            match std::fs::read_to_string(a.data.join("admin.password")) {
+                Ok(p) if !p.trim().is_empty() => break Some(p.trim().to_string()),
+                _ if a.data.join("fleet.db").exists()
+                    && !a.data.join("admin.password").exists() =>
+                {
+                    break None; // an earlier demo's store: its password file was removed
+                }
+                _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        };
+        println!(
+            "{}",
+            serde_json::json!({
+                "event": "demo",
+                "dashboard": format!("http://{}/", a.http),
+                "user": "admin",
+                "password": password,
+                "password_file": a.data.join("admin.password").display().to_string(),
+                "devices": a.devices,
+            })
+        );
+        // The devices announce themselves (retained status, health, model state); once the
+        // backend has them, its subscriptions stand and no window can be missed.
+        let announce = sim::SimOptions {
+            host: "127.0.0.1".into(),
+            port,
+            devices: a.devices,
+            summaries: 0,
+            ..sim::SimOptions::default()
+        };
+        sim::run(&announce).await?;
+        let store = emotion_fleet_server::store::Store::open_dir(&a.data).await?;
+        let t = std::time::Instant::now();
+        while store.stats().await?.devices < a.devices as i64 {
+            anyhow::ensure!(
+                t.elapsed().as_secs() < 30,
+                "demo: the backend did not see the devices"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let mut round: u64 = 0;
+        let mut stop = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        loop {
+            let now = emotion_fleet_server::now_ms() as u64;
+            let o = sim::SimOptions {
+                host: "127.0.0.1".into(),
+                port,
+                devices: a.devices,
+                summaries: 1,
+                start_seq: round,
+                start_ms: Some(now),
+                window_ms: a.interval_s.max(1) * 1000,
+                feedback: usize::from(round % 6 == 5),
+                announce: false,
+                ..sim::SimOptions::default()
+            };
+            sim::run(&o).await?;
+            round += 1;
+            if a.once {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(a.interval_s.max(1))) => {}
+                _ = tokio::signal::ctrl_c() => break,
+                _ = stop.recv() => break,
+            }
+        }
+        if a.once {
+            // the round must have reached the store
+            let t = std::time::Instant::now();
+            loop {
+                let s = store.stats().await?;
+                if s.devices >= a.devices as i64 && s.stored >= a.devices as i64 {
+                    println!(
+                        "{}",
+                        serde_json::json!({"event": "demo_checked", "stats": s})
+                    );
+                    break;
+                }
+                anyhow::ensure!(
+                    t.elapsed().as_secs() < 30,
+                    "demo: the simulated windows were not stored: {s:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+        let _ = stop_tx.send(true);
+        server.await?
+    })
+}
