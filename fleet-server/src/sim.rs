@@ -228,7 +228,6 @@ pub async fn run(o: &SimOptions) -> anyhow::Result<SimReport> {
             qos1 += 3;
         }
     }
-    let total = o.devices * o.summaries;
     let mut sent = 0usize;
     // Round-robin over devices, as a fleet publishes: seq k of every device, then k + 1.
     for k in 0..o.summaries {
@@ -292,7 +291,6 @@ pub async fn run(o: &SimOptions) -> anyhow::Result<SimReport> {
             rep.feedback += 1;
         }
     }
-    let _ = total;
     // Every message acknowledged by the broker before we leave.
     loop {
         if *acks_rx.borrow() >= qos1 {

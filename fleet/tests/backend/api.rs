@@ -2,7 +2,6 @@
 
 use crate::support::*;
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
-use std::time::Duration;
 
 /// Publish raw messages at QoS 1 and wait for the broker's acknowledgements.
 fn publish_raw(port: u16, msgs: &[(&str, Vec<u8>)]) {
@@ -407,5 +406,4 @@ fn roles_tokens_logins_and_hostile_requests() {
         assert!(actions.contains(&want), "{want} missing from {actions:?}");
     }
     assert_eq!(actions[0], "token_deleted");
-    std::thread::sleep(Duration::from_millis(10));
 }

@@ -282,22 +282,8 @@ impl Drop for Serve {
 
 /// `emotion-fleet simulate ARGS` against the broker; its report.
 pub fn simulate(broker: u16, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(BIN)
-        .args([
-            "simulate",
-            "--mqtt-host",
-            "127.0.0.1",
-            "--mqtt-port",
-            &broker.to_string(),
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "simulate {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = spawn_simulate(broker, args).wait_with_output().unwrap();
+    assert!(out.status.success(), "simulate {args:?} failed");
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
