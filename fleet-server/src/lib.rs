@@ -12,6 +12,7 @@
 pub mod api;
 pub mod auth;
 pub mod dashboard;
+pub mod homeassistant;
 pub mod ingest;
 pub mod mqtt;
 pub mod rollup;

@@ -4,6 +4,7 @@
 
 use crate::api::{self, AppState, LiveEvent};
 use crate::auth::{self, Role};
+use crate::homeassistant::{self, HaConfig, Snapshot};
 use crate::mqtt::{self, MqttConfig};
 use crate::store::{Outcome, Store};
 use crate::{Metrics, now_ms};
@@ -12,7 +13,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -29,6 +30,8 @@ pub struct Options {
     /// Raw summaries are kept this many days; per-minute rollups `minute_days`; hourly for ever.
     pub raw_days: i64,
     pub minute_days: i64,
+    /// Home Assistant MQTT discovery, when set.
+    pub ha: Option<HaConfig>,
 }
 
 /// What `serve` prints when it is up (one JSON line; tests and scripts read it).
@@ -113,12 +116,29 @@ pub async fn run(opts: Options, stop: watch::Receiver<bool>) -> Result<()> {
     // registry read) through a small task; a stats event once a second after changes.
     let dirty = Arc::new(AtomicBool::new(true));
     let (dev_tx, dev_rx) = mpsc::channel::<String>(1024);
+    let ha_dropped = Arc::new(AtomicU64::new(0));
+    let (ha_tx, ha_rx) = match opts.ha {
+        Some(_) => {
+            let (t, r) = mpsc::channel::<Snapshot>(homeassistant::QUEUE);
+            (Some(t), Some(r))
+        }
+        None => (None, None),
+    };
     let on_batch: mqtt::OnBatch = {
         let events = events.clone();
         let dirty = dirty.clone();
+        let ha_dropped = ha_dropped.clone();
         Arc::new(move |o: &Outcome| {
             if o.received > 0 {
                 dirty.store(true, Ordering::Relaxed);
+            }
+            if let Some(ha) = &ha_tx {
+                for s in &o.new_summaries {
+                    // never waits: a slow broker drops Home Assistant updates, not ingest
+                    if ha.try_send(Snapshot::of(s)).is_err() {
+                        ha_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             }
             if events.receiver_count() == 0 {
                 return;
@@ -157,6 +177,15 @@ pub async fn run(opts: Options, stop: watch::Receiver<bool>) -> Result<()> {
         on_batch,
         stop.clone(),
     ));
+    if let (Some(cfg), Some(rx)) = (opts.ha.clone(), ha_rx) {
+        tasks.spawn(homeassistant::run(
+            opts.mqtt.clone(),
+            cfg,
+            rx,
+            ha_dropped,
+            stop.clone(),
+        ));
+    }
     tasks.spawn(retention(
         store.clone(),
         opts.raw_days,

@@ -3,6 +3,7 @@
 //! subcommands stay plain blocking code.
 
 use anyhow::{Context, Result};
+use emotion_fleet_server::homeassistant::HaConfig;
 use emotion_fleet_server::{mqtt::MqttConfig, serve, sim};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,6 +47,16 @@ pub struct ServeArgs {
     /// Days per-minute rollups are kept (hourly rollups are kept for ever).
     #[arg(long, default_value_t = 90)]
     pub minute_days: i64,
+    /// Publish Home Assistant MQTT discovery: each device as sensors (dominant emotion, faces,
+    /// valence, online) and its expression model as an update entity.
+    #[arg(long)]
+    pub ha_discovery: bool,
+    /// Home Assistant's discovery prefix.
+    #[arg(long, default_value = "homeassistant")]
+    pub ha_prefix: String,
+    /// Where the backend publishes each device's state for Home Assistant.
+    #[arg(long, default_value = "emotion-fleet/ha")]
+    pub ha_state_prefix: String,
 }
 
 #[derive(clap::Args)]
@@ -122,7 +133,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         mqtt: MqttConfig {
             host: a.mqtt_host,
             port: a.mqtt_port,
-            prefix: a.topic_prefix,
+            prefix: a.topic_prefix.clone(),
             client_id: format!("emotion-fleet-{replica}"),
             share_group: a.share_group,
             username: a.mqtt_username,
@@ -131,6 +142,11 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         k: a.k_anonymity.max(1),
         raw_days: a.raw_days.max(1),
         minute_days: a.minute_days.max(1),
+        ha: a.ha_discovery.then(|| HaConfig {
+            discovery_prefix: a.ha_prefix,
+            state_prefix: a.ha_state_prefix,
+            fleet_prefix: a.topic_prefix.clone(),
+        }),
     };
     runtime()?.block_on(async move {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -269,6 +285,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         k: 3,
         raw_days: 30,
         minute_days: 90,
+        ha: None,
     };
     runtime()?.block_on(async move {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -5,6 +5,7 @@
 mod api;
 mod dashboard;
 mod device;
+mod homeassistant;
 mod support;
 
 use emotion_fleet_server::ingest::dominant;

@@ -227,6 +227,17 @@ pub struct Serve {
 
 impl Serve {
     pub fn start(broker: u16, data: &Path, db: Option<&str>, replica: &str) -> Serve {
+        Serve::start_with(broker, data, db, replica, &[])
+    }
+
+    /// `start` with more of `serve`'s options.
+    pub fn start_with(
+        broker: u16,
+        data: &Path,
+        db: Option<&str>,
+        replica: &str,
+        extra: &[&str],
+    ) -> Serve {
         let port = free_port();
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--data"])
@@ -239,6 +250,7 @@ impl Serve {
                 &broker.to_string(),
             ])
             .args(["--replica", replica])
+            .args(extra)
             .env("RUST_LOG", "info,sqlx=warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
