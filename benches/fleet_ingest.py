@@ -16,7 +16,10 @@ health and model state for every device, then the summaries (round-robin over de
 MQTT connection, QoS 1, every 3rd in postcard); the time runs from the simulator's start
 to the last summary stored, read from GET /api/v1/stats every 100 ms (so a small run is
 dominated by that resolution and the simulator's start). One JSON object
-per line. Benchmarks report; nothing here asserts beyond "all stored".
+per line. `serve_cpu_s` is the CPU time the backend itself used meanwhile (all its threads),
+and `per_serve_cpu_s` the summaries stored per second of it: what one core given to the
+backend alone would sustain, where the wall-clock rate shares two cores with the broker and
+the simulator. Benchmarks report; nothing here asserts beyond "all stored".
 """
 import argparse, json, os, sys, pathlib, shutil, socket, subprocess, tempfile, time, urllib.request
 
@@ -109,7 +112,12 @@ try:
         subprocess.run([str(fleet), "simulate", *base, "--summaries", "0"], check=True, stdout=subprocess.DEVNULL)
         while api("/api/v1/stats")[0]["received"] < 3 * args.devices:
             time.sleep(0.1)
+        def cpu_s(pid):  # user + system CPU seconds of a process so far
+            f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
         # then the summaries, timed from the first published to the last stored
+        cpu0 = cpu_s(serve.pid)
         t0 = time.time()
         sim = subprocess.Popen([str(fleet), "simulate", *base, "--summaries", str(args.summaries), "--no-announce",
                                 "--postcard-every", "3", "--start-ms", str(now_ms - args.summaries * 10000)],
@@ -122,6 +130,7 @@ try:
                 break
             time.sleep(0.1)
         t_end = time.time()
+        serve_cpu = cpu_s(serve.pid) - cpu0
         rep = json.loads(sim.communicate(timeout=600)[0])
         rss_kb = int(next(l.split()[1] for l in open(f"/proc/{serve.pid}/status") if l.startswith("VmHWM:")))
         _, t_devices = api("/api/v1/devices")
@@ -130,6 +139,7 @@ try:
         rate = stored / max(t_end - t0, 1e-9)
         out(bench="fleet_ingest", store=store, devices=args.devices, summaries=want, stored=stored,
             ingest_per_s=round(rate, 1), publish_per_s=round(rep["per_s"], 1),
+            serve_cpu_s=round(serve_cpu, 2), per_serve_cpu_s=round(stored / max(serve_cpu, 1e-9), 1),
             serve_peak_rss_mib=round(rss_kb / 1024, 1),
             devices_route_ms=round(t_devices * 1000, 1),
             fleet_series_24h_minute_ms=round(t_series * 1000, 1), fleet_series_points=len(series["points"]),

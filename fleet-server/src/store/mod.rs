@@ -14,7 +14,7 @@ use crate::rollup;
 use emotiond_wire::summary::{Encoding, Summary};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor, Transaction};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -151,7 +151,9 @@ impl Store {
     }
 
     /// Store a batch in one transaction. Idempotent: a summary or feedback event already
-    /// stored counts as a duplicate and changes nothing.
+    /// stored counts as a duplicate and changes nothing. The per-summary work (the summaries,
+    /// the registry rows, completeness, rollups) is done in multi-row statements, a few per
+    /// batch rather than several per summary.
     pub async fn ingest(&self, batch: &[Received]) -> Result<Outcome, StoreError> {
         let mut out = Outcome {
             received: batch.len() as i64,
@@ -160,7 +162,6 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         // Devices seen in this batch: (first message time, last message time).
         let mut seen: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
-        let mut changed: Vec<String> = Vec::new();
         for r in batch {
             if let Received::Ok(m, at) = r {
                 let e = seen.entry(m.device_id()).or_insert((*at, *at));
@@ -168,29 +169,120 @@ impl Store {
                 e.1 = e.1.max(*at);
             }
         }
-        for (id, (first, last)) in &seen {
-            let added = sqlx::query(
-                "INSERT INTO devices (id, first_seen_ms, last_seen_ms) VALUES ($1, $2, $3) \
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(*id)
-            .bind(*first)
-            .bind(*last)
-            .execute(&mut *tx)
-            .await?;
-            if added.rows_affected() == 1 {
-                changed.push(id.to_string()); // a device appears on its first message
+        let ids: Vec<&str> = seen.keys().copied().collect();
+        let mut known: HashSet<String> = HashSet::new();
+        for chunk in ids.chunks(self.rows_per_statement(1)) {
+            let sql = format!(
+                "SELECT id FROM devices WHERE id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query_as::<_, (String,)>(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            known.extend(q.fetch_all(&mut *tx).await?.into_iter().map(|r| r.0));
+        }
+        // a device appears on its first message
+        let mut changed: Vec<String> = ids
+            .iter()
+            .filter(|i| !known.contains(**i))
+            .map(|i| i.to_string())
+            .collect();
+
+        // Summaries: once per key within the batch, then once per key in the store.
+        let mut keys: HashSet<(&str, u32, u64)> = HashSet::new();
+        let mut candidates: Vec<(&Summary, i64)> = Vec::new();
+        for r in batch {
+            if let Received::Ok(Message::Summary(s, _), at) = r {
+                if keys.insert((s.device_id.as_str(), s.boot_id, s.seq)) {
+                    candidates.push((s, *at));
+                } else {
+                    out.duplicates += 1;
+                }
+            }
+        }
+        let mut inserted: HashSet<(String, i64, i64)> = HashSet::new();
+        for chunk in candidates.chunks(self.rows_per_statement(6)) {
+            let sql = format!(
+                "INSERT INTO summaries (device_id, boot_id, seq, window_end_ms, received_ms, body) \
+                 VALUES {} ON CONFLICT DO NOTHING RETURNING device_id, boot_id, seq",
+                values(chunk.len(), 6)
+            );
+            let mut q = sqlx::query_as::<_, (String, i64, i64)>(&sql);
+            for (s, at) in chunk {
+                let body = s
+                    .encode(Encoding::Postcard)
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                q = q
+                    .bind(s.device_id.as_str())
+                    .bind(s.boot_id as i64)
+                    .bind(s.seq as i64)
+                    .bind(s.window_end_ms as i64)
+                    .bind(*at)
+                    .bind(body);
+            }
+            inserted.extend(q.fetch_all(&mut *tx).await?);
+        }
+        for (s, _) in &candidates {
+            if inserted.contains(&(s.device_id.clone(), s.boot_id as i64, s.seq as i64)) {
+                out.stored += 1;
+                out.new_summaries.push((*s).clone());
             } else {
-                sqlx::query(
-                    "UPDATE devices SET last_seen_ms = $2 WHERE id = $1 AND last_seen_ms < $2",
-                )
-                .bind(*id)
-                .bind(*last)
-                .execute(&mut *tx)
-                .await?;
+                out.duplicates += 1;
             }
         }
         let mut newest: BTreeMap<&str, &Summary> = BTreeMap::new();
+        for s in &out.new_summaries {
+            let n = newest.entry(s.device_id.as_str()).or_insert(s);
+            if s.window_end_ms > n.window_end_ms {
+                *n = s;
+            }
+        }
+        // The registry rows of every device in the batch: last seen, and what its newest
+        // new summary says (models, boot, last summary) when that is newer than the stored one.
+        let rows: Vec<(&str, i64, i64, Option<Latest>)> = seen
+            .iter()
+            .map(|(id, (first, last))| {
+                let latest = newest.get(id).map(|s| {
+                    let (models, last) = registry_json(s);
+                    (s.boot_id as i64, models, last, s.window_end_ms as i64)
+                });
+                (*id, *first, *last, latest)
+            })
+            .collect();
+        const NEWER: &str = "excluded.last_summary_ms IS NOT NULL AND (devices.last_summary_ms IS NULL \
+             OR excluded.last_summary_ms >= devices.last_summary_ms)";
+        for chunk in rows.chunks(self.rows_per_statement(7)) {
+            let sql = format!(
+                "INSERT INTO devices (id, first_seen_ms, last_seen_ms, boot_id, models, last_summary, last_summary_ms) \
+                 VALUES {} ON CONFLICT (id) DO UPDATE SET \
+                 last_seen_ms = CASE WHEN excluded.last_seen_ms > devices.last_seen_ms \
+                 THEN excluded.last_seen_ms ELSE devices.last_seen_ms END, \
+                 boot_id = CASE WHEN {NEWER} THEN excluded.boot_id ELSE devices.boot_id END, \
+                 models = CASE WHEN {NEWER} THEN excluded.models ELSE devices.models END, \
+                 last_summary = CASE WHEN {NEWER} THEN excluded.last_summary ELSE devices.last_summary END, \
+                 last_summary_ms = CASE WHEN {NEWER} THEN excluded.last_summary_ms ELSE devices.last_summary_ms END",
+                values(chunk.len(), 7)
+            );
+            let mut q = sqlx::query(&sql);
+            for (id, first, last, latest) in chunk {
+                let (boot, models, summary, ms) = match latest {
+                    Some((b, m, l, t)) => (Some(*b), Some(m.as_str()), Some(l.as_str()), Some(*t)),
+                    None => (None, None, None, None),
+                };
+                q = q
+                    .bind(*id)
+                    .bind(*first)
+                    .bind(*last)
+                    .bind(boot)
+                    .bind(models)
+                    .bind(summary)
+                    .bind(ms);
+            }
+            q.execute(&mut *tx).await?;
+        }
+
+        // The rarer messages, one statement each.
         for r in batch {
             match r {
                 Received::Malformed(m, _) => {
@@ -207,33 +299,7 @@ impl Store {
                         .await?;
                     }
                 }
-                Received::Ok(Message::Summary(s, _), at) => {
-                    let body = s
-                        .encode(Encoding::Postcard)
-                        .map_err(|e| StoreError::Invalid(e.to_string()))?;
-                    let done = sqlx::query(
-                        "INSERT INTO summaries (device_id, boot_id, seq, window_end_ms, received_ms, body) \
-                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(s.device_id.as_str())
-                    .bind(s.boot_id as i64)
-                    .bind(s.seq as i64)
-                    .bind(s.window_end_ms as i64)
-                    .bind(*at)
-                    .bind(body)
-                    .execute(&mut *tx)
-                    .await?;
-                    if done.rows_affected() == 1 {
-                        out.stored += 1;
-                        out.new_summaries.push((**s).clone());
-                        let n = newest.entry(s.device_id.as_str()).or_insert(s);
-                        if s.window_end_ms > n.window_end_ms {
-                            *n = s;
-                        }
-                    } else {
-                        out.duplicates += 1;
-                    }
-                }
+                Received::Ok(Message::Summary(..), _) => {}
                 Received::Ok(Message::Status { device_id, online }, _) => {
                     sqlx::query("UPDATE devices SET online = $2 WHERE id = $1")
                         .bind(device_id.as_str())
@@ -300,22 +366,29 @@ impl Store {
                 }
             }
         }
+
         // Rollups, completeness and model usage from the new summaries only.
-        for ((scope, step, t), s) in rollup::fold(&out.new_summaries) {
-            upsert_rollup(&mut tx, &scope, step, t, &s).await?;
+        let sums: Vec<_> = rollup::fold(&out.new_summaries).into_iter().collect();
+        for chunk in sums.chunks(self.rows_per_statement(17)) {
+            upsert_rollups(&mut tx, chunk).await?;
         }
-        for ((dev, boot), (stored, max_seq)) in rollup::boots(&out.new_summaries) {
-            sqlx::query(
-                "INSERT INTO boots (device_id, boot_id, stored, max_seq) VALUES ($1, $2, $3, $4) \
+        let boots: Vec<_> = rollup::boots(&out.new_summaries).into_iter().collect();
+        for chunk in boots.chunks(self.rows_per_statement(4)) {
+            let sql = format!(
+                "INSERT INTO boots (device_id, boot_id, stored, max_seq) VALUES {} \
                  ON CONFLICT (device_id, boot_id) DO UPDATE SET stored = boots.stored + excluded.stored, \
                  max_seq = CASE WHEN excluded.max_seq > boots.max_seq THEN excluded.max_seq ELSE boots.max_seq END",
-            )
-            .bind(dev)
-            .bind(boot as i64)
-            .bind(stored)
-            .bind(max_seq)
-            .execute(&mut *tx)
-            .await?;
+                values(chunk.len(), 4)
+            );
+            let mut q = sqlx::query(&sql);
+            for ((dev, boot), (stored, max_seq)) in chunk {
+                q = q
+                    .bind(dev.as_str())
+                    .bind(*boot as i64)
+                    .bind(*stored)
+                    .bind(*max_seq);
+            }
+            q.execute(&mut *tx).await?;
         }
         let mut usage: BTreeMap<&str, (i64, i64, f64)> = BTreeMap::new();
         for s in &out.new_summaries {
@@ -335,32 +408,6 @@ impl Store {
             .bind(n)
             .bind(faces)
             .bind(dwell)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for (dev, s) in &newest {
-            let models = serde_json::json!({
-                "detector": {"id": s.detector.id, "engine": s.detector.engine, "accelerator": s.detector.accelerator},
-                "expression": {"id": s.expression.id, "engine": s.expression.engine, "accelerator": s.expression.accelerator},
-                "voice": s.voice.as_ref().map(|v| serde_json::json!({"id": v.vad, "engine": v.vad_engine})),
-            });
-            let last = serde_json::json!({
-                "t_ms": s.window_end_ms,
-                "faces_seen": s.faces_seen,
-                "dominant": crate::ingest::dominant(s.emotions.to_array()),
-                "valence": s.valence,
-                "arousal": s.arousal,
-                "camera": s.camera.as_str(),
-            });
-            sqlx::query(
-                "UPDATE devices SET boot_id = $2, models = $3, last_summary = $4, last_summary_ms = $5 \
-                 WHERE id = $1 AND (last_summary_ms IS NULL OR last_summary_ms <= $5)",
-            )
-            .bind(*dev)
-            .bind(s.boot_id as i64)
-            .bind(models.to_string())
-            .bind(last.to_string())
-            .bind(s.window_end_ms as i64)
             .execute(&mut *tx)
             .await?;
         }
@@ -452,6 +499,18 @@ impl Store {
         Ok(true)
     }
 
+    /// Rows per multi-row statement with `cols` parameters a row. PostgreSQL: a whole batch
+    /// per statement where its 65,535-parameter limit allows (measured with
+    /// `benches/fleet_ingest.py`, 10,000 devices: 2,276 summaries/s at 50 rows, 4,211 at 500,
+    /// 6,617 at 2,000). SQLite: 20 rows; longer statements got slower per row, not faster
+    /// (8,445/s at 20 rows, 7,156 at 50, 1,732 at 500: a 470-row rollup upsert took 93 ms).
+    fn rows_per_statement(&self, cols: usize) -> usize {
+        match self.backend {
+            Backend::Sqlite => 20,
+            Backend::Postgres => (60_000 / cols).clamp(1, 2_000),
+        }
+    }
+
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
@@ -469,17 +528,13 @@ async fn bump(tx: &mut Transaction<'_, Any>, name: &str, v: i64) -> Result<(), s
     Ok(())
 }
 
-async fn upsert_rollup(
+async fn upsert_rollups(
     tx: &mut Transaction<'_, Any>,
-    scope: &str,
-    step: i64,
-    t: i64,
-    s: &rollup::Sums,
+    rows: &[(rollup::Key, rollup::Sums)],
 ) -> Result<(), sqlx::Error> {
-    let mut q = sqlx::query(
+    let sql = format!(
         "INSERT INTO rollups (scope, step_ms, t_ms, summaries, faces_seen, dwell_s, weight, \
-         e0, e1, e2, e3, e4, e5, e6, va_weight, valence, arousal) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+         e0, e1, e2, e3, e4, e5, e6, va_weight, valence, arousal) VALUES {} \
          ON CONFLICT (scope, step_ms, t_ms) DO UPDATE SET \
          summaries = rollups.summaries + excluded.summaries, \
          faces_seen = rollups.faces_seen + excluded.faces_seen, \
@@ -488,21 +543,70 @@ async fn upsert_rollup(
          e3 = rollups.e3 + excluded.e3, e4 = rollups.e4 + excluded.e4, e5 = rollups.e5 + excluded.e5, \
          e6 = rollups.e6 + excluded.e6, va_weight = rollups.va_weight + excluded.va_weight, \
          valence = rollups.valence + excluded.valence, arousal = rollups.arousal + excluded.arousal",
-    )
-    .bind(scope)
-    .bind(step)
-    .bind(t)
-    .bind(s.summaries)
-    .bind(s.faces_seen)
-    .bind(s.dwell_s)
-    .bind(s.weight);
-    for e in s.emotions {
-        q = q.bind(e);
+        values(rows.len(), 17)
+    );
+    let mut q = sqlx::query(&sql);
+    for ((scope, step, t), s) in rows {
+        q = q
+            .bind(scope.as_str())
+            .bind(*step)
+            .bind(*t)
+            .bind(s.summaries)
+            .bind(s.faces_seen)
+            .bind(s.dwell_s)
+            .bind(s.weight);
+        for e in s.emotions {
+            q = q.bind(e);
+        }
+        q = q.bind(s.va_weight).bind(s.valence).bind(s.arousal);
     }
-    q.bind(s.va_weight)
-        .bind(s.valence)
-        .bind(s.arousal)
-        .execute(&mut **tx)
-        .await?;
+    q.execute(&mut **tx).await?;
     Ok(())
+}
+
+/// `$first, $first+1, ...` (n of them).
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `($1, ..., $cols), ($cols+1, ...)`: `rows` rows of `cols` parameters.
+fn values(rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", placeholders(r * cols + 1, cols)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A device's registry columns from its newest summary: boot, `models`, `last_summary`
+/// (JSON) and that summary's window end.
+type Latest = (i64, String, String, i64);
+
+/// A device's `models` and `last_summary` registry columns (JSON) from a summary.
+fn registry_json(s: &Summary) -> (String, String) {
+    let models = serde_json::json!({
+        "detector": {"id": s.detector.id, "engine": s.detector.engine, "accelerator": s.detector.accelerator},
+        "expression": {"id": s.expression.id, "engine": s.expression.engine, "accelerator": s.expression.accelerator},
+        "voice": s.voice.as_ref().map(|v| serde_json::json!({"id": v.vad, "engine": v.vad_engine})),
+    });
+    let last = serde_json::json!({
+        "t_ms": s.window_end_ms,
+        "faces_seen": s.faces_seen,
+        "dominant": crate::ingest::dominant(s.emotions.to_array()),
+        "valence": s.valence,
+        "arousal": s.arousal,
+        "camera": s.camera.as_str(),
+    });
+    (models.to_string(), last.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn multi_row_placeholders_number_every_parameter_once() {
+        assert_eq!(super::values(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(super::placeholders(3, 2), "$3, $4");
+    }
 }

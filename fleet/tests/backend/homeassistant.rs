@@ -60,13 +60,33 @@ fn each_device_is_announced_to_home_assistant_with_its_latest_state() {
         );
         (a.json()["stored"] == 12).then_some(())
     });
+    // each device's newest stored summary (whether it came as JSON or postcard)
+    let newest: Vec<emotiond_wire::Summary> = (0..devices)
+        .map(|d| {
+            let rows = http(
+                "GET",
+                &format!("{}/api/v1/devices/sim-{d}/summaries", serve.http),
+                Some(&token),
+                None,
+            )
+            .json();
+            serde_json::from_value(rows.as_array().unwrap().last().unwrap().clone()).unwrap()
+        })
+        .collect();
+    // the backend publishes after it stored: wait for the newest state, not just any
     let got = retained(
         broker.port,
         &["homeassistant/#", "emotion-fleet/ha/#"],
-        |m| m.len() == devices * 7,
+        |m| {
+            m.len() == devices * 7
+                && newest.iter().all(|s| {
+                    m.get(&format!("emotion-fleet/ha/{}/state", s.device_id))
+                        .is_some_and(|v| v["t_ms"] == s.window_end_ms)
+                })
+        },
     );
     assert_eq!(got.len(), devices * 7, "{:#?}", got.keys());
-    for d in 0..devices {
+    for (d, last) in newest.iter().enumerate() {
         let id = format!("sim-{d}");
         let node = format!("emotiond_sim-{d}");
         for (component, key) in [
@@ -92,16 +112,7 @@ fn each_device_is_announced_to_home_assistant_with_its_latest_state() {
                 );
             }
         }
-        // the state is the newest stored summary's, whether it came as JSON or postcard
-        let rows = http(
-            "GET",
-            &format!("{}/api/v1/devices/{id}/summaries", serve.http),
-            Some(&token),
-            None,
-        )
-        .json();
-        let last: emotiond_wire::Summary =
-            serde_json::from_value(rows.as_array().unwrap().last().unwrap().clone()).unwrap();
+        // the state is the newest stored summary's
         let state = &got[&format!("emotion-fleet/ha/{id}/state")];
         assert_eq!(state["t_ms"], last.window_end_ms, "{state}");
         assert_eq!(state["faces_seen"], last.faces_seen, "{state}");
