@@ -101,6 +101,12 @@ pub async fn run(opts: Options, stop: watch::Receiver<bool>) -> Result<()> {
         None => Store::open_dir(&opts.data).await,
     }
     .context("cannot open the store")?;
+    // partitions for today and the days around it exist before the first batch arrives
+    // (the retention task repeats this every hour)
+    store
+        .maintain(now_ms(), opts.raw_days, opts.minute_days)
+        .await
+        .context("store maintenance")?;
     let token_file = first_credentials(&store, &opts.data).await?;
     let metrics = Arc::new(Metrics::default());
     let (events, _) = broadcast::channel::<LiveEvent>(1024);
@@ -271,17 +277,26 @@ async fn live(
     }
 }
 
+/// Partitions and retention ([`Store::maintain`]): at start, then every hour.
 async fn retention(store: Store, raw_days: i64, minute_days: i64, mut stop: watch::Receiver<bool>) {
-    const DAY: i64 = 86_400_000;
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tokio::select! {
             _ = stop.changed() => return,
             _ = tick.tick() => {
-                let now = now_ms();
-                match store.retain(now - raw_days * DAY, now - minute_days * DAY).await {
-                    Ok(n) if n > 0 => log::info!("retention: {n} old rows deleted"),
-                    Ok(_) => {}
+                match store.maintain(now_ms(), raw_days, minute_days).await {
+                    Ok(m) => {
+                        if !m.partitions_created.is_empty() || !m.partitions_dropped.is_empty() {
+                            log::info!(
+                                "retention: partitions created {:?}, dropped {:?}",
+                                m.partitions_created,
+                                m.partitions_dropped
+                            );
+                        }
+                        if m.rows_deleted > 0 {
+                            log::info!("retention: {} old rows deleted", m.rows_deleted);
+                        }
+                    }
                     Err(e) => log::warn!("retention: {e}"),
                 }
             }

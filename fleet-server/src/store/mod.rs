@@ -5,9 +5,11 @@
 
 mod auth;
 mod read;
+mod retention;
 
 pub use auth::{AuditRow, TokenInfo};
 pub use read::{DeviceView, FeedbackRow, ModelFeedback, Point, Scope, Series, Stats};
+pub use retention::{DAY_MS, Maintained, partition_day, partition_name};
 
 use crate::ingest::{Malformed, Message};
 use crate::rollup;
@@ -59,7 +61,7 @@ pub struct Outcome {
 }
 
 const SCHEMA: &str = include_str!("schema.sql");
-pub const SCHEMA_VERSION: &str = "1";
+pub const SCHEMA_VERSION: &str = "2";
 
 impl Store {
     /// `sqlite://PATH` (created when missing) or `postgres://...`.
@@ -107,9 +109,21 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        let (blob, serial) = match self.backend {
-            Backend::Sqlite => ("BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT"),
-            Backend::Postgres => ("BYTEA", "BIGSERIAL PRIMARY KEY"),
+        let pg = self.backend == Backend::Postgres;
+        let (blob, serial, key, partitioned) = if pg {
+            (
+                "BYTEA",
+                "BIGSERIAL PRIMARY KEY",
+                "device_id, boot_id, seq, window_end_ms",
+                " PARTITION BY RANGE (window_end_ms)",
+            )
+        } else {
+            (
+                "BLOB",
+                "INTEGER PRIMARY KEY AUTOINCREMENT",
+                "device_id, boot_id, seq",
+                "",
+            )
         };
         let text: String = SCHEMA
             .lines()
@@ -117,35 +131,59 @@ impl Store {
             .collect::<Vec<_>>()
             .join("\n")
             .replace("{blob}", blob)
-            .replace("{serial}", serial);
+            .replace("{serial}", serial)
+            .replace("{summaries_key}", key)
+            .replace("{partitioned}", partitioned);
         let mut tx = self.pool.begin().await?;
-        if self.backend == Backend::Postgres {
+        if pg {
             // several replicas may start at once: one creates, the others wait
             sqlx::query("SELECT pg_advisory_xact_lock(7205)")
                 .execute(&mut *tx)
                 .await?;
         }
-        for stmt in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            sqlx::query(stmt).execute(&mut *tx).await?;
-        }
+        // the version first: an older store must be refused before any statement touches it
+        sqlx::query("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            .execute(&mut *tx)
+            .await?;
         let found: Option<(String,)> =
             sqlx::query_as("SELECT value FROM meta WHERE key = 'schema'")
                 .fetch_optional(&mut *tx)
                 .await?;
-        match found {
-            None => {
-                sqlx::query("INSERT INTO meta (key, value) VALUES ('schema', $1)")
-                    .bind(SCHEMA_VERSION)
-                    .execute(&mut *tx)
-                    .await?;
+        match found.as_ref().map(|f| f.0.as_str()) {
+            None => {}
+            Some(v) if v == SCHEMA_VERSION => {}
+            // schema 2 only partitioned PostgreSQL's summaries: SQLite's tables are unchanged
+            Some("1") if !pg => {}
+            Some("1") => {
+                return Err(StoreError::Invalid(
+                    "this PostgreSQL store has schema 1 (raw summaries not partitioned), which \
+                     only development builds before 2026-12-02 wrote: point --db at a new database"
+                        .into(),
+                ));
             }
-            Some((v,)) if v == SCHEMA_VERSION => {}
-            Some((v,)) => {
+            Some(v) => {
                 return Err(StoreError::Invalid(format!(
                     "the store has schema {v}; this emotion-fleet knows schema {SCHEMA_VERSION}"
                 )));
             }
         }
+        for stmt in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            sqlx::query(stmt).execute(&mut *tx).await?;
+        }
+        if pg {
+            sqlx::query(
+                "CREATE TABLE IF NOT EXISTS summaries_default PARTITION OF summaries DEFAULT",
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('schema', $1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(SCHEMA_VERSION)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -426,32 +464,6 @@ impl Store {
         changed.dedup();
         out.changed_devices = changed;
         Ok(out)
-    }
-
-    /// Delete raw summaries whose window ended before `raw_before_ms` and minute rollups
-    /// before `minute_before_ms`; hourly rollups are kept for ever. Returns rows deleted.
-    pub async fn retain(
-        &self,
-        raw_before_ms: i64,
-        minute_before_ms: i64,
-    ) -> Result<u64, StoreError> {
-        let a = sqlx::query("DELETE FROM summaries WHERE window_end_ms < $1")
-            .bind(raw_before_ms)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        let b = sqlx::query("DELETE FROM rollups WHERE step_ms = $1 AND t_ms < $2")
-            .bind(rollup::MINUTE_MS)
-            .bind(minute_before_ms)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        let c = sqlx::query("DELETE FROM sessions WHERE expires_ms < $1")
-            .bind(crate::now_ms())
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(a + b + c)
     }
 
     /// Replace a device's groups and tags.

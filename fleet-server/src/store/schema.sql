@@ -1,5 +1,7 @@
 -- The fleet store. One schema for SQLite and PostgreSQL: `{blob}` and `{serial}` are the only
--- words that differ (BLOB / BYTEA; INTEGER PRIMARY KEY AUTOINCREMENT / BIGSERIAL PRIMARY KEY).
+-- words that differ (BLOB / BYTEA; INTEGER PRIMARY KEY AUTOINCREMENT / BIGSERIAL PRIMARY KEY),
+-- and `{summaries_key}` / `{partitioned}`: on PostgreSQL raw summaries are partitioned by day
+-- of `window_end_ms` (store/retention.rs), so its key must hold that column too.
 -- Times are milliseconds since the Unix epoch; booleans are 0/1 integers.
 
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -12,8 +14,8 @@ CREATE TABLE IF NOT EXISTS summaries (
     window_end_ms BIGINT NOT NULL,
     received_ms BIGINT NOT NULL,
     body {blob} NOT NULL,
-    PRIMARY KEY (device_id, boot_id, seq)
-);
+    PRIMARY KEY ({summaries_key})
+){partitioned};
 CREATE INDEX IF NOT EXISTS summaries_by_time ON summaries (device_id, window_end_ms);
 CREATE INDEX IF NOT EXISTS summaries_by_age ON summaries (window_end_ms);
 

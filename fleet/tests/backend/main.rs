@@ -6,6 +6,7 @@ mod api;
 mod dashboard;
 mod device;
 mod homeassistant;
+mod partitions;
 mod support;
 
 use emotion_fleet_server::ingest::dominant;
