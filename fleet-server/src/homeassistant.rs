@@ -15,7 +15,7 @@
 use crate::ingest::dominant;
 use crate::mqtt::MqttConfig;
 use emotiond_wire::summary::Summary;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use serde_json::json;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -207,11 +207,14 @@ pub async fn run(
     dropped: Arc<AtomicU64>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut opts = MqttOptions::new(format!("{}-ha", mqtt.client_id), &mqtt.host, mqtt.port);
+    let mut opts = match mqtt.options(&format!("{}-ha", mqtt.client_id)) {
+        Ok(o) => o,
+        Err(e) => {
+            log::error!("homeassistant: {e:#}");
+            return;
+        }
+    };
     opts.set_keep_alive(Duration::from_secs(15));
-    if let (Some(u), Some(p)) = (&mqtt.username, &mqtt.password) {
-        opts.set_credentials(u.clone(), p.clone());
-    }
     let (client, mut eventloop) = AsyncClient::new(opts, 1024);
     // Each new connection without a session bumps `generation`: announce every device again.
     let (gen_tx, mut generation) = watch::channel(0u64);

@@ -139,7 +139,7 @@ impl Metrics {
         one(
             "emotion_fleet_mqtt_connected",
             "gauge",
-            "1 while the ingest session is connected to the broker",
+            "1 while the ingest session is connected to the broker and subscribed",
             (self.connected() as u8).to_string(),
         );
         one(

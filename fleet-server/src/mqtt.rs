@@ -35,6 +35,50 @@ pub struct MqttConfig {
     pub share_group: String,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// TLS to the broker, when set.
+    pub tls: Option<Tls>,
+}
+
+/// TLS to the broker: the CA that signed its certificate, and optionally a client
+/// certificate and key (for a broker that requires them).
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// PEM; `None`: the system's CA bundle (`/etc/ssl/certs/ca-certificates.crt`).
+    pub ca: Option<std::path::PathBuf>,
+    pub client: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+/// The system's CA bundle (Debian's `ca-certificates`).
+pub const SYSTEM_CA: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+impl MqttConfig {
+    /// rumqttc's options for this broker: host, port, credentials, TLS. `client_id` names the
+    /// connection. Files named for TLS are read here, so a missing one is an error at start.
+    pub fn options(&self, client_id: &str) -> anyhow::Result<MqttOptions> {
+        use anyhow::Context;
+        let mut opts = MqttOptions::new(client_id, &self.host, self.port);
+        if let (Some(u), Some(p)) = (&self.username, &self.password) {
+            opts.set_credentials(u.clone(), p.clone());
+        }
+        if let Some(tls) = &self.tls {
+            let read = |p: &std::path::Path, what: &str| {
+                std::fs::read(p).with_context(|| format!("cannot read the {what} {}", p.display()))
+            };
+            let ca_path = tls
+                .ca
+                .clone()
+                .unwrap_or_else(|| std::path::PathBuf::from(SYSTEM_CA));
+            let ca = read(&ca_path, "broker CA")?;
+            let client_auth = match &tls.client {
+                Some((cert, key)) => {
+                    Some((read(cert, "client certificate")?, read(key, "client key")?))
+                }
+                None => None,
+            };
+            opts.set_transport(rumqttc::Transport::tls(ca, client_auth, None));
+        }
+        Ok(opts)
+    }
 }
 
 /// Largest batch written in one transaction.
@@ -54,16 +98,19 @@ pub async fn run(
     on_batch: OnBatch,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut opts = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
+    let mut opts = match cfg.options(&cfg.client_id) {
+        Ok(o) => o,
+        Err(e) => {
+            log::error!("mqtt: {e:#}");
+            return;
+        }
+    };
     opts.set_clean_session(false);
     opts.set_manual_acks(true);
     opts.set_keep_alive(Duration::from_secs(15));
     // Accept big packets so that an oversized payload is read, refused and acknowledged; a
     // packet over this limit would break the connection and be redelivered for ever.
     opts.set_max_packet_size(16 * 1024 * 1024, 256 * 1024);
-    if let (Some(u), Some(p)) = (&cfg.username, &cfg.password) {
-        opts.set_credentials(u.clone(), p.clone());
-    }
     let (client, eventloop) = AsyncClient::new(opts, QUEUE);
     let (tx, rx) = mpsc::channel::<Publish>(QUEUE);
     let (ack_tx, ack_rx) = mpsc::unbounded_channel::<u16>();
@@ -91,6 +138,7 @@ async fn read_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut was_connected = false;
+    let mut warned = false;
     loop {
         let ev = tokio::select! {
             ev = eventloop.poll() => ev,
@@ -114,14 +162,18 @@ async fn read_loop(
                     cfg.client_id,
                     ack.session_present
                 );
-                metrics.set_connected(true);
                 was_connected = true;
+                warned = false;
                 for f in ingest::filters(&cfg.prefix) {
                     let f = ingest::shared(&cfg.share_group, &f);
                     if let Err(e) = client.try_subscribe(f.clone(), QoS::AtLeastOnce) {
                         log::error!("mqtt: cannot subscribe to {f}: {e}");
                     }
                 }
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                // connected counts from here: the broker now keeps what devices publish
+                metrics.set_connected(true);
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 tokio::select! {
@@ -135,9 +187,17 @@ async fn read_loop(
                 if was_connected {
                     log::warn!("mqtt: connection to {}:{} lost: {e}", cfg.host, cfg.port);
                     was_connected = false;
+                } else if !warned {
+                    // once per outage: a wrong port, CA or password shows at the default level
+                    log::warn!(
+                        "mqtt: cannot connect to {}:{}: {e} (retrying every second)",
+                        cfg.host,
+                        cfg.port
+                    );
                 } else {
                     log::debug!("mqtt: cannot connect to {}:{}: {e}", cfg.host, cfg.port);
                 }
+                warned = true;
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = stop.changed() => return,

@@ -96,6 +96,10 @@ async fn first_credentials(store: &Store, data: &Path) -> Result<Option<PathBuf>
 }
 
 pub async fn run(opts: Options, stop: watch::Receiver<bool>) -> Result<()> {
+    // a TLS file that cannot be read stops the start, not just ingest
+    opts.mqtt
+        .options(&opts.mqtt.client_id)
+        .context("the broker connection")?;
     let store = match &opts.db {
         Some(url) => Store::open(url).await,
         None => Store::open_dir(&opts.data).await,

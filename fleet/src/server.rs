@@ -4,7 +4,8 @@
 
 use anyhow::{Context, Result};
 use emotion_fleet_server::homeassistant::HaConfig;
-use emotion_fleet_server::{mqtt::MqttConfig, serve, sim};
+use emotion_fleet_server::mqtt::{MqttConfig, Tls};
+use emotion_fleet_server::{serve, sim};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -29,6 +30,18 @@ pub struct ServeArgs {
     /// (or the environment variable EMOTION_FLEET_MQTT_PASSWORD)
     #[arg(long, env = "EMOTION_FLEET_MQTT_PASSWORD", hide_env_values = true)]
     pub mqtt_password: Option<String>,
+    /// TLS to the broker, trusting the system's CA bundle (implied by --mqtt-ca and --mqtt-cert).
+    #[arg(long)]
+    pub mqtt_tls: bool,
+    /// TLS to the broker, trusting this CA (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub mqtt_ca: Option<PathBuf>,
+    /// A client certificate (PEM) for a broker that requires one; with --mqtt-key.
+    #[arg(long, value_name = "FILE", requires = "mqtt_key")]
+    pub mqtt_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "mqtt_cert")]
+    pub mqtt_key: Option<PathBuf>,
     #[arg(long, default_value = "emotiond")]
     pub topic_prefix: String,
     /// This replica's name, unique among replicas and stable across restarts: the broker
@@ -138,6 +151,10 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             share_group: a.share_group,
             username: a.mqtt_username,
             password: a.mqtt_password,
+            tls: (a.mqtt_tls || a.mqtt_ca.is_some() || a.mqtt_cert.is_some()).then(|| Tls {
+                ca: a.mqtt_ca,
+                client: a.mqtt_cert.zip(a.mqtt_key),
+            }),
         },
         k: a.k_anonymity.max(1),
         raw_days: a.raw_days.max(1),
@@ -281,6 +298,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
             share_group: "emotion-fleet".into(),
             username: None,
             password: None,
+            tls: None,
         },
         k: 3,
         raw_days: 30,

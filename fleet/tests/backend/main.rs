@@ -8,6 +8,7 @@ mod device;
 mod homeassistant;
 mod partitions;
 mod support;
+mod tls;
 
 use emotion_fleet_server::ingest::dominant;
 use emotion_fleet_server::sim::{SimOptions, summary};

@@ -38,6 +38,11 @@ pub struct Broker {
 
 impl Broker {
     pub fn start() -> Broker {
+        Broker::start_with("")
+    }
+
+    /// `start` with more mosquitto configuration (another listener, say).
+    pub fn start_with(extra: &str) -> Broker {
         let exe = find(
             &["/usr/sbin/mosquitto", "/usr/bin/mosquitto"],
             "mosquitto",
@@ -50,7 +55,7 @@ impl Broker {
             &conf,
             format!(
                 "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 max_inflight_messages 1000\nmax_queued_messages 1000000\n"
+                 max_inflight_messages 1000\nmax_queued_messages 1000000\n{extra}"
             ),
         )
         .unwrap();
@@ -265,11 +270,30 @@ impl Serve {
         let ready: serde_json::Value = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("serve's ready line {line:?}: {e}"));
         assert_eq!(ready["event"], "ready", "{ready}");
-        Serve {
+        let serve = Serve {
             child,
             http: ready["http"].as_str().unwrap().to_string(),
             data: data.to_path_buf(),
+        };
+        // subscribed: from here the broker keeps what devices publish for this backend (a
+        // second replica on a shared PostgreSQL has no token file of its own: not waited for)
+        if !data.join("admin.token").exists() {
+            return serve;
         }
+        let token = serve.admin_token();
+        wait_until(30, "serve subscribed to the broker", || {
+            let m = http(
+                "GET",
+                &format!("{}/metrics", serve.http),
+                Some(&token),
+                None,
+            )
+            .body;
+            m.lines()
+                .any(|l| l == "emotion_fleet_mqtt_connected 1")
+                .then_some(())
+        });
+        serve
     }
 
     pub fn kill(mut self) {
