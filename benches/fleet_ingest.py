@@ -21,7 +21,7 @@ and `per_serve_cpu_s` the summaries stored per second of it: what one core given
 backend alone would sustain, where the wall-clock rate shares two cores with the broker and
 the simulator. Benchmarks report; nothing here asserts beyond "all stored".
 """
-import argparse, json, os, sys, pathlib, shutil, socket, subprocess, tempfile, time, urllib.request
+import argparse, json, os, sys, pathlib, shutil, socket, subprocess, tempfile, threading, time, urllib.request
 
 root = pathlib.Path(__file__).resolve().parent.parent
 ap = argparse.ArgumentParser()
@@ -29,6 +29,10 @@ ap.add_argument("--devices", type=int, default=10000)
 ap.add_argument("--summaries", type=int, default=5, help="per device")
 ap.add_argument("--store", default="sqlite,postgres")
 ap.add_argument("--bin-dir", default=str(root / "target/release"))
+ap.add_argument("--latency-probes", type=int, default=20,
+                help="publish-to-dashboard probes per store (0: none)")
+ap.add_argument("--latency-load", type=int, default=1000,
+                help="summaries per second from other devices while probing")
 args = ap.parse_args()
 fleet = pathlib.Path(args.bin_dir) / "emotion-fleet"
 if not fleet.is_file():
@@ -55,6 +59,58 @@ def wait_port(port, what):
 
 def out(**kv):
     print(json.dumps(kv), flush=True)
+
+
+def latency(store, hport, token, mqtt):
+    """Publish-to-dashboard latency: a probe device publishes one summary (a fresh
+    `emotion-fleet simulate` each time) while other devices publish --latency-load summaries a
+    second; the time runs from the probe's start to the summary's event on the dashboard's
+    live stream (GET /api/v1/events, what the dashboard's charts read). An upper bound: it
+    includes the probe's process start and MQTT connection."""
+    seen, stop = {}, threading.Event()
+
+    def reader():
+        req = urllib.request.Request(f"http://127.0.0.1:{hport}/api/v1/events",
+                                     headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=120) as r:
+            event = None
+            for raw in r:
+                if stop.is_set():
+                    return
+                line = raw.decode(errors="replace")
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:") and event == "summary" and '"lat' in line:
+                    seen[json.loads(line[5:])["device_id"]] = time.time()
+
+    threading.Thread(target=reader, daemon=True).start()
+    time.sleep(0.5)  # the stream is open
+    load = subprocess.Popen([str(fleet), "simulate", *mqtt, "--devices", "500", "--summaries", "1000000",
+                             "--rate", str(args.latency_load), "--id-prefix", "load-"],
+                            stdout=subprocess.DEVNULL) if args.latency_load > 0 else None
+    time.sleep(1)
+    lat = []
+    for i in range(args.latency_probes):
+        dev = f"lat{i}-0"
+        t = time.time()
+        subprocess.run([str(fleet), "simulate", *mqtt, "--devices", "1", "--summaries", "1",
+                        "--id-prefix", f"lat{i}-", "--no-announce"], check=True, stdout=subprocess.DEVNULL)
+        while dev not in seen and time.time() - t < 30:
+            time.sleep(0.002)
+        if dev not in seen:
+            raise SystemExit(f"fleet_ingest: probe {dev} never reached the live stream ({store})")
+        lat.append(seen[dev] - t)
+        time.sleep(0.2)
+    stop.set()
+    if load:
+        load.kill()
+        load.wait()
+    lat.sort()
+    pick = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
+    out(bench="fleet_latency", store=store, probes=len(lat), load_per_s=args.latency_load,
+        publish_to_dashboard_ms_p50=round(pick(0.5) * 1000, 1),
+        publish_to_dashboard_ms_p95=round(pick(0.95) * 1000, 1),
+        publish_to_dashboard_ms_max=round(lat[-1] * 1000, 1))
 
 
 tmp = pathlib.Path(tempfile.mkdtemp(prefix="fleet-bench-"))
@@ -145,6 +201,8 @@ try:
             fleet_series_24h_minute_ms=round(t_series * 1000, 1), fleet_series_points=len(series["points"]),
             device_series_24h_minute_ms=round(t_device_series * 1000, 1),
             bin=str(fleet))
+        if args.latency_probes > 0:
+            latency(store, hport, token, base[:4])
         t_stop = time.time()
         serve.terminate()
         try:
