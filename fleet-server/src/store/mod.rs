@@ -180,13 +180,17 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query(
-            "INSERT INTO meta (key, value) VALUES ('schema', $1) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(SCHEMA_VERSION)
-        .execute(&mut *tx)
-        .await?;
+        // written only when it changes: a store opened beside a running backend (the demo's
+        // check) must not write, or SQLite refuses its transaction (busy snapshot, code 517)
+        if found.as_ref().map(|f| f.0.as_str()) != Some(SCHEMA_VERSION) {
+            sqlx::query(
+                "INSERT INTO meta (key, value) VALUES ('schema', $1) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(SCHEMA_VERSION)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
