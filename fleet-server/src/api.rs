@@ -20,6 +20,9 @@ use tokio::sync::broadcast;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
+mod login;
+pub use login::Logins;
+
 /// A live event: its SSE name and JSON data.
 #[derive(Debug, Clone)]
 pub struct LiveEvent {
@@ -35,6 +38,8 @@ pub struct AppState {
     /// Groups and the fleet with fewer devices than this show no aggregates.
     pub k: i64,
     pub started_ms: i64,
+    /// Failed logins per user name and client address ([`crate::throttle`]).
+    pub logins: Arc<Logins>,
 }
 
 /// Session length for dashboard logins.
@@ -78,7 +83,7 @@ type ApiResult<T> = Result<T, ApiError>;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/api/v1/login", post(login))
+        .route("/api/v1/login", post(login::login))
         .route("/api/v1/logout", post(logout))
         .route("/api/v1/me", get(me))
         .route("/api/v1/devices", get(devices))
@@ -160,54 +165,6 @@ async fn authorize(s: &AppState, headers: &HeaderMap, need: Role) -> ApiResult<W
         ));
     }
     Ok(who)
-}
-
-#[derive(Deserialize)]
-struct Login {
-    user: String,
-    password: String,
-}
-
-async fn login(
-    State(s): State<AppState>,
-    body: Result<Json<Login>, JsonRejection>,
-) -> ApiResult<Response> {
-    let Json(l) = body?;
-    let user = s.store.user(&l.user).await?;
-    let ok = match &user {
-        Some((_, phc)) => {
-            let (pw, phc) = (l.password.clone(), phc.clone());
-            tokio::task::spawn_blocking(move || auth::verify_password(&pw, &phc))
-                .await
-                .unwrap_or(false)
-        }
-        None => {
-            // the same work for an unknown user: no timing oracle for user names
-            let pw = l.password.clone();
-            let _ = tokio::task::spawn_blocking(move || auth::hash_password(&pw)).await;
-            false
-        }
-    };
-    let name: String = l.user.chars().take(64).collect();
-    if !ok {
-        s.store.audit(&name, "login_failed", "").await?;
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "wrong user or password",
-        ));
-    }
-    let role = user.map(|u| u.0).unwrap_or(Role::Viewer);
-    let who = Who { name, role };
-    let secret = auth::new_secret("efs_");
-    s.store
-        .add_session(&auth::secret_hash(&secret), &who, now_ms() + SESSION_MS)
-        .await?;
-    s.store.audit(&who.name, "login", role.as_str()).await?;
-    let cookie = format!(
-        "{COOKIE}={secret}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-        SESSION_MS / 1000
-    );
-    Ok(([(header::SET_COOKIE, cookie)], Json(who)).into_response())
 }
 
 async fn logout(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {

@@ -3,6 +3,7 @@
 //! registry, rollups, feedback, the HTTP API with its roles, and the dashboard.
 //!
 //! - [`ingest`] and [`rollup`] are pure: bytes in, typed messages and additive sums out;
+//!   [`throttle`] (login rate limiting) is pure too, the time passed in;
 //! - [`store`] is the only module that speaks SQL;
 //! - [`mqtt`] moves messages from the broker to the store and acknowledges them after commit;
 //! - [`api`] serves HTTP; [`serve`] wires it all and hands shutdown to every task;
@@ -19,6 +20,7 @@ pub mod rollup;
 pub mod serve;
 pub mod sim;
 pub mod store;
+pub mod throttle;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 

@@ -120,6 +120,7 @@ pub async fn run(opts: Options, stop: watch::Receiver<bool>) -> Result<()> {
         events: events.clone(),
         k: opts.k,
         started_ms: now_ms(),
+        logins: Arc::default(),
     };
 
     // Live feed: summary events straight from each batch; device events (which need a
@@ -221,7 +222,9 @@ pub async fn run(opts: Options, stop: watch::Receiver<bool>) -> Result<()> {
     );
     println!("{}", ready_line(addr, &opts.data, token_file.as_deref()));
     let mut http_stop = stop.clone();
-    axum::serve(listener, api::router(state))
+    // the peer's address reaches the handlers (the login throttle counts per address)
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = http_stop.wait_for(|s| *s).await;
         })

@@ -1,4 +1,5 @@
-//! Bad input over MQTT and HTTP, and the API's roles, on one backend.
+//! Bad input over MQTT and HTTP, and the API's roles, on one backend; login rate limiting on
+//! another.
 
 use crate::support::*;
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
@@ -406,4 +407,101 @@ fn roles_tokens_logins_and_hostile_requests() {
         assert!(actions.contains(&want), "{want} missing from {actions:?}");
     }
     assert_eq!(actions[0], "token_deleted");
+}
+
+/// Wrong passwords lock a name (429 with `Retry-After`, even for the right password), not
+/// another user; enough failures from one address lock it; each lockout is audited once.
+/// The lockout's end is the throttle's unit tests' (no waiting through 15 minutes here).
+#[test]
+fn failed_logins_lock_the_name_then_the_address() {
+    let broker = Broker::start();
+    let data = tempfile::tempdir().unwrap();
+    let serve = Serve::start(broker.port, data.path(), None, "a");
+    let admin = serve.admin_token();
+    let u = |p: &str| format!("{}{p}", serve.http);
+    let login = |user: &str, pw: &str| {
+        let body = serde_json::json!({"user": user, "password": pw}).to_string();
+        http("POST", &u("/api/v1/login"), None, Some(&body))
+    };
+    let pw = std::fs::read_to_string(data.path().join("admin.password")).unwrap();
+    let pw = pw.trim();
+    let a = http(
+        "POST",
+        &u("/api/v1/users"),
+        Some(&admin),
+        Some(r#"{"user":"ana","password":"a long enough one","role":"viewer"}"#),
+    );
+    assert_eq!(a.status, 201, "{}", a.body);
+
+    // five wrong passwords are checked and refused; the next attempt is not checked
+    for i in 0..5 {
+        let a = login("admin", &format!("guess-{i}"));
+        assert_eq!(a.status, 401, "attempt {i}: {}", a.body);
+    }
+    let locked = |a: &Answer, why: &str| {
+        assert_eq!(a.status, 429, "{}", a.body);
+        let secs: u64 = a.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=900).contains(&secs), "Retry-After: {secs}");
+        let e = a.json()["error"].as_str().unwrap().to_string();
+        assert!(
+            e.contains(why) && e.contains(&format!("try again in {secs} s")),
+            "{e}"
+        );
+    };
+    for _ in 0..3 {
+        locked(
+            &login("admin", "guess-5"),
+            "too many failed logins for user \"admin\"",
+        );
+    }
+    // even the right password, while locked
+    locked(
+        &login("admin", pw),
+        "too many failed logins for user \"admin\"",
+    );
+    // another user logs in from the same address; the API token still works
+    assert_eq!(login("ana", "a long enough one").status, 200);
+    assert_eq!(
+        http("GET", &u("/api/v1/me"), Some(&admin), None).json()["user"],
+        "admin"
+    );
+
+    // 20 failures from one address lock it for every name (15 more, one per name)
+    for i in 0..15 {
+        let a = login(&format!("nobody-{i}"), "wrong");
+        assert_eq!(a.status, 401, "attempt {i}: {}", a.body);
+    }
+    locked(
+        &login("ana", "a long enough one"),
+        "too many failed logins from 127.0.0.1",
+    );
+
+    // the audit log: each failure that was checked, each lockout once, no refused attempt
+    let audit = http("GET", &u("/api/v1/audit?limit=1000"), Some(&admin), None).json();
+    let rows = audit.as_array().unwrap();
+    let of = |actor: &str, action: &str| {
+        rows.iter()
+            .filter(|r| r["actor"] == actor && r["action"] == action)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(of("admin", "login_failed").len(), 5, "{audit}");
+    assert_eq!(of("admin", "login_failed")[0]["detail"], "from 127.0.0.1");
+    let by_name = of("admin", "login_locked");
+    assert_eq!(by_name.len(), 1, "{audit}");
+    let d = by_name[0]["detail"].as_str().unwrap();
+    assert!(
+        d.starts_with("user admin: 5 failed logins within 15 min, refused for 15 min"),
+        "{d}"
+    );
+    let by_address = of("nobody-14", "login_locked");
+    assert_eq!(by_address.len(), 1, "{audit}");
+    let d = by_address[0]["detail"].as_str().unwrap();
+    assert!(d.starts_with("address 127.0.0.1: 20 failed logins"), "{d}");
+    let locks = rows
+        .iter()
+        .filter(|r| r["action"] == "login_locked")
+        .count();
+    assert_eq!(locks, 2, "{audit}");
+    assert_eq!(of("ana", "login").len(), 1, "{audit}");
+    assert_eq!(of("admin", "login").len(), 0, "{audit}");
 }
