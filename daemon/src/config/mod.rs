@@ -1,0 +1,195 @@
+//! The configuration file (TOML). Every key has a default; unknown keys are errors; after
+//! parsing, validation reports every problem at once, each with its key path.
+//!
+//! Here: the top-level [`Config`], loading and parsing. The tables (one struct per table,
+//! each key with its default and doc) are in `sections.rs`, re-exported here; the
+//! validation ([`Config::problems`]) is in `validate.rs`.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+mod sections;
+mod validate;
+
+pub use sections::{
+    AudioConfig, AudioSourceKind, CameraConfig, IndicatorsConfig, ModelsConfig, MqttConfig, Pace,
+    PinBackend, PipelineConfig, SourceKind, UpdatesConfig,
+};
+
+pub const DEFAULT_PATH: &str = "/etc/emotiond/emotiond.toml";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Identifies this device in topics and summaries. Empty: the host name.
+    pub device_id: String,
+    /// Writable state (the summary outbox). Empty: keep nothing on disk.
+    pub state_dir: PathBuf,
+    pub camera: CameraConfig,
+    pub models: ModelsConfig,
+    pub pipeline: PipelineConfig,
+    pub mqtt: MqttConfig,
+    pub updates: UpdatesConfig,
+    pub indicators: IndicatorsConfig,
+    pub audio: AudioConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            device_id: String::new(),
+            state_dir: PathBuf::from("/var/lib/emotiond"),
+            camera: CameraConfig::default(),
+            models: ModelsConfig::default(),
+            pipeline: PipelineConfig::default(),
+            mqtt: MqttConfig::default(),
+            updates: UpdatesConfig::default(),
+            indicators: IndicatorsConfig::default(),
+            audio: AudioConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config {path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config {path}: {}", problems.iter().map(|(k, p)| format!("`{k}`: {p}")).collect::<Vec<_>>().join("; "))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<(String, String)>,
+    },
+}
+
+impl Config {
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        let problems = c.problems();
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            });
+        }
+        if c.device_id.is_empty() {
+            c.device_id = hostname();
+        }
+        Ok(c)
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().replace(['/', '+', '#'], "_"))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "emotiond".into())
+}
+
+/// The documented default configuration file (`emotiond config --print-default`).
+pub const DEFAULT_FILE: &str = include_str!("../../emotiond.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_default_file_equals_the_built_in_defaults() {
+        let mut c = Config::parse(DEFAULT_FILE, Path::new("emotiond.toml")).unwrap();
+        let mut d = Config::default();
+        c.device_id.clear();
+        d.device_id.clear();
+        assert_eq!(c, d);
+    }
+
+    #[test]
+    fn empty_file_gives_defaults_and_a_device_id() {
+        let c = Config::parse("", Path::new("x")).unwrap();
+        assert!(!c.device_id.is_empty());
+        assert_eq!(c.pipeline.window_s, 10.0);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = Config::parse("[camera]\nwidht = 3\n", Path::new("/etc/x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("widht") && e.contains("/etc/x.toml"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let e = Config::parse("[pipeline]\nwindow_s = \"ten\"\n", Path::new("x"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("window_s"), "{e}");
+    }
+
+    #[test]
+    fn every_invalid_value_is_reported_with_its_key() {
+        let text = "device_id = \"a/b\"\n[camera]\nsource = \"files\"\nfps = 0\n[pipeline]\nwindow_s = 0.0\n[mqtt]\nport = 0\nencoding = \"json\"\n[models]\ndetector = \"builtin:nope\"\n";
+        let e = Config::parse(text, Path::new("x")).unwrap_err().to_string();
+        for k in [
+            "`device_id`",
+            "`camera.paths`",
+            "`camera.fps`",
+            "`pipeline.window_s`",
+            "`mqtt.port`",
+            "`models.detector`",
+        ] {
+            assert!(e.contains(k), "{k} missing from {e}");
+        }
+    }
+
+    #[test]
+    fn indicator_problems_are_named() {
+        let text = "[indicators]\nbackend = \"sim\"\nstatus_led = 60\nbutton = 60\n";
+        let e = Config::parse(text, Path::new("x")).unwrap_err().to_string();
+        for k in [
+            "`indicators.status_led`: must be a GPIO number",
+            "`indicators.button`: must not be the status LED's pin",
+            "`indicators.sim_dir`",
+        ] {
+            assert!(e.contains(k), "{k} in {e}");
+        }
+        let e = Config::parse(
+            "[indicators]\nbackend = \"sim\"\nsim_dir = \"/tmp/p\"\n",
+            Path::new("x"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("set status_led and/or button"), "{e}");
+        let rpi = Config::parse(
+            "[indicators]\nbackend = \"rpi\"\nstatus_led = 17\n",
+            Path::new("x"),
+        );
+        assert_eq!(rpi.is_ok(), cfg!(feature = "rpi"), "{rpi:?}");
+        let ok =
+            "[indicators]\nbackend = \"sim\"\nstatus_led = 17\nbutton = 27\nsim_dir = \"/tmp/p\"\n";
+        assert!(Config::parse(ok, Path::new("x")).is_ok());
+    }
+
+    #[test]
+    fn bad_enum_value_is_named() {
+        let e = Config::parse("[mqtt]\nencoding = \"xml\"\n", Path::new("x"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("xml") || e.contains("encoding"), "{e}");
+    }
+}
