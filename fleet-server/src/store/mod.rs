@@ -204,7 +204,7 @@ impl Store {
             received: batch.len() as i64,
             ..Outcome::default()
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Devices seen in this batch: (first message time, last message time).
         let mut seen: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
         for r in batch {
@@ -480,7 +480,7 @@ impl Store {
         groups: &[String],
         tags: &[String],
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let known: Option<(String,)> = sqlx::query_as("SELECT id FROM devices WHERE id = $1")
             .bind(device)
             .fetch_optional(&mut *tx)
@@ -532,6 +532,20 @@ impl Store {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// A transaction that will write. On SQLite it takes the write lock at its start
+    /// (`BEGIN IMMEDIATE`, waiting up to the busy timeout for another writer): a deferred
+    /// transaction that reads first and writes later fails at its first write with
+    /// SQLITE_BUSY_SNAPSHOT when another connection committed in between, which waiting
+    /// cannot cure.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
     }
 }
 
