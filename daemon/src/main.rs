@@ -87,6 +87,9 @@ enum Cmd {
     },
 }
 
+/// What `emotiond config` prints in place of a secret.
+const HIDDEN: &str = "<hidden>";
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(
         "info,rumqttd=off,tracing=off,rumqttc=warn,tract=warn,tract_linalg=warn,tract_core=warn",
@@ -110,7 +113,12 @@ fn dispatch(cli: Cli, explicit: bool) -> Result<ExitCode> {
             if print_default {
                 print!("{}", config::DEFAULT_FILE);
             } else {
-                let c = load_config(&cli.config, explicit)?;
+                let mut c = load_config(&cli.config, explicit)?;
+                // The effective configuration goes into bug reports and terminals: the broker
+                // password does not (whether one is set still shows).
+                if let Some(p) = c.mqtt.password.as_mut() {
+                    *p = HIDDEN.to_string();
+                }
                 print!("{}", toml::to_string_pretty(&c)?);
             }
             Ok(ExitCode::SUCCESS)

