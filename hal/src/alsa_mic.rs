@@ -265,8 +265,10 @@ mod tests {
         assert!(mic.describe().contains("not open"), "{}", mic.describe());
     }
 
+    /// Only the classification of errno values: whether recovery and reopening really
+    /// happen needs a device (tests/vm/vivid.sh, snd-aloop).
     #[test]
-    fn overruns_are_recovered_and_unplugs_reopen() {
+    fn errno_values_are_classified_as_overrun_or_unplug() {
         assert!(!is_gone(32), "EPIPE is an overrun: recover in place");
         assert!(!is_gone(86), "ESTRPIPE is a suspend: recover in place");
         assert!(is_gone(19) && is_gone(-19) && is_gone(5) && is_gone(77));
