@@ -150,6 +150,10 @@ pub fn start(mut cfg: Config, opts: Options, shutdown: Shutdown) -> Result<Runni
             }
         }
     }
+    // the broker's TLS files first: an unusable one is a config error, before the models
+    if cfg.mqtt.enabled {
+        mqtt::options(&cfg.mqtt, "emotiond", None)?;
+    }
     let analyzer = Analyzer::load(&cfg.models)?;
     let camera = camera_for(&cfg)?;
     log::info!(
@@ -434,11 +438,17 @@ pub fn boot_id() -> u32 {
 /// `n`, stop the pipeline.
 async fn echo_summaries(cfg: Config, n: u64, shutdown: Shutdown) {
     let topics = mqtt::Topics::new(&cfg.mqtt.topic_prefix, &cfg.device_id);
-    let opts = mqtt::options(
+    let opts = match mqtt::options(
         &cfg.mqtt,
         &format!("emotiond-demo-{}", std::process::id()),
         None,
-    );
+    ) {
+        Ok(o) => o,
+        Err(e) => {
+            log::error!("demo: {e}");
+            return;
+        }
+    };
     let (client, mut ev) = rumqttc::AsyncClient::new(opts, 16);
     if let Err(e) = client
         .subscribe(topics.summary.clone(), rumqttc::QoS::AtLeastOnce)

@@ -2,10 +2,11 @@
 //! broker (Debian's `mosquitto`, started here on a free loopback port).
 //!
 //! One binary (`cargo test --test e2e`), in modules: [`support`] (broker, relay, daemon,
-//! helpers), [`delivery`], [`cli`], [`updates`], [`devices`].
+//! helpers), [`delivery`], [`cli`], [`updates`], [`devices`], [`tls`].
 
 mod cli;
 mod delivery;
 mod devices;
 mod support;
+mod tls;
 mod updates;

@@ -16,6 +16,7 @@ struct CheckLine<'a> {
 use crate::analyzer::Analyzer;
 use crate::app::camera_for;
 use crate::config::{self, Config, SourceKind};
+use crate::publish::tls;
 use crate::shutdown::Shutdown;
 use crate::{audio, indicators, mqtt};
 use anyhow::Result;
@@ -23,20 +24,32 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Connect to the broker as the daemon would (credentials included) and wait for CONNACK.
-pub fn check_broker(cfg: &Config) -> (bool, String) {
-    let addr = format!("{}:{}", cfg.mqtt.host, cfg.mqtt.port);
-    let opts = mqtt::options(
-        &cfg.mqtt,
-        &format!("emotiond-check-{}", std::process::id()),
-        None,
-    );
+/// The broker item's hint when nothing more precise is known.
+const BROKER_HINT: &str = "check mqtt.host/port, the network, and mqtt.username/password";
+
+/// Connect to the broker as the daemon would (TLS and credentials included) and wait for
+/// CONNACK: (ok, detail, hint). Over TLS a failed handshake says why in the hint.
+pub fn check_broker(cfg: &Config) -> (bool, String, String) {
+    let q = &cfg.mqtt;
+    let addr = format!("{}:{}", q.host, q.port);
+    let over = if q.tls { " over TLS" } else { "" };
+    let opts = match mqtt::options(q, &format!("emotiond-check-{}", std::process::id()), None) {
+        Ok(o) => o,
+        Err(e) => {
+            return (
+                false,
+                format!("{addr}: {e}"),
+                "fix the named file or key (PEM files: mqtt.ca_file, mqtt.cert_file, mqtt.key_file)"
+                    .into(),
+            );
+        }
+    };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return (false, format!("{addr}: {e}")),
+        Err(e) => return (false, format!("{addr}: {e}"), BROKER_HINT.into()),
     };
     rt.block_on(async {
         let (client, mut ev) = rumqttc::AsyncClient::new(opts, 4);
@@ -45,16 +58,41 @@ pub fn check_broker(cfg: &Config) -> (bool, String) {
                 match ev.poll().await {
                     Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => return Ok(()),
                     Ok(_) => {}
-                    Err(e) => return Err(e.to_string()),
+                    Err(e) => return Err(e),
                 }
             }
         })
         .await;
         let _ = client.try_disconnect();
         match r {
-            Ok(Ok(())) => (true, format!("{addr}: connected, credentials accepted")),
-            Ok(Err(e)) => (false, format!("{addr}: {e}")),
-            Err(_) => (false, format!("{addr}: no answer within 5 s")),
+            Ok(Ok(())) if q.tls => (
+                true,
+                format!(
+                    "{addr}: connected over TLS (certificate signed by {}, for {}{}), credentials accepted",
+                    tls::ca_path(q).display(),
+                    q.host,
+                    if config::MqttConfig::file(&q.cert_file).is_some() {
+                        "; client certificate accepted"
+                    } else {
+                        ""
+                    }
+                ),
+                String::new(),
+            ),
+            Ok(Ok(())) => (
+                true,
+                format!("{addr}: connected, credentials accepted"),
+                String::new(),
+            ),
+            Ok(Err(e)) => match tls::explain(&e, q) {
+                Some(why) => (false, format!("{addr}{over}: {e}"), why),
+                None => (false, format!("{addr}{over}: {e}"), BROKER_HINT.into()),
+            },
+            Err(_) => (
+                false,
+                format!("{addr}{over}: no answer within 5 s"),
+                BROKER_HINT.into(),
+            ),
         }
     })
 }
@@ -262,13 +300,9 @@ pub fn check(path: &Path, explicit: bool, json: bool) -> Result<ExitCode> {
             }
         }
         if cfg.mqtt.enabled {
-            let (ok, detail) = check_broker(cfg);
-            items.push((
-                "broker",
-                ok,
-                detail,
-                "check mqtt.host/port, the network, and mqtt.username/password",
-            ));
+            let (ok, detail, hint) = check_broker(cfg);
+            let hint: &'static str = hint.leak(); // once per process: check then exits
+            items.push(("broker", ok, detail, hint));
         }
         if !cfg.state_dir.as_os_str().is_empty() {
             // asked for the user the daemon runs as, creating nothing (see statedir.rs)

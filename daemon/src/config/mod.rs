@@ -13,7 +13,7 @@ mod validate;
 
 pub use sections::{
     AudioConfig, AudioSourceKind, CameraConfig, IndicatorsConfig, ModelsConfig, MqttConfig, Pace,
-    PinBackend, PipelineConfig, SourceKind, UpdatesConfig,
+    PinBackend, PipelineConfig, SYSTEM_CA_FILE, SourceKind, UpdatesConfig,
 };
 
 pub const DEFAULT_PATH: &str = "/etc/emotiond/emotiond.toml";
@@ -191,5 +191,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("xml") || e.contains("encoding"), "{e}");
+    }
+
+    #[test]
+    fn tls_file_problems_are_named() {
+        let e = Config::parse(
+            "[mqtt]\nca_file = \"/etc/emotiond/ca.pem\"\ncert_file = \"/etc/emotiond/dev.pem\"\n",
+            Path::new("x"),
+        )
+        .unwrap_err()
+        .to_string();
+        for k in [
+            "`mqtt.ca_file`: is used only over TLS: set mqtt.tls = true",
+            "`mqtt.cert_file`: is used only over TLS",
+            "`mqtt.cert_file`: needs mqtt.key_file",
+        ] {
+            assert!(e.contains(k), "{k} in {e}");
+        }
+        let e = Config::parse(
+            "[mqtt]\ntls = true\nkey_file = \"/etc/emotiond/dev.key\"\n",
+            Path::new("x"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`mqtt.key_file`: needs mqtt.cert_file"), "{e}");
+        // empty file keys are unset: the system CA bundle, no client certificate
+        let c = Config::parse(
+            "[mqtt]\ntls = true\nca_file = \"\"\ncert_file = \"\"\nkey_file = \"\"\nusername = \"u\"\npassword = \"p\"\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(MqttConfig::file(&c.mqtt.ca_file), None);
+        let ok = "[mqtt]\ntls = true\nport = 8883\nca_file = \"/c/ca.pem\"\ncert_file = \"/c/d.pem\"\nkey_file = \"/c/d.key\"\n";
+        assert!(Config::parse(ok, Path::new("x")).is_ok());
     }
 }

@@ -256,6 +256,26 @@ pub struct MqttConfig {
     /// Summaries kept (on disk under `state_dir/outbox`) until the broker acknowledges them;
     /// beyond this the oldest is dropped.
     pub outbox_max: usize,
+    /// TLS to the broker: its certificate is checked against `ca_file` and must be for `host`.
+    pub tls: bool,
+    /// The CA (PEM) that signed the broker's certificate; unset or empty: the system bundle
+    /// ([`SYSTEM_CA_FILE`]).
+    pub ca_file: Option<PathBuf>,
+    /// This device's client certificate (PEM), for a broker that requires one (mutual TLS);
+    /// with `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM: PKCS#8, SEC1 or PKCS#1).
+    pub key_file: Option<PathBuf>,
+}
+
+/// The system's CA bundle (Debian's `ca-certificates`), trusted when `mqtt.ca_file` is unset.
+pub const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+impl MqttConfig {
+    /// A file key that is set: absent and empty both mean unset.
+    pub fn file(key: &Option<PathBuf>) -> Option<&std::path::Path> {
+        key.as_deref().filter(|p| !p.as_os_str().is_empty())
+    }
 }
 
 impl Default for CameraConfig {
@@ -317,6 +337,10 @@ impl Default for MqttConfig {
             encoding: Encoding::Json,
             keep_alive_s: 15,
             outbox_max: 1000,
+            tls: false,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Validation of a parsed [`Config`]: every problem at once, each with its key path.
 
-use super::{AudioSourceKind, Config, PinBackend, SourceKind};
+use super::{AudioSourceKind, Config, MqttConfig, PinBackend, SourceKind};
 
 impl Config {
     /// Every problem, with its key path.
@@ -227,6 +227,36 @@ impl Config {
         }
         if q.password.is_some() && q.username.is_none() {
             bad("mqtt.password", "needs mqtt.username");
+        }
+        let (ca, cert, key) = (
+            MqttConfig::file(&q.ca_file),
+            MqttConfig::file(&q.cert_file),
+            MqttConfig::file(&q.key_file),
+        );
+        if !q.tls {
+            for (k, v) in [
+                ("mqtt.ca_file", ca),
+                ("mqtt.cert_file", cert),
+                ("mqtt.key_file", key),
+            ] {
+                if v.is_some() {
+                    bad(
+                        k,
+                        "is used only over TLS: set mqtt.tls = true (or remove it)",
+                    );
+                }
+            }
+        }
+        match (cert, key) {
+            (Some(_), None) => bad(
+                "mqtt.cert_file",
+                "needs mqtt.key_file (the client certificate's private key)",
+            ),
+            (None, Some(_)) => bad(
+                "mqtt.key_file",
+                "needs mqtt.cert_file (the client certificate it belongs to)",
+            ),
+            _ => {}
         }
         p
     }

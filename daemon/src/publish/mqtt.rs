@@ -18,8 +18,17 @@ use tokio::sync::mpsc;
 
 pub use emotiond_wire::Topics;
 
-pub fn options(cfg: &MqttConfig, client_id: &str, will_topic: Option<&str>) -> MqttOptions {
+/// The client options for `cfg`: TLS (its files read and checked here: an unusable one is a
+/// config error naming the key), credentials, the Last Will.
+pub fn options(
+    cfg: &MqttConfig,
+    client_id: &str,
+    will_topic: Option<&str>,
+) -> Result<MqttOptions, super::tls::FileError> {
     let mut o = MqttOptions::new(client_id, cfg.host.clone(), cfg.port);
+    if let Some(t) = super::tls::transport(cfg)? {
+        o.set_transport(t);
+    }
     o.set_keep_alive(Duration::from_secs(cfg.keep_alive_s));
     o.set_clean_session(true);
     o.set_max_packet_size(256 * 1024, 256 * 1024);
@@ -29,7 +38,7 @@ pub fn options(cfg: &MqttConfig, client_id: &str, will_topic: Option<&str>) -> M
     if let Some(t) = will_topic {
         o.set_last_will(LastWill::new(t, "offline", QoS::AtLeastOnce, true));
     }
-    o
+    Ok(o)
 }
 
 fn health_json(
@@ -236,7 +245,8 @@ impl Session {
 }
 
 /// Publish summaries from `rx` until it closes (the pipeline ended), then deliver what is
-/// left (for at most `drain`), publish `offline` and disconnect.
+/// left (for at most `drain`), publish `offline` and disconnect. The caller checked
+/// [`options`] first (an unusable TLS file is a config error at start).
 pub async fn run(
     cfg: MqttConfig,
     device_id: String,
@@ -247,7 +257,13 @@ pub async fn run(
     link: Option<Link>,
 ) {
     let topics = Topics::new(&cfg.topic_prefix, &device_id);
-    let opts = options(&cfg, &format!("emotiond-{device_id}"), Some(&topics.status));
+    let opts = match options(&cfg, &format!("emotiond-{device_id}"), Some(&topics.status)) {
+        Ok(o) => o,
+        Err(e) => {
+            log::error!("mqtt: {e}");
+            return;
+        }
+    };
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -269,6 +285,7 @@ pub async fn run(
         link,
         requests: Requests::default(),
     };
+    let mut tls_said: Option<String> = None;
     loop {
         s.flush(&client);
         let Some(ev) = s.wait(&client, eventloop.poll()).await else {
@@ -283,6 +300,7 @@ pub async fn run(
                     ack.code
                 );
                 s.connected = true;
+                tls_said = None;
                 s.sources.broker.set(true);
                 backoff.reset();
                 if client
@@ -321,6 +339,17 @@ pub async fn run(
                     log::warn!("mqtt: connection to {}:{} lost: {e}", cfg.host, cfg.port);
                 } else {
                     log::debug!("mqtt: cannot connect to {}:{}: {e}", cfg.host, cfg.port);
+                }
+                // a TLS problem does not go away by retrying: said once until it changes
+                let why = cfg.tls.then(|| super::tls::explain(&e, &cfg)).flatten();
+                if why.is_some() && why != tls_said {
+                    log::error!(
+                        "mqtt: TLS to {}:{}: {} ({e})",
+                        cfg.host,
+                        cfg.port,
+                        why.as_deref().unwrap_or_default()
+                    );
+                    tls_said = why;
                 }
                 if matches!(e, ConnectionError::ConnectionRefused(_)) {
                     log::error!("mqtt: broker refused the connection (credentials?): {e}");
