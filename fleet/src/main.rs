@@ -8,6 +8,8 @@
 //! emotion-fleet model inspect FILE                    the index and the manifest
 //! emotion-fleet rollout FILE --slot S (--device ID | --group G) (--url URL | --chunks)
 //! emotion-fleet rollback --slot S (--device ID | --group G)
+//!     (both: --host H --port P [--username U --password P] [--mqtt-tls] [--mqtt-ca FILE]
+//!      [--mqtt-cert FILE --mqtt-key FILE])
 //! emotion-fleet serve [--data DIR] [--db postgres://...] [--http ADDR] [--mqtt-host H] ...
 //! emotion-fleet simulate --devices N --summaries M [--postcard-every K] ...
 //! emotion-fleet demo [--once]                         broker + backend + simulated devices
@@ -105,6 +107,8 @@ struct Broker {
     password: Option<String>,
     #[arg(long, default_value = "emotiond")]
     topic_prefix: String,
+    #[command(flatten)]
+    tls: server::TlsArgs,
 }
 
 #[derive(Subcommand)]
@@ -248,11 +252,19 @@ fn inspect(package: &Path) -> Result<()> {
 }
 
 fn client(b: &Broker) -> Result<(rumqttc::Client, rumqttc::Connection)> {
-    let mut o = rumqttc::MqttOptions::new(
-        format!("emotion-fleet-{}", std::process::id()),
-        b.host.clone(),
-        b.port,
-    );
+    let client_id = format!("emotion-fleet-{}", std::process::id());
+    // the backend's options: TLS (the files read here, so a missing one fails at once)
+    let mut o = emotion_fleet_server::mqtt::MqttConfig {
+        host: b.host.clone(),
+        port: b.port,
+        prefix: b.topic_prefix.clone(),
+        client_id: client_id.clone(),
+        share_group: String::new(),
+        username: None,
+        password: None,
+        tls: b.tls.clone().into_tls(),
+    }
+    .options(&client_id)?;
     o.set_keep_alive(Duration::from_secs(10));
     o.set_max_packet_size(1 << 20, 1 << 20);
     if let Some(u) = &b.username {

@@ -30,18 +30,8 @@ pub struct ServeArgs {
     /// (or the environment variable EMOTION_FLEET_MQTT_PASSWORD)
     #[arg(long, env = "EMOTION_FLEET_MQTT_PASSWORD", hide_env_values = true)]
     pub mqtt_password: Option<String>,
-    /// TLS to the broker, trusting the system's CA bundle (implied by --mqtt-ca and --mqtt-cert).
-    #[arg(long)]
-    pub mqtt_tls: bool,
-    /// TLS to the broker, trusting this CA (PEM).
-    #[arg(long, value_name = "FILE")]
-    pub mqtt_ca: Option<PathBuf>,
-    /// A client certificate (PEM) for a broker that requires one; with --mqtt-key.
-    #[arg(long, value_name = "FILE", requires = "mqtt_key")]
-    pub mqtt_cert: Option<PathBuf>,
-    /// The client certificate's private key (PEM).
-    #[arg(long, value_name = "FILE", requires = "mqtt_cert")]
-    pub mqtt_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     #[arg(long, default_value = "emotiond")]
     pub topic_prefix: String,
     /// This replica's name, unique among replicas and stable across restarts: the broker
@@ -70,6 +60,33 @@ pub struct ServeArgs {
     /// Where the backend publishes each device's state for Home Assistant.
     #[arg(long, default_value = "emotion-fleet/ha")]
     pub ha_state_prefix: String,
+}
+
+/// TLS to the broker: the flags of `serve`, `rollout` and `rollback`.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct TlsArgs {
+    /// TLS to the broker, trusting the system's CA bundle (implied by --mqtt-ca and --mqtt-cert).
+    #[arg(long)]
+    pub mqtt_tls: bool,
+    /// TLS to the broker, trusting this CA (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub mqtt_ca: Option<PathBuf>,
+    /// A client certificate (PEM) for a broker that requires one; with --mqtt-key.
+    #[arg(long, value_name = "FILE", requires = "mqtt_key")]
+    pub mqtt_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "mqtt_cert")]
+    pub mqtt_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// `None`: plain MQTT.
+    pub fn into_tls(self) -> Option<Tls> {
+        (self.mqtt_tls || self.mqtt_ca.is_some() || self.mqtt_cert.is_some()).then(|| Tls {
+            ca: self.mqtt_ca,
+            client: self.mqtt_cert.zip(self.mqtt_key),
+        })
+    }
 }
 
 #[derive(clap::Args)]
@@ -151,10 +168,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             share_group: a.share_group,
             username: a.mqtt_username,
             password: a.mqtt_password,
-            tls: (a.mqtt_tls || a.mqtt_ca.is_some() || a.mqtt_cert.is_some()).then(|| Tls {
-                ca: a.mqtt_ca,
-                client: a.mqtt_cert.zip(a.mqtt_key),
-            }),
+            tls: a.tls.into_tls(),
         },
         k: a.k_anonymity.max(1),
         raw_days: a.raw_days.max(1),

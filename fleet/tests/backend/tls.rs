@@ -1,7 +1,8 @@
 //! The backend's broker connection over TLS: a mosquitto TLS listener that requires client
 //! certificates (a CA, server and client certificates made by `openssl` for the test), the
 //! backend ingesting through it, and the ways it refuses to: an unreadable CA stops the start,
-//! a broker signed by another CA is named in the log.
+//! a broker signed by another CA is named in the log. The operator's `rollback` (and so
+//! `rollout`, the same flags) through the same listener, with and without its certificate.
 
 use crate::support::*;
 use std::io::{BufRead, BufReader};
@@ -186,4 +187,78 @@ fn the_backend_ingests_over_tls_with_a_client_certificate_and_names_a_wrong_ca()
     let _ = bad.wait();
     let refused = refused.unwrap_or_else(|| panic!("no connection error logged: {seen:#?}"));
     assert!(refused.to_lowercase().contains("certificate"), "{refused}");
+}
+
+/// The retained message on `topic`, read on the broker's plain listener (within 10 s).
+fn retained(port: u16, topic: &str) -> Option<Vec<u8>> {
+    let mut o = rumqttc::MqttOptions::new(format!("tls-read-{}", free_port()), "127.0.0.1", port);
+    o.set_keep_alive(std::time::Duration::from_secs(5));
+    let (client, mut conn) = rumqttc::Client::new(o, 16);
+    client.subscribe(topic, rumqttc::QoS::AtLeastOnce).unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while let Ok(ev) = conn.recv_timeout(end.saturating_duration_since(std::time::Instant::now())) {
+        if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) = ev {
+            return Some(p.payload.to_vec());
+        }
+    }
+    None
+}
+
+#[test]
+fn rollback_publishes_over_tls_with_a_client_certificate_and_fails_without_one() {
+    let certs = tempfile::tempdir().unwrap();
+    let d = certs.path();
+    ca(d, "ca");
+    leaf(
+        d,
+        "ca",
+        "server",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    );
+    leaf(d, "ca", "operator", "extendedKeyUsage=clientAuth\n");
+    use std::os::unix::fs::PermissionsExt;
+    for e in std::fs::read_dir(d).unwrap() {
+        let e = e.unwrap().path();
+        std::fs::set_permissions(&e, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tls_port = free_port();
+    let broker = Broker::start_with(&format!(
+        "listener {tls_port} 127.0.0.1\ncafile {0}/ca.pem\ncertfile {0}/server.pem\n\
+         keyfile {0}/server.key\nrequire_certificate true\n",
+        d.display()
+    ));
+    let p = |f: &str| d.join(f).display().to_string();
+    let rollback = |device: &str, tls: &[String]| {
+        Command::new(BIN)
+            .args(["rollback", "--slot", "expression", "--device", device])
+            .args(["--host", "127.0.0.1", "--port", &tls_port.to_string()])
+            .args(tls)
+            .output()
+            .unwrap()
+    };
+    let full: Vec<String> = [
+        ("--mqtt-ca", "ca.pem"),
+        ("--mqtt-cert", "operator.pem"),
+        ("--mqtt-key", "operator.key"),
+    ]
+    .iter()
+    .flat_map(|(f, file)| [f.to_string(), p(file)])
+    .collect();
+    let out = rollback("tls-1", &full);
+    assert!(out.status.success(), "{out:?}");
+    let msg = retained(broker.port, "emotiond/tls-1/models/set").expect("the order, retained");
+    let msg: serde_json::Value = serde_json::from_slice(&msg).unwrap();
+    assert_eq!(msg["action"], "rollback", "{msg}");
+
+    // without a client certificate the broker refuses: exit 2, the reason on stderr
+    let out = rollback("tls-2", &full[..2]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    // a CA file that cannot be read is named
+    let out = rollback("tls-3", &["--mqtt-ca".into(), "/nonexistent/ca.pem".into()]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/ca.pem"), "{err}");
 }
