@@ -33,6 +33,13 @@ ap.add_argument("--latency-probes", type=int, default=20,
                 help="publish-to-dashboard probes per store (0: none)")
 ap.add_argument("--latency-load", type=int, default=1000,
                 help="summaries per second from other devices while probing")
+ap.add_argument("--chart-devices", type=int, default=0,
+                help="then seed this many devices (all in one group) with one summary a minute "
+                     "over --chart-hours and time the charts (0: skip)")
+ap.add_argument("--chart-hours", type=int, default=24)
+ap.add_argument("--broker-inflight", type=int, default=0,
+                help="mosquitto's max_inflight_messages (0: no limit, as deploy/mosquitto-fleet.conf; "
+                     "with 1000, mosquitto 2.0.11 stalled after ~1.04 M messages)")
 args = ap.parse_args()
 fleet = pathlib.Path(args.bin_dir) / "emotion-fleet"
 if not fleet.is_file():
@@ -113,13 +120,56 @@ def latency(store, hport, token, mqtt):
         publish_to_dashboard_ms_max=round(lat[-1] * 1000, 1))
 
 
+def charts(store, api, put, mqtt, stored_before):
+    """Chart latency at scale: --chart-devices devices, every one in group `chart`, each with a
+    summary for every minute of the last --chart-hours (so every device has a per-minute rollup
+    in every minute, as a device publishing every 10 s would), then the dashboard's series
+    requests timed (median of 5, after one unmeasured call): the fleet, the group and one
+    device, per minute and per hour."""
+    n, hours = args.chart_devices, args.chart_hours
+    now_ms = int(time.time() * 1000)
+    per = hours * 60
+    t0 = time.time()
+    # an hour at a time, each stored before the next: the broker's queue for the backend's
+    # session is bounded (max_queued_messages) and drops what overflows it
+    for h in range(hours):
+        subprocess.run([str(fleet), "simulate", *mqtt, "--devices", str(n), "--summaries", "60",
+                        "--start-seq", str(h * 60), "--id-prefix", "chart-", "--window-ms", "60000",
+                        "--start-ms", str(now_ms - (hours - h) * 3600000)] + (["--no-announce"] if h else []),
+                       check=True, stdout=subprocess.DEVNULL)
+        want = stored_before + n * 60 * (h + 1)
+        deadline = time.time() + 600
+        while api("/api/v1/stats")[0]["stored"] < want:
+            if time.time() > deadline:
+                raise SystemExit(f"fleet_ingest: chart seed hour {h} not stored within 10 min ({store})")
+            time.sleep(0.2)
+    seed_s = time.time() - t0
+    for i in range(n):
+        put(f"/api/v1/devices/chart-{i}/groups", {"groups": ["chart"], "tags": []})
+    frm = now_ms - hours * 3600000
+
+    def timed(q):
+        body, _ = api(q)
+        ts = sorted(api(q)[1] for _ in range(5))
+        return round(ts[2] * 1000, 1), len(body["points"])
+
+    res = {}
+    for name, scope in (("fleet", ""), ("group", "&group=chart"), ("device", "&device=chart-1")):
+        for step in ("minute", "hour"):
+            ms, pts = timed(f"/api/v1/series?from_ms={frm}&to_ms={now_ms}&step={step}{scope}")
+            res[f"{name}_{step}_ms"] = ms
+            res[f"{name}_{step}_points"] = pts
+    out(bench="fleet_chart", store=store, devices=n, hours=hours, summaries=n * per,
+        seed_s=round(seed_s, 1), **res)
+
+
 tmp = pathlib.Path(tempfile.mkdtemp(prefix="fleet-bench-"))
 procs = []
 try:
     mport = free_port()
     conf = tmp / "mosquitto.conf"
     conf.write_text(f"listener {mport} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    "max_inflight_messages 1000\nmax_queued_messages 1000000\n")
+                    f"max_inflight_messages {args.broker_inflight}\nmax_queued_messages 1000000\n")
     mosq = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     procs.append(subprocess.Popen([mosq, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     wait_port(mport, "mosquitto")
@@ -160,6 +210,14 @@ try:
             with urllib.request.urlopen(req, timeout=60) as r:
                 body = json.loads(r.read())
             return body, time.perf_counter() - t
+
+        def put(path, body):
+            req = urllib.request.Request(f"http://127.0.0.1:{hport}{path}", method="PUT",
+                                         data=json.dumps(body).encode(),
+                                         headers={"Authorization": f"Bearer {token}",
+                                                  "Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=60) as r:
+                r.read()
 
         want = args.devices * args.summaries
         now_ms = int(time.time() * 1000)
@@ -203,6 +261,8 @@ try:
             bin=str(fleet))
         if args.latency_probes > 0:
             latency(store, hport, token, base[:4])
+        if args.chart_devices > 0:
+            charts(store, api, put, base[:4], api("/api/v1/stats")[0]["stored"])
         t_stop = time.time()
         serve.terminate()
         try:

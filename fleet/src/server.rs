@@ -277,7 +277,7 @@ fn demo_broker() -> Result<(DemoBroker, u16)> {
         &conf,
         format!(
             "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-             max_inflight_messages 1000\nmax_queued_messages 1000000\n"
+             max_inflight_messages 0\nmax_queued_messages 1000000\n"
         ),
     )?;
     let child = std::process::Command::new(exe)

@@ -55,7 +55,7 @@ impl Broker {
             &conf,
             format!(
                 "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 max_inflight_messages 1000\nmax_queued_messages 1000000\n{extra}"
+                 max_inflight_messages 0\nmax_queued_messages 1000000\n{extra}"
             ),
         )
         .unwrap();
