@@ -35,6 +35,13 @@ pub struct Broker {
 
 impl Broker {
     pub fn start() -> Broker {
+        Broker::start_with(|port| {
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        })
+    }
+
+    /// A broker with the configuration `conf(port)` (the port it is to listen on).
+    pub fn start_with(conf_text: impl FnOnce(u16) -> String) -> Broker {
         let port = free_port();
         let Some(exe) = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
             .into_iter()
@@ -49,11 +56,7 @@ impl Broker {
         };
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-        )
-        .unwrap();
+        std::fs::write(&conf, conf_text(port)).unwrap();
         let child = Command::new(exe)
             .arg("-c")
             .arg(&conf)

@@ -7,8 +7,8 @@
 use crate::support::*;
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS, Transport};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 /// `scripts/make-test-ca DIR HOSTS DEVICES...`, keys readable by all: mosquitto started as
 /// root runs as the `mosquitto` user.
@@ -35,59 +35,15 @@ fn make_ca(dir: &Path, hosts: &str, devices: &[&str]) {
 }
 
 /// mosquitto with one TLS listener requiring a client certificate signed by `certs/ca.pem`.
-struct TlsBroker {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl TlsBroker {
-    fn start(certs: &Path) -> TlsBroker {
-        let port = free_port();
-        let dir = tempfile::tempdir().unwrap();
-        let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\ncafile {0}/ca.pem\ncertfile {0}/server.pem\n\
-                 keyfile {0}/server.key\nrequire_certificate true\n\
-                 use_identity_as_username true\nallow_anonymous false\npersistence false\n",
-                certs.display()
-            ),
+fn tls_broker(certs: &Path) -> Broker {
+    Broker::start_with(|port| {
+        format!(
+            "listener {port} 127.0.0.1\ncafile {0}/ca.pem\ncertfile {0}/server.pem\n\
+             keyfile {0}/server.key\nrequire_certificate true\n\
+             use_identity_as_username true\nallow_anonymous false\npersistence false\n",
+            certs.display()
         )
-        .unwrap();
-        let exe = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("mosquitto (sudo apt-get install mosquitto)");
-        let child = Command::new(exe)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let t0 = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "mosquitto did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        TlsBroker {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for TlsBroker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    })
 }
 
 /// Summaries on `topic`, through TLS with the client certificate `certs/NAME.pem`.
@@ -142,7 +98,7 @@ fn the_daemon_publishes_over_tls_with_its_client_certificate_and_check_explains_
     make_ca(c, "127.0.0.1", &["tls-dev", "e2e-sub"]);
     let other = tempfile::tempdir().unwrap();
     make_ca(other.path(), "127.0.0.1", &[]);
-    let broker = TlsBroker::start(c);
+    let broker = tls_broker(c);
     let p = |f: &str| c.join(f).display().to_string();
 
     // the device's certificate and the right CA: summaries arrive over TLS

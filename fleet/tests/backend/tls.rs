@@ -87,19 +87,9 @@ fn leaf(dir: &Path, ca: &str, leaf: &str, ext: &str) {
     );
 }
 
-#[test]
-fn the_backend_ingests_over_tls_with_a_client_certificate_and_names_a_wrong_ca() {
-    let certs = tempfile::tempdir().unwrap();
-    let d = certs.path();
-    ca(d, "ca");
-    ca(d, "other-ca");
-    leaf(
-        d,
-        "ca",
-        "server",
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    );
-    leaf(d, "ca", "client", "extendedKeyUsage=clientAuth\n");
+/// A broker with its plain listener and a TLS one (its port returned) that requires a client
+/// certificate signed by `d/ca.pem`, serving `d/server.pem`.
+fn tls_broker(d: &std::path::Path) -> (Broker, u16) {
     // mosquitto started as root runs as the `mosquitto` user: let it read the throwaway keys
     use std::os::unix::fs::PermissionsExt;
     for e in std::fs::read_dir(d).unwrap() {
@@ -113,6 +103,23 @@ fn the_backend_ingests_over_tls_with_a_client_certificate_and_names_a_wrong_ca()
          keyfile {0}/server.key\nrequire_certificate true\n",
         d.display()
     ));
+    (broker, tls_port)
+}
+
+#[test]
+fn the_backend_ingests_over_tls_with_a_client_certificate_and_names_a_wrong_ca() {
+    let certs = tempfile::tempdir().unwrap();
+    let d = certs.path();
+    ca(d, "ca");
+    ca(d, "other-ca");
+    leaf(
+        d,
+        "ca",
+        "server",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    );
+    leaf(d, "ca", "client", "extendedKeyUsage=clientAuth\n");
+    let (broker, tls_port) = tls_broker(d);
     let p = |f: &str| d.join(f).display().to_string();
 
     // through TLS with a client certificate: every summary the devices sent (in plain MQTT
@@ -216,18 +223,7 @@ fn rollback_publishes_over_tls_with_a_client_certificate_and_fails_without_one()
         "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
     );
     leaf(d, "ca", "operator", "extendedKeyUsage=clientAuth\n");
-    use std::os::unix::fs::PermissionsExt;
-    for e in std::fs::read_dir(d).unwrap() {
-        let e = e.unwrap().path();
-        std::fs::set_permissions(&e, std::fs::Permissions::from_mode(0o644)).unwrap();
-    }
-    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let tls_port = free_port();
-    let broker = Broker::start_with(&format!(
-        "listener {tls_port} 127.0.0.1\ncafile {0}/ca.pem\ncertfile {0}/server.pem\n\
-         keyfile {0}/server.key\nrequire_certificate true\n",
-        d.display()
-    ));
+    let (broker, tls_port) = tls_broker(d);
     let p = |f: &str| d.join(f).display().to_string();
     let rollback = |device: &str, tls: &[String]| {
         Command::new(BIN)
