@@ -8,8 +8,11 @@
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+mod api;
 mod sections;
 mod validate;
+
+pub use api::ApiConfig;
 
 pub use sections::{
     AudioConfig, AudioSourceKind, CameraConfig, IndicatorsConfig, ModelsConfig, MqttConfig, Pace,
@@ -32,6 +35,7 @@ pub struct Config {
     pub updates: UpdatesConfig,
     pub indicators: IndicatorsConfig,
     pub audio: AudioConfig,
+    pub api: ApiConfig,
 }
 
 impl Default for Config {
@@ -46,6 +50,7 @@ impl Default for Config {
             updates: UpdatesConfig::default(),
             indicators: IndicatorsConfig::default(),
             audio: AudioConfig::default(),
+            api: ApiConfig::default(),
         }
     }
 }

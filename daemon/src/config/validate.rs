@@ -258,6 +258,7 @@ impl Config {
             ),
             _ => {}
         }
+        self.api.problems(&mut bad);
         p
     }
 }
