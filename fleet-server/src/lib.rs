@@ -16,6 +16,7 @@ pub mod dashboard;
 pub mod homeassistant;
 pub mod ingest;
 pub mod mqtt;
+pub mod rollout;
 pub mod rollup;
 pub mod serve;
 pub mod sim;

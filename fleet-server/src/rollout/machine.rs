@@ -1,0 +1,589 @@
+//! The rollout state machine: pure, the time passed in (milliseconds since the epoch), no
+//! I/O. The driver (`rollout::driver`) feeds it what devices reported and publishes the
+//! orders [`Rollout::tick`] returns; the store keeps it between ticks and restarts.
+//!
+//! A device goes `pending → ordered → active → healthy` (`healthy` after
+//! [`Plan::healthy_windows`] healthy summary windows on the new model), or `failed` (the
+//! device rejected or rolled the model back, a window was unhealthy, or it was silent past
+//! [`Plan::timeout_ms`]). A device offline when its stage starts is `offline`, counted
+//! apart: it does not stall the stage, and it is ordered when it comes back. After an abort
+//! the devices of the failed stage that may run the new model are ordered back
+//! (`rollback_ordered`, then `rolled_back`).
+
+use super::plan::{OnFailure, Plan};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Running,
+    Paused,
+    Aborted,
+    /// Every stage passed; devices that join or come back still get the model.
+    Done,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Running => "running",
+            Phase::Paused => "paused",
+            Phase::Aborted => "aborted",
+            Phase::Done => "done",
+        }
+    }
+    pub const ALL: [Phase; 4] = [Phase::Running, Phase::Paused, Phase::Aborted, Phase::Done];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Progress {
+    Pending,
+    Offline,
+    Ordered,
+    Active,
+    Healthy,
+    Failed,
+    RollbackOrdered,
+    RolledBack,
+}
+
+impl Progress {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Progress::Pending => "pending",
+            Progress::Offline => "offline",
+            Progress::Ordered => "ordered",
+            Progress::Active => "active",
+            Progress::Healthy => "healthy",
+            Progress::Failed => "failed",
+            Progress::RollbackOrdered => "rollback_ordered",
+            Progress::RolledBack => "rolled_back",
+        }
+    }
+}
+
+/// One device of the rollout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    pub stage: usize,
+    pub progress: Progress,
+    /// Last sign of progress (order, state, healthy window): the silence timeout runs from it.
+    pub since_ms: i64,
+    pub online: bool,
+    pub healthy: u32,
+    /// Why it failed: `rejected:<code>`, `rolled_back:<code>`, `unhealthy:<what>`,
+    /// `timeout:ordered` (no answer to the order), `timeout:active` (no windows).
+    pub reason: Option<String>,
+    /// The device reported the new model active (a rollback then has something to undo).
+    pub on_new: bool,
+    /// Newest state time and window end seen (device clock): older reports are ignored.
+    pub state_at_ms: i64,
+    pub window_ms: i64,
+    /// (boot, stalls) of the last window, to see stalls within a window.
+    pub stalls: Option<(u32, u64)>,
+    /// Orders sent to this device (restart tests check there is never a second one).
+    pub orders: u32,
+}
+
+/// What a device reported about the rollout's model on `models/state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    /// downloading, verifying, testing: alive, not done.
+    Working,
+    Active,
+    Rejected,
+    RolledBack,
+}
+
+/// A summary window's health inputs (from a summary on the rollout's model).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    pub end_ms: i64,
+    pub boot_id: u32,
+    pub frames: u32,
+    pub faces: u32,
+    pub camera_ok: bool,
+    /// Stalls since the device's start (detector + expression).
+    pub stalls: u64,
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Order(String),
+    Rollback(String),
+}
+
+/// A decision for the audit log and the rollout's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub at_ms: i64,
+    pub kind: String,
+    pub detail: String,
+}
+
+/// Per stage: how its devices stand.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StageCount {
+    pub percent: u8,
+    pub devices: u32,
+    pub pending: u32,
+    pub offline: u32,
+    pub in_progress: u32,
+    pub succeeded: u32,
+    pub failed: u32,
+    pub rolled_back: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    pub id: String,
+    pub plan: Plan,
+    pub phase: Phase,
+    pub stage: usize,
+    pub stage_started_ms: i64,
+    /// When the current stage first held its success threshold (the soak runs from it).
+    pub soak_from: Option<i64>,
+    /// Failures of the current stage an operator's resume accepted.
+    pub accepted_failures: u32,
+    /// The stage being rolled back after an abort.
+    pub aborted_stage: Option<usize>,
+    pub reason: Option<String>,
+    tokens: f64,
+    tokens_ms: i64,
+    pub members: BTreeMap<String, Member>,
+    #[serde(skip)]
+    decisions: Vec<Decision>,
+    #[serde(skip)]
+    dirty: BTreeSet<String>,
+}
+
+impl Rollout {
+    /// A new rollout over `devices` (id, stratum, online), its first stage starting now.
+    pub fn new(id: &str, plan: Plan, devices: &[(String, String, bool)], now: i64) -> Rollout {
+        let pairs: Vec<(String, String)> = devices
+            .iter()
+            .map(|(d, s, _)| (d.clone(), s.clone()))
+            .collect();
+        let stages = super::plan::assign(id, &pairs, &plan.stages);
+        let members = devices
+            .iter()
+            .map(|(d, _, online)| {
+                let m = Member {
+                    stage: stages[d],
+                    progress: Progress::Pending,
+                    since_ms: now,
+                    online: *online,
+                    healthy: 0,
+                    reason: None,
+                    on_new: false,
+                    state_at_ms: 0,
+                    window_ms: 0,
+                    stalls: None,
+                    orders: 0,
+                };
+                (d.clone(), m)
+            })
+            .collect();
+        let mut r = Rollout {
+            id: id.to_string(),
+            tokens: (plan.orders_per_s as f64).max(1.0),
+            plan,
+            phase: Phase::Running,
+            stage: 0,
+            stage_started_ms: now,
+            soak_from: None,
+            accepted_failures: 0,
+            aborted_stage: None,
+            reason: None,
+            tokens_ms: now,
+            members,
+            decisions: Vec::new(),
+            dirty: BTreeSet::new(),
+        };
+        r.dirty = r.members.keys().cloned().collect();
+        r.decide(now, "created", format!("{} devices", r.members.len()));
+        r.start_stage(now);
+        r
+    }
+
+    /// Decisions made since the last call (to store and audit).
+    pub fn take_decisions(&mut self) -> Vec<Decision> {
+        std::mem::take(&mut self.decisions)
+    }
+
+    /// Devices whose entry changed since the last call (to store).
+    pub fn take_dirty(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.dirty).into_iter().collect()
+    }
+
+    fn decide(&mut self, at_ms: i64, kind: &str, detail: String) {
+        self.decisions.push(Decision {
+            at_ms,
+            kind: kind.to_string(),
+            detail,
+        });
+    }
+
+    fn start_stage(&mut self, now: i64) {
+        self.stage_started_ms = now;
+        self.soak_from = None;
+        self.accepted_failures = 0;
+        let stage = self.stage;
+        let mut offline = 0;
+        for (d, m) in self.members.iter_mut() {
+            if m.stage == stage && m.progress == Progress::Pending && !m.online {
+                m.progress = Progress::Offline;
+                self.dirty.insert(d.clone());
+                offline += 1;
+            }
+        }
+        let n = self.members.values().filter(|m| m.stage == stage).count();
+        let pct = self.plan.stages[stage];
+        self.decide(
+            now,
+            "stage_started",
+            format!(
+                "stage {} ({pct} %): {n} devices, {offline} offline",
+                stage + 1
+            ),
+        );
+    }
+
+    fn fail(&mut self, device: &str, now: i64, reason: String) {
+        if let Some(m) = self.members.get_mut(device) {
+            m.progress = Progress::Failed;
+            m.since_ms = now;
+            m.reason = Some(reason.clone());
+            self.dirty.insert(device.to_string());
+            let stage = m.stage + 1;
+            self.decide(
+                now,
+                "device_failed",
+                format!("{device} (stage {stage}): {reason}"),
+            );
+        }
+    }
+
+    /// A `models/state` report about the rollout's model; `reason` is its reason code.
+    pub fn report(&mut self, device: &str, r: Report, reason: Option<&str>, at_ms: i64, now: i64) {
+        let Some(m) = self.members.get_mut(device) else {
+            return;
+        };
+        if at_ms <= m.state_at_ms {
+            return;
+        }
+        m.state_at_ms = at_ms;
+        self.dirty.insert(device.to_string());
+        let code = reason.unwrap_or("unknown");
+        match (m.progress, r) {
+            (Progress::RollbackOrdered, Report::RolledBack | Report::Rejected) => {
+                m.progress = Progress::RolledBack;
+                m.since_ms = now;
+            }
+            (Progress::Ordered | Progress::Active, Report::Working) => m.since_ms = now,
+            (Progress::Ordered, Report::Active) => {
+                m.progress = Progress::Active;
+                m.on_new = true;
+                m.since_ms = now;
+                m.healthy = 0;
+            }
+            (Progress::Ordered | Progress::Active | Progress::Healthy, Report::Rejected) => {
+                let why = format!("rejected:{code}");
+                self.fail(device, now, why);
+            }
+            (Progress::Ordered | Progress::Active | Progress::Healthy, Report::RolledBack) => {
+                m.on_new = false;
+                let why = format!("rolled_back:{code}");
+                self.fail(device, now, why);
+            }
+            _ => {}
+        }
+    }
+
+    /// A summary window of a device running the rollout's model.
+    pub fn window(&mut self, device: &str, w: &Window, now: i64) {
+        let (min_faces, need) = (self.plan.min_faces, self.plan.healthy_windows);
+        let Some(m) = self.members.get_mut(device) else {
+            return;
+        };
+        if w.end_ms <= m.window_ms {
+            return;
+        }
+        m.window_ms = w.end_ms;
+        let stalled = matches!(m.stalls, Some((b, s)) if b == w.boot_id && w.stalls > s);
+        m.stalls = Some((w.boot_id, w.stalls));
+        self.dirty.insert(device.to_string());
+        if m.progress == Progress::Ordered {
+            // windows on the new model say it is active even if the state was missed
+            m.progress = Progress::Active;
+            m.on_new = true;
+            m.healthy = 0;
+        }
+        if !matches!(m.progress, Progress::Active | Progress::Healthy) {
+            return;
+        }
+        let mut why = Vec::new();
+        if w.frames == 0 {
+            why.push("no frames".to_string());
+        }
+        if !w.camera_ok {
+            why.push("camera".to_string());
+        }
+        if stalled {
+            why.push("stall".to_string());
+        }
+        if w.faces < min_faces {
+            why.push(format!("{} faces < {min_faces}", w.faces));
+        }
+        if why.is_empty() {
+            m.since_ms = now;
+            if m.progress == Progress::Active {
+                m.healthy += 1;
+                if m.healthy >= need {
+                    m.progress = Progress::Healthy;
+                }
+            }
+        } else {
+            self.fail(device, now, format!("unhealthy:{}", why.join(",")));
+        }
+    }
+
+    /// A device's online status changed (its retained `status`).
+    pub fn online(&mut self, device: &str, online: bool, now: i64) {
+        if let Some(m) = self.members.get_mut(device) {
+            if m.online == online {
+                return;
+            }
+            m.online = online;
+            if online && m.progress == Progress::Offline {
+                m.progress = Progress::Pending;
+                m.since_ms = now;
+            }
+            self.dirty.insert(device.to_string());
+        }
+    }
+
+    /// A device that joined the group after the rollout was created: it gets the model with
+    /// the current stage (after an abort: nothing).
+    pub fn join(&mut self, device: &str, online: bool, now: i64) {
+        if self.members.contains_key(device) || self.phase == Phase::Aborted {
+            return;
+        }
+        let m = Member {
+            stage: self.stage,
+            progress: if online {
+                Progress::Pending
+            } else {
+                Progress::Offline
+            },
+            since_ms: now,
+            online,
+            healthy: 0,
+            reason: None,
+            on_new: false,
+            state_at_ms: 0,
+            window_ms: 0,
+            stalls: None,
+            orders: 0,
+        };
+        self.members.insert(device.to_string(), m);
+        self.dirty.insert(device.to_string());
+        let stage = self.stage + 1;
+        self.decide(now, "device_joined", format!("{device} (stage {stage})"));
+    }
+
+    pub fn pause(&mut self, now: i64, why: &str) -> Result<(), String> {
+        if self.phase != Phase::Running {
+            return Err(format!("the rollout is {}", self.phase.as_str()));
+        }
+        self.phase = Phase::Paused;
+        self.reason = Some(why.to_string());
+        self.decide(now, "paused", why.to_string());
+        Ok(())
+    }
+
+    /// Resume a paused rollout: the failures counted so far are accepted (only new ones
+    /// breach again).
+    pub fn resume(&mut self, now: i64, why: &str) -> Result<(), String> {
+        if self.phase != Phase::Paused {
+            return Err(format!("the rollout is {}", self.phase.as_str()));
+        }
+        self.phase = Phase::Running;
+        self.reason = None;
+        self.accepted_failures = self.count(self.stage).failed;
+        self.decide(now, "resumed", why.to_string());
+        Ok(())
+    }
+
+    /// Stop and roll the current stage back.
+    pub fn abort(&mut self, now: i64, why: &str) -> Result<(), String> {
+        if matches!(self.phase, Phase::Aborted | Phase::Done) {
+            return Err(format!("the rollout is {}", self.phase.as_str()));
+        }
+        self.phase = Phase::Aborted;
+        self.aborted_stage = Some(self.stage);
+        self.reason = Some(why.to_string());
+        self.decide(
+            now,
+            "aborted",
+            format!("stage {} rolled back: {why}", self.stage + 1),
+        );
+        Ok(())
+    }
+
+    pub fn count(&self, stage: usize) -> StageCount {
+        let mut c = StageCount {
+            percent: self.plan.stages.get(stage).copied().unwrap_or(0),
+            ..StageCount::default()
+        };
+        for m in self.members.values().filter(|m| m.stage == stage) {
+            c.devices += 1;
+            match m.progress {
+                Progress::Pending => c.pending += 1,
+                Progress::Offline => c.offline += 1,
+                Progress::Ordered | Progress::Active => c.in_progress += 1,
+                Progress::Healthy => c.succeeded += 1,
+                Progress::Failed => c.failed += 1,
+                Progress::RollbackOrdered | Progress::RolledBack => c.rolled_back += 1,
+            }
+        }
+        c
+    }
+
+    pub fn counts(&self) -> Vec<StageCount> {
+        (0..self.plan.stages.len()).map(|s| self.count(s)).collect()
+    }
+
+    /// Timeouts, the thresholds, then orders within the rate. Call every few seconds.
+    pub fn tick(&mut self, now: i64) -> Vec<Action> {
+        self.timeouts(now);
+        if self.phase == Phase::Running {
+            self.evaluate(now);
+        }
+        self.orders(now)
+    }
+
+    fn timeouts(&mut self, now: i64) {
+        let t = self.plan.timeout_ms;
+        let late: Vec<(String, Progress)> = self
+            .members
+            .iter()
+            .filter(|(_, m)| {
+                matches!(m.progress, Progress::Ordered | Progress::Active) && now - m.since_ms > t
+            })
+            .map(|(d, m)| (d.clone(), m.progress))
+            .collect();
+        for (d, p) in late {
+            let what = if p == Progress::Ordered {
+                "ordered"
+            } else {
+                "active"
+            };
+            self.fail(&d, now, format!("timeout:{what}"));
+        }
+    }
+
+    fn evaluate(&mut self, now: i64) {
+        let c = self.count(self.stage);
+        let counted = c.devices - c.offline;
+        let failed = c.failed.saturating_sub(self.accepted_failures);
+        let p = &self.plan;
+        if c.failed >= p.min_failures
+            && failed > 0
+            && failed as u64 * 100 >= p.failure_pct as u64 * counted as u64
+        {
+            let why = format!(
+                "stage {}: {} of {counted} devices failed (threshold {} %, at least {})",
+                self.stage + 1,
+                c.failed,
+                p.failure_pct,
+                p.min_failures
+            );
+            let _ = match p.on_failure {
+                OnFailure::Pause => self.pause(now, &why),
+                OnFailure::Abort => self.abort(now, &why),
+            };
+            return;
+        }
+        let ok = c.succeeded as u64 * 100 >= p.success_pct as u64 * counted as u64;
+        if !ok {
+            self.soak_from = None;
+            return;
+        }
+        let from = *self.soak_from.get_or_insert(now);
+        if now - from < p.soak_ms {
+            return;
+        }
+        let detail = format!(
+            "stage {} passed: {} of {counted} healthy, {} offline",
+            self.stage + 1,
+            c.succeeded,
+            c.offline
+        );
+        if self.stage + 1 == self.plan.stages.len() {
+            self.phase = Phase::Done;
+            self.decide(now, "done", detail);
+        } else {
+            self.decide(now, "advanced", detail);
+            self.stage += 1;
+            self.start_stage(now);
+        }
+    }
+
+    fn orders(&mut self, now: i64) -> Vec<Action> {
+        let rate = self.plan.orders_per_s as f64;
+        let dt = (now - self.tokens_ms).max(0) as f64 / 1000.0;
+        self.tokens = (self.tokens + dt * rate).min(rate.max(1.0));
+        self.tokens_ms = now;
+        let mut out = Vec::new();
+        let stage = self.stage;
+        let rollback = match self.phase {
+            Phase::Running | Phase::Done => false,
+            Phase::Aborted => true,
+            Phase::Paused => return out,
+        };
+        let aborted = self.aborted_stage;
+        for (d, m) in self.members.iter_mut() {
+            if self.tokens < 1.0 {
+                break;
+            }
+            let act = if rollback {
+                let undo = matches!(
+                    m.progress,
+                    Progress::Ordered | Progress::Active | Progress::Healthy
+                ) || (m.progress == Progress::Failed && m.on_new)
+                    || (m.progress == Progress::Failed
+                        && m.reason.as_deref() == Some("timeout:ordered"));
+                if Some(m.stage) != aborted || !undo {
+                    continue;
+                }
+                m.progress = Progress::RollbackOrdered;
+                Action::Rollback(d.clone())
+            } else {
+                if m.progress != Progress::Pending || m.stage > stage {
+                    continue;
+                }
+                if !m.online {
+                    m.progress = Progress::Offline;
+                    self.dirty.insert(d.clone());
+                    continue;
+                }
+                m.progress = Progress::Ordered;
+                m.orders += 1;
+                Action::Order(d.clone())
+            };
+            m.since_ms = now;
+            self.dirty.insert(d.clone());
+            self.tokens -= 1.0;
+            out.push(act);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+#[path = "machine_tests.rs"]
+mod tests;
