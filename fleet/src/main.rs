@@ -397,6 +397,7 @@ fn run() -> Result<ExitCode> {
                 signature: Some(sig.signature),
                 url,
                 chunks: chunk_src,
+                ..SetMessage::new(slot, signed::Action::Install)
             };
             msgs.push((topic.clone(), serde_json::to_vec(&msg)?));
             let n = msgs.len();

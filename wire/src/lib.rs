@@ -17,6 +17,7 @@
 pub mod health;
 pub mod kind;
 pub mod manifest;
+pub mod order;
 pub mod package;
 pub mod signed;
 pub mod state;

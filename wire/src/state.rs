@@ -82,10 +82,21 @@ pub enum RejectCode {
     Probation,
     /// An operator ordered the rollback (`rolled_back`).
     Operator,
+    /// The package's release number is below the highest this device accepted for the
+    /// model name, and the order is not an operator-signed downgrade.
+    Downgrade,
+    /// The desired-state message is not signed by a trusted key (or not signed at all while
+    /// `updates.require_signed_orders` is on), or its signature does not verify.
+    BadOrderSignature,
+    /// The desired-state message expired (`expires_at_ms` passed).
+    Expired,
+    /// The desired-state message is older (`seq`) than one this device already followed for
+    /// the slot: a replayed order.
+    Replayed,
 }
 
 impl RejectCode {
-    pub const ALL: [RejectCode; 19] = [
+    pub const ALL: [RejectCode; 23] = [
         RejectCode::Malformed,
         RejectCode::Download,
         RejectCode::Truncated,
@@ -105,6 +116,10 @@ impl RejectCode {
         RejectCode::NoPrevious,
         RejectCode::Probation,
         RejectCode::Operator,
+        RejectCode::Downgrade,
+        RejectCode::BadOrderSignature,
+        RejectCode::Expired,
+        RejectCode::Replayed,
     ];
 
     /// The code on the wire (`reason`).
@@ -129,6 +144,10 @@ impl RejectCode {
             RejectCode::NoPrevious => "no_previous",
             RejectCode::Probation => "probation",
             RejectCode::Operator => "operator",
+            RejectCode::Downgrade => "downgrade",
+            RejectCode::BadOrderSignature => "bad_order_signature",
+            RejectCode::Expired => "expired",
+            RejectCode::Replayed => "replayed",
         }
     }
 
@@ -250,6 +269,10 @@ mod tests {
                 "no_previous",
                 "probation",
                 "operator",
+                "downgrade",
+                "bad_order_signature",
+                "expired",
+                "replayed",
             ]
         );
         for c in RejectCode::ALL {

@@ -224,6 +224,7 @@ mod tests {
                 topic: "p/x".into(),
                 count: 2,
             }),
+            allow_downgrade: false,
         }
     }
 

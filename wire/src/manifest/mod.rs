@@ -275,6 +275,13 @@ pub struct TestVector {
 pub struct Manifest {
     pub name: String,
     pub version: String,
+    /// Release number of this model name: an integer that grows with every published
+    /// package of `name` (anti-rollback). A device refuses a package whose release is below
+    /// the highest it has accepted for the name (reason `downgrade`) unless the order is an
+    /// operator-signed downgrade. Absent (packages made before release numbers): release 0,
+    /// so such a package is refused once any numbered release of the name was accepted.
+    #[serde(default)]
+    pub release: Option<u64>,
     pub task: Task,
     /// The model file (`.tflite`), relative to the package folder.
     pub file: String,
