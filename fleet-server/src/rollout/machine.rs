@@ -14,6 +14,10 @@ use super::plan::{OnFailure, Plan};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Device clocks may lag the backend's by this much: windows ending this long before an
+/// order are still read.
+pub const WINDOW_MARGIN_MS: i64 = 5 * 60 * 1000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
@@ -272,7 +276,8 @@ impl Rollout {
         let Some(m) = self.members.get_mut(device) else {
             return;
         };
-        if at_ms <= m.state_at_ms {
+        // a state from before the order (a pending device's last update) says nothing
+        if at_ms <= m.state_at_ms || matches!(m.progress, Progress::Pending | Progress::Offline) {
             return;
         }
         m.state_at_ms = at_ms;
@@ -573,6 +578,9 @@ impl Rollout {
                 }
                 m.progress = Progress::Ordered;
                 m.orders += 1;
+                // windows that ended well before the order are not on the new model (the
+                // driver reads windows after this, with a margin for device clocks)
+                m.window_ms = m.window_ms.max(now - WINDOW_MARGIN_MS);
                 Action::Order(d.clone())
             };
             m.since_ms = now;

@@ -6,6 +6,7 @@
 mod auth;
 mod read;
 mod retention;
+mod rollouts;
 mod rows;
 
 use rows::{bump, placeholders, upsert_rollups, values};
@@ -13,6 +14,7 @@ use rows::{bump, placeholders, upsert_rollups, values};
 pub use auth::{AuditRow, TokenInfo};
 pub use read::{DeviceView, FeedbackRow, ModelFeedback, Point, Scope, Series, Stats};
 pub use retention::{DAY_MS, Maintained, partition_day, partition_name};
+pub use rollouts::{DRIVER_LEASE, Package, RolloutMeta};
 
 use crate::ingest::{Malformed, Message};
 use crate::rollup;
@@ -28,6 +30,9 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("{0}")]
     Invalid(String),
+    /// The request conflicts with what the store holds (a rollout already running).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

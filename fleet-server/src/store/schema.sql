@@ -132,3 +132,52 @@ CREATE TABLE IF NOT EXISTS audit (
     action TEXT NOT NULL,
     detail TEXT NOT NULL
 );
+
+-- Staged rollouts (store/rollouts.rs): the machine's state less its devices (JSON), guarded
+-- by `version`; `active`: ticked by the driver (0 once a newer rollout of the group's slot
+-- exists). One row per device (its entry as JSON), every decision, the uploaded package.
+CREATE TABLE IF NOT EXISTS rollouts (
+    id TEXT PRIMARY KEY,
+    grp TEXT NOT NULL,
+    slot TEXT NOT NULL,
+    model TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    created_by TEXT NOT NULL,
+    updated_ms BIGINT NOT NULL,
+    phase TEXT NOT NULL,
+    active BIGINT NOT NULL,
+    version BIGINT NOT NULL,
+    state TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rollout_members (
+    rollout_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    stage BIGINT NOT NULL,
+    progress TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (rollout_id, device_id)
+);
+CREATE TABLE IF NOT EXISTS rollout_decisions (
+    id {serial},
+    rollout_id TEXT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rollout_decisions_by_rollout ON rollout_decisions (rollout_id, id);
+CREATE TABLE IF NOT EXISTS packages (
+    sha256 TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    body {blob} NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+-- Who drives rollouts: one holder until `expires_ms`, renewed every tick.
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_ms BIGINT NOT NULL
+);
