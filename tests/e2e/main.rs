@@ -2,8 +2,9 @@
 //! broker (Debian's `mosquitto`, started here on a free loopback port).
 //!
 //! One binary (`cargo test --test e2e`), in modules: [`support`] (broker, relay, daemon,
-//! helpers), [`delivery`], [`cli`], [`updates`], [`devices`], [`tls`].
+//! helpers), [`delivery`], [`cli`], [`updates`], [`devices`], [`tls`], [`acl`].
 
+mod acl;
 mod cli;
 mod delivery;
 mod devices;
