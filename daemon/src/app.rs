@@ -89,6 +89,8 @@ pub struct Running {
     audio: Option<JoinHandle<()>>,
     mqtt: Option<tokio::task::JoinHandle<()>>,
     echo: Option<tokio::task::JoinHandle<()>>,
+    api: Option<tokio::task::JoinHandle<()>>,
+    api_addr: Option<std::net::SocketAddr>,
 }
 
 /// `emotiond run` and `emotiond demo`: start, then wait for the end (the input ended, a
@@ -172,11 +174,23 @@ pub fn start(mut cfg: Config, opts: Options, shutdown: Shutdown) -> Result<Runni
         camera: camera_health.clone(),
         microphone: mic_health.clone(),
         broker: broker_up.clone(),
+        publish: Default::default(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
+    let api = if cfg.api.enabled {
+        Some(crate::api::start(
+            &rt,
+            &cfg,
+            sources.clone(),
+            queue.clone(),
+            shutdown.clone(),
+        )?)
+    } else {
+        None
+    };
     let (tx, rx) = tokio::sync::mpsc::channel::<Summary>(64);
     // What the update manager and the feedback button publish, through the MQTT session.
     let (out_tx, out_rx) = tokio::sync::mpsc::channel(64);
@@ -245,10 +259,13 @@ pub fn start(mut cfg: Config, opts: Options, shutdown: Shutdown) -> Result<Runni
             }),
         ))
     });
-    let feedback = (cfg.mqtt.enabled && cfg.indicators.button.is_some()).then(|| FeedbackSink {
-        topic: Topics::new(&cfg.mqtt.topic_prefix, &cfg.device_id).feedback,
-        out: out_tx.clone(),
-    });
+    let feedback =
+        (cfg.mqtt.enabled && (cfg.indicators.button.is_some() || api.is_some())).then(|| {
+            FeedbackSink {
+                topic: Topics::new(&cfg.mqtt.topic_prefix, &cfg.device_id).feedback,
+                out: out_tx.clone(),
+            }
+        });
     drop(out_tx);
     let (press_tx, press_rx) = std::sync::mpsc::channel();
     let indicators = indicators::spawn(
@@ -310,6 +327,10 @@ pub fn start(mut cfg: Config, opts: Options, shutdown: Shutdown) -> Result<Runni
         }
         None => None,
     };
+    let (api_tap, api_latest, api_addr, api_task) = match api {
+        Some(a) => (Some(a.tap), Some(a.latest), Some(a.addr), Some(a.task)),
+        None => (None, None, None, None),
+    };
     let pipeline = Pipeline {
         analyzer,
         cfg: cfg.pipeline.clone(),
@@ -320,6 +341,7 @@ pub fn start(mut cfg: Config, opts: Options, shutdown: Shutdown) -> Result<Runni
         presses: Some(press_rx),
         camera: camera_health,
         voice,
+        api: api_tap,
     };
     let mqtt_enabled = cfg.mqtt.enabled;
     let stop = shutdown.clone();
@@ -327,6 +349,9 @@ pub fn start(mut cfg: Config, opts: Options, shutdown: Shutdown) -> Result<Runni
         .name("pipeline".into())
         .spawn(move || {
             pipeline.run(queue, stop, |s| {
+                if let Some(l) = &api_latest {
+                    *l.lock().unwrap_or_else(|p| p.into_inner()) = Some(s.clone());
+                }
                 if stdout {
                     match serde_json::to_string(&s) {
                         Ok(line) => println!("{line}"),
@@ -349,10 +374,17 @@ pub fn start(mut cfg: Config, opts: Options, shutdown: Shutdown) -> Result<Runni
         audio: audio_thread,
         mqtt: mqtt_task,
         echo,
+        api: api_task,
+        api_addr,
     })
 }
 
 impl Running {
+    /// Where the HTTP API listens, when it is on.
+    pub fn api_addr(&self) -> Option<std::net::SocketAddr> {
+        self.api_addr
+    }
+
     /// The stop signal: trigger it to end the daemon (the window in progress is published).
     pub fn shutdown(&self) -> &Shutdown {
         &self.shutdown
@@ -389,6 +421,12 @@ impl Running {
             {
                 log::warn!("mqtt: gave up delivering after 10 s");
             }
+        }
+        if let Some(a) = self.api {
+            // its live streams end with the stop; a slow client is not waited for long
+            let _ = self
+                .rt
+                .block_on(async { tokio::time::timeout(Duration::from_secs(2), a).await });
         }
         if let Some(e) = self.echo {
             let _ = self

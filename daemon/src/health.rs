@@ -121,6 +121,33 @@ pub struct DeviceHealth {
     pub camera: SourceHealth,
     pub microphone: Option<SourceHealth>,
     pub broker: BrokerUp,
+    /// What the MQTT session last knew of its outbox and connections (the API's metrics).
+    pub publish: PublishStats,
+}
+
+/// The MQTT session's counters, kept current by the session (each second and on each
+/// connection) for `GET /metrics` and `GET /v1/health`. Cloning shares them.
+#[derive(Debug, Clone, Default)]
+pub struct PublishStats(Arc<Mutex<PublishCounts>>);
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PublishCounts {
+    /// Summaries waiting for the broker, dropped because the outbox was full, delivered.
+    pub outbox: usize,
+    pub outbox_dropped: u64,
+    pub outbox_on_disk: bool,
+    pub summaries_sent: u64,
+    /// Connections made to the broker (the first one included).
+    pub connects: u64,
+}
+
+impl PublishStats {
+    pub fn update(&self, f: impl FnOnce(&mut PublishCounts)) {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+    pub fn get(&self) -> PublishCounts {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 /// Whether the MQTT session is connected (for the status LED). Cloning shares it.

@@ -11,6 +11,7 @@
 //! up). ARCHITECTURE.md follows a frame and an update through them.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;

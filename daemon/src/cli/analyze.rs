@@ -62,6 +62,32 @@ struct ErrorLine<'a> {
     error: String,
 }
 
+/// One image through the models: its JSON line, or the error's JSON line (`emotiond
+/// analyze` and the API's `POST /v1/analyze` write the same).
+pub fn analyze_image(
+    analyzer: &mut Analyzer,
+    path: &str,
+    frame: u64,
+    image: &image::RgbImage,
+) -> Result<String, String> {
+    match analyzer.analyze(image) {
+        Ok(r) => Ok(json_line(&FrameLine {
+            path,
+            frame,
+            width: image.width(),
+            height: image.height(),
+            faces: r.faces.iter().map(FaceLine::of).collect(),
+            detect_ms: r.detect_ms,
+            classify_ms: r.classify_ms,
+        })),
+        Err(e) => Err(json_line(&ErrorLine {
+            path,
+            frame: Some(frame),
+            error: format!("{e:#}"),
+        })),
+    }
+}
+
 pub fn analyze(cfg: &Config, paths: &[PathBuf]) -> Result<ExitCode> {
     let is_wav = |p: &PathBuf| {
         p.extension()
@@ -94,25 +120,11 @@ pub fn analyze(cfg: &Config, paths: &[PathBuf]) -> Result<ExitCode> {
         match src.next_frame() {
             Ok(f) => {
                 let (path, index) = f.origin.clone().unwrap_or_else(|| ("".into(), 0));
-                let line = match analyzer.analyze(&f.image) {
-                    Ok(r) => json_line(&FrameLine {
-                        path: &path,
-                        frame: index,
-                        width: f.image.width(),
-                        height: f.image.height(),
-                        faces: r.faces.iter().map(FaceLine::of).collect(),
-                        detect_ms: r.detect_ms,
-                        classify_ms: r.classify_ms,
-                    }),
-                    Err(e) => {
-                        failed += 1;
-                        json_line(&ErrorLine {
-                            path: &path,
-                            frame: Some(index),
-                            error: format!("{e:#}"),
-                        })
-                    }
-                };
+                let line = analyze_image(&mut analyzer, &path, index, &f.image);
+                if line.is_err() {
+                    failed += 1;
+                }
+                let line = line.unwrap_or_else(|e| e);
                 println!("{line}");
             }
             Err(CameraError::Skipped { item, reason }) => {

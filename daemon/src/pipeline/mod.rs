@@ -113,6 +113,8 @@ pub struct Pipeline {
     pub camera: SourceHealth,
     /// The audio path, when on: each window's voice block comes from it.
     pub voice: Option<VoiceInput>,
+    /// The HTTP API, when on: live events and metrics after each frame, feedback requests.
+    pub api: Option<crate::api::Tap>,
 }
 
 /// The topic and MQTT queue for feedback events.
@@ -132,6 +134,82 @@ impl Pipeline {
             expression: self.analyzer.expression_info(),
             voice,
         }
+    }
+
+    /// Publish a feedback event (a button press, or the API's with `label`) with the window
+    /// in progress; Ok: the topic it was queued for.
+    fn send_feedback(
+        &self,
+        window: &Window,
+        seq: u64,
+        label: Option<String>,
+    ) -> Result<String, String> {
+        let now_ms = unix_ms(SystemTime::now());
+        let partial = window.snapshot(
+            now_ms,
+            self.meta(seq, self.voice.as_ref().map(VoiceInput::peek)),
+        );
+        let Some(f) = &self.feedback else {
+            log::info!("feedback (MQTT is off): window {seq}");
+            return Err("MQTT is off (mqtt.enabled = false): feedback is not published".into());
+        };
+        let mut event = emotiond_wire::summary::Feedback::button(now_ms, partial);
+        event.label = label;
+        let msg = crate::updates::Out::Publish {
+            topic: f.topic.clone(),
+            payload: event.to_json(),
+            retain: false,
+        };
+        if f.out.try_send(msg).is_err() {
+            log::warn!("feedback event not queued: the MQTT queue is full");
+            return Err("the MQTT queue is full: feedback not queued".into());
+        }
+        Ok(f.topic.clone())
+    }
+
+    /// After a frame: the API's metrics, and its live event when a client listens.
+    #[allow(clippy::too_many_arguments)]
+    fn hand_to_api(
+        &mut self,
+        window: &Window,
+        seq: u64,
+        frame: &Frame,
+        t: f64,
+        r: &crate::analyzer::FrameResult,
+        faces: &[(emotiond_models::BBox, [f32; 7])],
+        obs: &[crate::track::Observation],
+    ) {
+        let Some(api) = &self.api else { return };
+        let wall_ms = unix_ms(frame.wall);
+        let snapshot = api.live_wanted().then(|| {
+            window.snapshot(
+                unix_ms(SystemTime::now()),
+                self.meta(seq, self.voice.as_ref().map(VoiceInput::peek)),
+            )
+        });
+        let due = self.api.as_mut().is_some_and(|a| a.models_due());
+        let models = due.then(|| {
+            (
+                self.analyzer.detector_info(),
+                self.analyzer.expression_info(),
+            )
+        });
+        let Some(api) = &mut self.api else { return };
+        if let Some((d, e)) = models {
+            api.hub.metrics.models(d, e);
+        }
+        api.frame(
+            crate::api::tap::FrameSeen {
+                t,
+                wall_ms,
+                seq: frame.seq,
+                image: &frame.image,
+                result: r,
+                faces,
+                obs,
+            },
+            snapshot,
+        );
     }
 
     /// Whether the feedback button was pressed since the last look (presses coalesce).
@@ -204,6 +282,9 @@ impl Pipeline {
                         faces_buf.extend(r.faces.iter().map(|f| (f.bbox, f.emotions)));
                         let obs = tracker.update(t, &faces_buf);
                         window.add_frame(&obs, r.detect_ms + r.classify_ms);
+                        if self.api.is_some() {
+                            self.hand_to_api(&window, seq, &frame, t, &r, &faces_buf, &obs);
+                        }
                         let done = Instant::now();
                         if let Some(l) = last_done {
                             window.add_gap((done - l).as_secs_f32() * 1e3);
@@ -224,24 +305,12 @@ impl Pipeline {
             seen_skipped = s;
             let stopping = closed || shutdown.is_triggered();
             if self.pressed() {
-                let now_ms = unix_ms(SystemTime::now());
-                let partial = window.snapshot(
-                    now_ms,
-                    self.meta(seq, self.voice.as_ref().map(VoiceInput::peek)),
-                );
-                match &self.feedback {
-                    Some(f) => {
-                        let msg = crate::updates::Out::Publish {
-                            topic: f.topic.clone(),
-                            payload: emotiond_wire::summary::Feedback::button(now_ms, partial)
-                                .to_json(),
-                            retain: false,
-                        };
-                        if f.out.try_send(msg).is_err() {
-                            log::warn!("feedback event not queued: the MQTT queue is full");
-                        }
-                    }
-                    None => log::info!("feedback pressed (MQTT is off): window {seq}"),
+                let _ = self.send_feedback(&window, seq, None);
+            }
+            if let Some(api) = &self.api {
+                for req in api.feedback.try_iter() {
+                    let r = self.send_feedback(&window, seq, req.label);
+                    let _ = req.reply.send(r.map(|topic| (topic, seq)));
                 }
             }
             let now = start.elapsed().as_secs_f64();
@@ -321,6 +390,7 @@ mod tests {
             presses: None,
             camera,
             voice: None,
+            api: None,
         };
         let mut summaries = Vec::new();
         let n = p.run(queue, shutdown, |s| summaries.push(s));

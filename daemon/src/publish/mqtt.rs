@@ -156,6 +156,16 @@ impl Session {
         }
     }
 
+    /// The outbox and delivery counters, for the API's metrics.
+    fn count(&self) {
+        self.sources.publish.update(|c| {
+            c.outbox = self.outbox.len();
+            c.outbox_dropped = self.outbox.dropped;
+            c.outbox_on_disk = self.outbox.is_persistent();
+            c.summaries_sent = self.sent;
+        });
+    }
+
     /// Input closed and everything delivered, or the drain time is up.
     fn should_leave(&mut self) -> bool {
         if self.input_open {
@@ -206,6 +216,7 @@ impl Session {
                     None => self.input_open = false,
                 },
                 _ = self.tick.tick() => {
+                    self.count();
                     if self.connected {
                         self.publish_health(client, false);
                     }
@@ -302,6 +313,7 @@ pub async fn run(
                 s.connected = true;
                 tls_said = None;
                 s.sources.broker.set(true);
+                s.sources.publish.update(|c| c.connects += 1);
                 backoff.reset();
                 if client
                     .try_publish(s.topics.status.clone(), QoS::AtLeastOnce, true, "online")

@@ -1,0 +1,179 @@
+//! `POST /v1/analyze`: an image in the body → the JSON line `emotiond analyze` writes for
+//! it. Its own thread and its own instance of the configured models (the camera pipeline
+//! never waits for it); a bounded queue in front, and a bound on bodies being read at
+//! once: beyond them, 503 with Retry-After at once, before the body is read.
+
+use super::{ApiError, AppState};
+use crate::analyzer::Analyzer;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, TrySendError};
+use tokio::sync::{Semaphore, oneshot};
+
+struct Job {
+    body: axum::body::Bytes,
+    name: String,
+    reply: oneshot::Sender<Outcome>,
+}
+
+enum Outcome {
+    Done(String),
+    /// The image did not decode (400).
+    Undecodable(String),
+    /// The models failed on it (500, the error line of `emotiond analyze`).
+    Failed(String),
+}
+
+/// The analysis thread's queue and the bound on requests in progress.
+pub struct AnalyzeQueue {
+    tx: SyncSender<Job>,
+    permits: Arc<Semaphore>,
+    max_body: usize,
+}
+
+impl AnalyzeQueue {
+    /// Start the analysis thread on its own `analyzer`; `queue` images wait besides the
+    /// one in analysis.
+    pub fn start(
+        mut analyzer: Analyzer,
+        queue: usize,
+        max_body: usize,
+    ) -> std::io::Result<AnalyzeQueue> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(queue);
+        std::thread::Builder::new()
+            .name("api-analyze".into())
+            .spawn(move || {
+                // ends when the server (every sender) is gone
+                for job in rx {
+                    let out = match image::load_from_memory(&job.body) {
+                        Err(e) => Outcome::Undecodable(format!("cannot decode image: {e}")),
+                        Ok(img) => {
+                            let img = img.to_rgb8();
+                            match crate::cli::analyze::analyze_image(
+                                &mut analyzer,
+                                &job.name,
+                                0,
+                                &img,
+                            ) {
+                                Ok(l) => Outcome::Done(l),
+                                Err(l) => Outcome::Failed(l),
+                            }
+                        }
+                    };
+                    let _ = job.reply.send(out);
+                }
+            })?;
+        Ok(AnalyzeQueue {
+            tx,
+            // bodies being read or waiting: the queue, the one in analysis, one more
+            permits: Arc::new(Semaphore::new(queue + 2)),
+            max_body,
+        })
+    }
+}
+
+fn busy() -> Response {
+    let mut r = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy: images are being analysed; retry in a second",
+    )
+    .into_response();
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    r
+}
+
+pub async fn analyze(
+    State(st): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> Response {
+    let a = &st.analyze;
+    let metrics = &st.hub.metrics;
+    let count = |c: &std::sync::atomic::AtomicU64| {
+        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    };
+    let Ok(_permit) = a.permits.clone().try_acquire_owned() else {
+        count(&metrics.analyze_busy);
+        return busy();
+    };
+    let rejected = |status, msg: String| {
+        count(&metrics.analyze_rejected);
+        ApiError::new(status, msg).into_response()
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > a.max_body as u64) {
+        return rejected(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "image larger than api.max_body_bytes ({} bytes)",
+                a.max_body
+            ),
+        );
+    }
+    let bytes = match axum::body::to_bytes(body, a.max_body).await {
+        Ok(b) => b,
+        Err(_) => {
+            return rejected(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "image larger than api.max_body_bytes ({} bytes), or the upload broke off",
+                    a.max_body
+                ),
+            );
+        }
+    };
+    if bytes.is_empty() {
+        return rejected(
+            StatusCode::BAD_REQUEST,
+            "empty body: send a JPEG or PNG image".into(),
+        );
+    }
+    match image::guess_format(&bytes) {
+        Ok(image::ImageFormat::Jpeg | image::ImageFormat::Png) => {}
+        _ => {
+            return rejected(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "not a JPEG or PNG image".into(),
+            );
+        }
+    }
+    let (reply, answer) = oneshot::channel();
+    let job = Job {
+        body: bytes,
+        name: q.get("name").cloned().unwrap_or_default(),
+        reply,
+    };
+    match a.tx.try_send(job) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => {
+            count(&metrics.analyze_busy);
+            return busy();
+        }
+        Err(TrySendError::Disconnected(_)) => {
+            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the analysis thread ended")
+                .into_response();
+        }
+    }
+    let json = |status, line: String| {
+        (status, [(header::CONTENT_TYPE, "application/json")], line).into_response()
+    };
+    match answer.await {
+        Ok(Outcome::Done(line)) => {
+            count(&metrics.analyze_ok);
+            json(StatusCode::OK, line)
+        }
+        Ok(Outcome::Undecodable(m)) => rejected(StatusCode::BAD_REQUEST, m),
+        Ok(Outcome::Failed(line)) => json(StatusCode::INTERNAL_SERVER_ERROR, line),
+        Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the analysis thread ended")
+            .into_response(),
+    }
+}
