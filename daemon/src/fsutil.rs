@@ -1,9 +1,35 @@
 //! Replacing a file so that a reader (or a start after a crash) sees the old content or
 //! the new, never a part: write a hidden temporary file beside it, then rename it over.
 //! One helper for the outbox, the update store's slot records and the simulated pins.
+//!
+//! What the daemon creates in its state directory is for its own user and group only:
+//! files [`FILE_MODE`], folders [`DIR_MODE`] (the process umask can only narrow them), and
+//! `emotiond run` sets the umask [`UMASK`] for whatever else it creates.
 
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+/// Files the daemon creates: read-write for its user, readable by its group, not others.
+pub const FILE_MODE: u32 = 0o640;
+/// Folders the daemon creates: its user and group only.
+pub const DIR_MODE: u32 = 0o750;
+/// The umask of `emotiond run` (as systemd's `UMask=0027`): nothing for others.
+pub const UMASK: u32 = 0o027;
+
+/// Set the process umask to [`UMASK`] (what a start outside systemd would otherwise
+/// inherit, often 0022, leaves files readable by every user).
+pub fn restrict_umask() {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(UMASK));
+}
+
+/// `create_dir_all` with [`DIR_MODE`] for every folder it creates (existing ones are left).
+pub fn create_dir_all(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+}
 
 /// How far to go for durability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +59,12 @@ pub fn fsync_dir(p: &Path) -> std::io::Result<()> {
 pub fn write_atomic(path: &Path, bytes: &[u8], sync: Sync) -> std::io::Result<()> {
     let tmp = temp_path(path);
     {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(FILE_MODE)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         if sync == Sync::Durable {
             f.sync_all()?;
@@ -66,5 +97,43 @@ mod tests {
             .collect();
         assert_eq!(names, ["slot.json"]);
         assert_eq!(temp_path(&p), d.path().join(".slot.json.tmp"));
+    }
+
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn what_the_daemon_creates_is_for_its_user_and_group_only() {
+        // The test process's umask may be 0022 (or narrower): the modes asked for must not
+        // need it. Nothing for others, no group write, no execute on files.
+        let d = tempfile::tempdir().unwrap();
+        let deep = d.path().join("state/outbox");
+        create_dir_all(&deep).unwrap();
+        for dir in [d.path().join("state"), deep.clone()] {
+            let m = mode(&dir);
+            assert_eq!(m & 0o027, 0, "{} is {m:o}", dir.display());
+            assert_eq!(m & 0o700, 0o700, "{} is {m:o}", dir.display());
+        }
+        let f = deep.join("entry.sum");
+        for sync in [Sync::Atomic, Sync::Durable] {
+            write_atomic(&f, b"x", sync).unwrap();
+            let m = mode(&f);
+            assert_eq!(m & 0o137, 0, "{m:o}");
+            assert_eq!(m & 0o600, 0o600, "{m:o}");
+        }
+        // an existing file keeps being replaced with the restrictive mode
+        std::fs::remove_file(&f).unwrap();
+        std::fs::write(&f, b"old").unwrap();
+        write_atomic(&f, b"new", Sync::Atomic).unwrap();
+        assert_eq!(mode(&f) & 0o137, 0);
+        // a folder that exists is left as it is (the technician's choice)
+        let open = d.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        create_dir_all(&open).unwrap();
+        assert_eq!(mode(&open), 0o755);
     }
 }

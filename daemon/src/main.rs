@@ -125,6 +125,8 @@ fn dispatch(cli: Cli, explicit: bool) -> Result<ExitCode> {
         }
         Cmd::Run { stdout } => {
             let cfg = load_config(&cli.config, explicit)?;
+            // the outbox and the model store: the daemon's user and group only
+            emotiond::fsutil::restrict_umask();
             app::run(cfg, stdout, None)
         }
         Cmd::Demo {

@@ -1,5 +1,6 @@
-//! `emotiond check`: config, models, camera, indicators, broker, state directory, clock (and
-//! with audio on, the VAD and the microphone); one line per item, exit code 1 on any failure.
+//! `emotiond check`: config (and whether a config holding the broker password is readable by
+//! every user), models, camera, indicators, broker, state directory, clock (and with audio
+//! on, the VAD and the microphone); one line per item, exit code 1 on any failure.
 //!
 //! Length: ~300 lines: one block per item, in the order the technician reads them.
 
@@ -26,6 +27,29 @@ use std::time::Duration;
 
 /// The broker item's hint when nothing more precise is known.
 const BROKER_HINT: &str = "check mqtt.host/port, the network, and mqtt.username/password";
+
+/// The `secrets` item for a config file with permission bits `mode` that holds the broker
+/// password: (ok, detail). Readable by every user (the `o+r` bit) is a failure.
+pub fn secret_exposure(path: &Path, mode: u32) -> (bool, String) {
+    let mode = mode & 0o7777;
+    if mode & 0o004 != 0 {
+        (
+            false,
+            format!(
+                "{} holds mqtt.password and every user can read it (mode {mode:o})",
+                path.display()
+            ),
+        )
+    } else {
+        (
+            true,
+            format!(
+                "{} holds mqtt.password, not readable by others (mode {mode:o})",
+                path.display()
+            ),
+        )
+    }
+}
 
 /// Connect to the broker as the daemon would (TLS and credentials included) and wait for
 /// CONNACK: (ok, detail, hint). Over TLS a failed handshake says why in the hint.
@@ -111,6 +135,18 @@ pub fn check(path: &Path, explicit: bool, json: bool) -> Result<ExitCode> {
                 ),
                 "",
             ));
+            if c.mqtt.password.is_some() {
+                use std::os::unix::fs::PermissionsExt;
+                if let Ok(m) = std::fs::metadata(path) {
+                    let (ok, detail) = secret_exposure(path, m.permissions().mode());
+                    items.push((
+                        "secrets",
+                        ok,
+                        detail,
+                        "chgrp emotiond <config> && chmod 0640 <config> (the Debian package does this on install)",
+                    ));
+                }
+            }
             Some(c)
         }
         Err(e) => {
@@ -349,4 +385,25 @@ pub fn check(path: &Path, explicit: bool, json: bool) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::secret_exposure;
+    use std::path::Path;
+
+    #[test]
+    fn a_password_in_a_config_every_user_reads_fails_the_check() {
+        let p = Path::new("/etc/emotiond/emotiond.toml");
+        let (ok, detail) = secret_exposure(p, 0o100644);
+        assert!(!ok);
+        assert_eq!(
+            detail,
+            "/etc/emotiond/emotiond.toml holds mqtt.password and every user can read it (mode 644)"
+        );
+        assert!(!secret_exposure(p, 0o604).0);
+        for m in [0o640, 0o600, 0o400, 0o660] {
+            assert!(secret_exposure(p, m).0, "{m:o}");
+        }
+    }
 }

@@ -47,7 +47,7 @@ impl Outbox {
     /// are loaded first, oldest first. Leftover temporary files of an interrupted write are
     /// removed.
     pub fn open(dir: &Path, max: usize) -> std::io::Result<Outbox> {
-        std::fs::create_dir_all(dir)?;
+        crate::fsutil::create_dir_all(dir)?;
         let mut names = Vec::new();
         for e in std::fs::read_dir(dir)? {
             let e = e?;
