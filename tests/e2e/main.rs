@@ -5,6 +5,7 @@
 //! helpers), [`delivery`], [`cli`], [`updates`], [`devices`], [`tls`], [`acl`].
 
 mod acl;
+mod api;
 mod cli;
 mod delivery;
 mod devices;
