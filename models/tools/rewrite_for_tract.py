@@ -7,7 +7,16 @@
    ReshapeOptions.newShape the same) feeding the FULLY_CONNECTED (keepNumDims=false only)
  - MEAN(x, const axes) -> MUL(SUM(x, axes), 1/N): tract-tflite 0.22 translates MEAN with a
    quantisation `scale` op that rounds float results to integers (fer mini-Xception's global
-   average pool came out as whole-number logits, probabilities off by up to 0.05)"""
+   average pool came out as whole-number logits, probabilities off by up to 0.05)
+ - DENSIFY(const sparse fp16) -> const dense fp16 (then DEQUANTIZE as above): the dense values are
+   what TFLite's own DENSIFY kernel produces (read back from the interpreter, all tensors kept);
+   used by mediapipe's face_detection_full_range_sparse.tflite; the sparse constants, then unused,
+   lose their data and sparsity (the entries stay)
+ - RESIZE_BILINEAR (align_corners false; half_pixel_centers either) -> two constant interpolation
+   matrices applied with rank-2 BATCH_MATMULs along H and W (RESHAPE/TRANSPOSE between), the
+   weights exactly TFLite's (floor/ceil clamped to the edge); tract-tflite 0.22.5 has no resize
+ - DEPTH_TO_SPACE(block b) -> RESHAPE [H, W, b, b, C] -> TRANSPOSE [0, 2, 1, 3, 4] -> RESHAPE
+   [1, H*b, W*b, C] (TFLite's DCR order); tract-tflite 0.22.5 has no DEPTH_TO_SPACE"""
 import sys, numpy as np
 from ai_edge_litert.tools import flatbuffer_utils as fu
 from ai_edge_litert import schema_py_generated as S
@@ -26,11 +35,73 @@ def add_buffer_raw(m, arr):
 def add_tensor(sg, name, shape, buf=0, ttype=S.TensorType.FLOAT32):
     t = S.TensorT(); t.name = name.encode(); t.shape = np.array(shape, dtype=np.int32); t.type = ttype; t.buffer = buf
     sg.tensors.append(t); return len(sg.tensors) - 1
+def new_op(m, c, ins, outs, opt_type=None, opt=None):
+    n = S.OperatorT(); n.opcodeIndex = opcode_index(m, c); n.inputs = np.array(ins, dtype=np.int32); n.outputs = np.array(outs, dtype=np.int32)
+    if opt_type is not None: n.builtinOptionsType = opt_type; n.builtinOptions = opt
+    return n
+def reshape_op(m, sg, x, shape, out=None):
+    """RESHAPE x to shape (const int32 shape tensor + ReshapeOptions.newShape); returns (op, out)."""
+    shape = np.array(shape, dtype=np.int32)
+    st = add_tensor(sg, "reshape_shape%d" % len(sg.tensors), [len(shape)], add_buffer_raw(m, shape), S.TensorType.INT32)
+    if out is None: out = add_tensor(sg, "reshaped%d" % len(sg.tensors), list(shape))
+    o = S.ReshapeOptionsT(); o.newShape = shape.copy()
+    return new_op(m, B.RESHAPE, [x, st], [out], S.BuiltinOptions.ReshapeOptions, o), out
+def transpose_op(m, sg, x, perm, shape):
+    pt = add_tensor(sg, "perm%d" % len(sg.tensors), [len(perm)], add_buffer_raw(m, np.array(perm, dtype=np.int32)), S.TensorType.INT32)
+    out = add_tensor(sg, "transposed%d" % len(sg.tensors), shape)
+    return new_op(m, B.TRANSPOSE, [x, pt], [out], S.BuiltinOptions.TransposeOptions, S.TransposeOptionsT()), out
+def matmul_op(m, sg, a, b, shape):
+    out = add_tensor(sg, "matmul%d" % len(sg.tensors), shape)
+    return new_op(m, B.BATCH_MATMUL, [a, b], [out], S.BuiltinOptions.BatchMatMulOptions, S.BatchMatMulOptionsT()), out
+def resize_matrix(n_in, n_out, half_pixel):
+    """[n_out, n_in] weights of TFLite's reference ResizeBilinear along one axis (align_corners false)."""
+    r = np.zeros((n_out, n_in), dtype=np.float32); scale = np.float32(n_in) / np.float32(n_out)
+    for o in range(n_out):
+        v = (np.float32(o) + np.float32(0.5)) * scale - np.float32(0.5) if half_pixel else np.float32(o) * scale
+        lo = max(int(np.floor(v)), 0); hi = min(int(np.ceil(v)), n_in - 1); f = np.float32(v) - np.float32(lo)
+        r[o, lo] += np.float32(1) - f; r[o, hi] += f
+    return r
+def dense_constants(path, m):
+    """Outputs of every DENSIFY op, as TFLite's kernel computes them: {tensor index: array}."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    sg = m.subgraphs[0]; outs = [int(op.outputs[0]) for op in sg.operators if code(m, op) == B.DENSIFY]
+    if not outs: return {}
+    it = Interpreter(model_path=path, num_threads=1, experimental_op_resolver_type=OpResolverType.BUILTIN_REF, experimental_preserve_all_tensors=True)
+    it.allocate_tensors(); d = it.get_input_details()[0]
+    it.set_tensor(d["index"], np.zeros(d["shape"], dtype=d["dtype"])); it.invoke()
+    return {i: it.get_tensor(i).copy() for i in outs}
 m = fu.read_model(sys.argv[1]); stats = {}
+dense = dense_constants(sys.argv[1], m)
 for sg in m.subgraphs:
     new_ops = []
     for op in sg.operators:
         c = code(m, op)
+        if c == B.DENSIFY and int(op.outputs[0]) in dense:
+            arr = dense[int(op.outputs[0])]; tin = sg.tensors[op.inputs[0]]
+            nnz = len(bytes(m.buffers[tin.buffer].data)) // arr.itemsize
+            if int(np.count_nonzero(arr)) > nnz: sys.exit("DENSIFY %d: more non-zeros than stored values" % op.outputs[0])
+            sg.tensors[op.outputs[0]].buffer = add_buffer_raw(m, arr); stats['densify'] = stats.get('densify', 0) + 1; continue
+        if c == B.RESIZE_BILINEAR:
+            x, out = op.inputs[0], op.outputs[0]; o = op.builtinOptions
+            if o is not None and o.alignCorners: sys.exit("RESIZE_BILINEAR %d: align_corners not handled" % out)
+            n, h, w, ch = (int(v) for v in sg.tensors[x].shape); _, h2, w2, _ = (int(v) for v in sg.tensors[out].shape)
+            if n != 1: sys.exit("RESIZE_BILINEAR %d: batch %d not handled" % (out, n))
+            hp = bool(o is not None and o.halfPixelCenters)
+            ry = add_tensor(sg, "resize_rows%d" % out, [h2, h], add_buffer(m, resize_matrix(h, h2, hp)))
+            rx = add_tensor(sg, "resize_cols%d" % out, [w2, w], add_buffer(m, resize_matrix(w, w2, hp)))
+            op1, t = reshape_op(m, sg, x, [h, w * ch]); op2, t = matmul_op(m, sg, ry, t, [h2, w * ch])
+            op3, t = reshape_op(m, sg, t, [h2, w, ch]); op4, t = transpose_op(m, sg, t, [1, 0, 2], [w, h2, ch])
+            op5, t = reshape_op(m, sg, t, [w, h2 * ch]); op6, t = matmul_op(m, sg, rx, t, [w2, h2 * ch])
+            op7, t = reshape_op(m, sg, t, [w2, h2, ch]); op8, t = transpose_op(m, sg, t, [1, 0, 2], [h2, w2, ch])
+            op9, _ = reshape_op(m, sg, t, [1, h2, w2, ch], out)
+            new_ops.extend([op1, op2, op3, op4, op5, op6, op7, op8, op9]); stats['resize_bilinear'] = stats.get('resize_bilinear', 0) + 1; continue
+        if c == B.DEPTH_TO_SPACE:
+            x, out = op.inputs[0], op.outputs[0]; b = int(op.builtinOptions.blockSize)
+            n, h, w, ch = (int(v) for v in sg.tensors[x].shape); c2 = ch // (b * b)
+            if n != 1: sys.exit("DEPTH_TO_SPACE %d: batch %d not handled" % (out, n))
+            op1, t = reshape_op(m, sg, x, [h, w, b, b, c2]); op2, t = transpose_op(m, sg, t, [0, 2, 1, 3, 4], [h, b, w, b, c2])
+            op3, _ = reshape_op(m, sg, t, [1, h * b, w * b, c2], out)
+            new_ops.extend([op1, op2, op3]); stats['depth_to_space'] = stats.get('depth_to_space', 0) + 1; continue
         if c == B.DEQUANTIZE:
             tin, tout = sg.tensors[op.inputs[0]], sg.tensors[op.outputs[0]]
             data = m.buffers[tin.buffer].data
@@ -71,6 +142,13 @@ for sg in m.subgraphs:
             new_ops.extend([op, mul]); stats['mean'] = stats.get('mean', 0) + 1; continue
         new_ops.append(op)
     sg.operators = new_ops
+    # sparse constants that only fed a removed DENSIFY: dropped (data, sparsity), so that tools
+    # reading every constant (tf2onnx) do not trip over them; the tensor entries stay, unused
+    used = {int(i) for op in sg.operators for i in list(op.inputs) + list(op.outputs)} | {int(i) for i in list(sg.inputs) + list(sg.outputs)}
+    for i, t in enumerate(sg.tensors):
+        if t.sparsity is not None and i not in used and t.buffer:
+            if sum(1 for u in sg.tensors if u.buffer == t.buffer) == 1: m.buffers[t.buffer].data = None
+            t.buffer = 0; t.sparsity = None; stats['sparse_dropped'] = stats.get('sparse_dropped', 0) + 1
     # hybrid int8 weights -> fp32
     for t in sg.tensors:
         if t.type == S.TensorType.INT8 and t.buffer and m.buffers[t.buffer].data is not None and len(m.buffers[t.buffer].data) and t.quantization is not None and t.quantization.scale is not None:
