@@ -21,7 +21,9 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
 mod login;
+mod rollouts;
 pub use login::Logins;
+pub use rollouts::MAX_CREATE_BODY;
 
 /// A live event: its SSE name and JSON data.
 #[derive(Debug, Clone)]
@@ -99,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tokens", get(tokens).post(add_token))
         .route("/api/v1/tokens/{name}", delete(delete_token))
         .route("/api/v1/users", post(add_user))
+        .merge(rollouts::routes())
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/", get(|| async { dashboard::asset("index.html") }))

@@ -64,6 +64,7 @@ pub struct Metrics {
     lag_ms: AtomicI64,
     pub devices_online: AtomicI64,
     pub devices: AtomicI64,
+    pub rollouts: std::sync::Mutex<rollout::Gauges>,
 }
 
 impl Metrics {
@@ -163,6 +164,7 @@ impl Metrics {
             "devices whose retained status is online",
             self.devices_online.load(Ordering::Relaxed).to_string(),
         );
+        out.push_str(&self.rollouts.lock().unwrap_or_else(|e| e.into_inner()).render());
         out
     }
 }

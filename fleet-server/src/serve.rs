@@ -32,6 +32,8 @@ pub struct Options {
     pub minute_days: i64,
     /// Home Assistant MQTT discovery, when set.
     pub ha: Option<HaConfig>,
+    /// The rollout driver's tick and lease.
+    pub rollouts: crate::rollout::driver::DriverConfig,
 }
 
 /// What `serve` prints when it is up (one JSON line; tests and scripts read it).
@@ -197,6 +199,13 @@ pub async fn run(opts: Options, stop: watch::Receiver<bool>) -> Result<()> {
             stop.clone(),
         ));
     }
+    tasks.spawn(crate::rollout::driver::run(
+        opts.mqtt.clone(),
+        store.clone(),
+        opts.rollouts.clone(),
+        metrics.clone(),
+        stop.clone(),
+    ));
     tasks.spawn(retention(
         store.clone(),
         opts.raw_days,

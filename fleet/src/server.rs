@@ -5,6 +5,7 @@
 use anyhow::{Context, Result};
 use emotion_fleet_server::homeassistant::HaConfig;
 use emotion_fleet_server::mqtt::{MqttConfig, Tls};
+use emotion_fleet_server::rollout::driver::DriverConfig;
 use emotion_fleet_server::{serve, sim};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,6 +61,13 @@ pub struct ServeArgs {
     /// Where the backend publishes each device's state for Home Assistant.
     #[arg(long, default_value = "emotion-fleet/ha")]
     pub ha_state_prefix: String,
+    /// Seconds between two evaluations of the running rollouts (1 to 10).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=10))]
+    pub rollout_tick: u64,
+    /// Seconds the rollout driver's lease lasts without renewal: after a driver dies, another
+    /// replica takes over within this.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=600))]
+    pub rollout_lease: u64,
 }
 
 /// TLS to the broker: the flags of `serve`, `rollout` and `rollback`.
@@ -178,6 +186,11 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             state_prefix: a.ha_state_prefix,
             fleet_prefix: a.topic_prefix.clone(),
         }),
+        rollouts: DriverConfig {
+            tick: std::time::Duration::from_secs(a.rollout_tick),
+            lease_ms: a.rollout_lease as i64 * 1000,
+            holder: replica.clone(),
+        },
     };
     runtime()?.block_on(async move {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -318,6 +331,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         raw_days: 30,
         minute_days: 90,
         ha: None,
+        rollouts: DriverConfig::default(),
     };
     runtime()?.block_on(async move {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

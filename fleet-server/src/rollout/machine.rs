@@ -356,6 +356,16 @@ impl Rollout {
         }
     }
 
+    /// A window on another model: only the read position moves on.
+    pub fn skip_window(&mut self, device: &str, end_ms: i64) {
+        if let Some(m) = self.members.get_mut(device) {
+            if end_ms > m.window_ms {
+                m.window_ms = end_ms;
+                self.dirty.insert(device.to_string());
+            }
+        }
+    }
+
     /// A device's online status changed (its retained `status`).
     pub fn online(&mut self, device: &str, online: bool, now: i64) {
         if let Some(m) = self.members.get_mut(device) {
