@@ -9,18 +9,18 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const TOKEN: &str = "e2e-token-0123456789abcdef";
+pub const TOKEN: &str = "e2e-token-0123456789abcdef";
 
 /// The daemon on the sample clip with the API on a free loopback port.
-struct ApiDaemon {
+pub struct ApiDaemon {
     _broker: Broker,
-    broker_port: u16,
-    daemon: Daemon,
-    base: String,
+    pub broker_port: u16,
+    pub daemon: Daemon,
+    pub base: String,
     _dir: tempfile::TempDir,
 }
 
-fn start(extra_api: &str) -> ApiDaemon {
+pub fn start(extra_api: &str) -> ApiDaemon {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -86,7 +86,7 @@ fn request(
     (status, retry, resp.into_string().unwrap_or_default())
 }
 
-fn get(url: &str) -> (u16, String) {
+pub fn get(url: &str) -> (u16, String) {
     let (s, _, b) = request("GET", url, None, Some(TOKEN));
     (s, b)
 }

@@ -9,6 +9,7 @@ mod api;
 mod cli;
 mod delivery;
 mod devices;
+mod page;
 mod support;
 mod tls;
 mod updates;
