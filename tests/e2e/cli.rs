@@ -40,6 +40,56 @@ fn analyze_prints_one_line_per_input_and_goes_past_bad_ones() {
 }
 
 #[test]
+fn analyze_with_the_full_range_detector_config_line_finds_the_face() {
+    // issue 14's contract: `models.detector = "builtin:blazeface_full_range"` selects it.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("full_range.toml");
+    std::fs::write(
+        &cfg,
+        "[models]\ndetector = \"builtin:blazeface_full_range\"\n",
+    )
+    .unwrap();
+    let (kiosk, square) = (data("astronaut_640x480.jpg"), data("astronaut.png"));
+    let out = run_cli(&[
+        "analyze",
+        "--config",
+        cfg.to_str().unwrap(),
+        kiosk.to_str().unwrap(),
+        square.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| json(l.as_bytes()))
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for l in &lines {
+        assert_eq!(l["faces"].as_array().unwrap().len(), 1, "{l}");
+        assert_eq!(l["faces"][0]["dominant"], "happy", "{l}");
+    }
+    let b = |l: &serde_json::Value, k: &str| l["faces"][0]["box"][k].as_f64().unwrap();
+    // 640x480: her face, centre about (0.45, 0.24) of the frame
+    let (cx, cy) = (
+        b(&lines[0], "x") + b(&lines[0], "w") / 2.0,
+        b(&lines[0], "y") + b(&lines[0], "h") / 2.0,
+    );
+    assert!(
+        (cx - 0.45).abs() < 0.03 && (cy - 0.24).abs() < 0.03,
+        "{}",
+        lines[0]
+    );
+    // astronaut.png is the package's test-vector image: the box is the full-range model's
+    // reference decoding (vectors/expected_detections.json: x 171.9-278.5, y 66.1-172.7 of
+    // 512), not the short-range one's (x 179.1-271.7, y 81.3-174.0).
+    let want = [171.87, 66.09, 278.49 - 171.87, 172.7 - 66.09];
+    for (k, w) in ["x", "y", "w", "h"].iter().zip(want) {
+        let got = b(&lines[1], k) * 512.0;
+        assert!((got - w).abs() < 2.0, "{k}: {got} vs {w}: {}", lines[1]);
+    }
+}
+
+#[test]
 fn config_prints_the_effective_file_without_the_broker_password() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
