@@ -77,6 +77,9 @@ pub struct Options {
     pub echo_from_broker: Option<u64>,
     /// Stop on SIGTERM and SIGINT.
     pub signals: bool,
+    /// The demo for people: the live page's URL first, then a short line before each
+    /// summary it echoes.
+    pub human: bool,
 }
 
 /// A started daemon: its threads and tasks, until [`Running::wait`].
@@ -96,15 +99,23 @@ pub struct Running {
 /// `emotiond run` and `emotiond demo`: start, then wait for the end (the input ended, a
 /// signal, or the demo printed what it was asked for).
 pub fn run(cfg: Config, stdout: bool, echo_from_broker: Option<u64>) -> Result<ExitCode> {
-    let running = start(
+    run_with(
         cfg,
         Options {
             stdout,
             echo_from_broker,
             signals: true,
+            human: false,
         },
-        Shutdown::new(),
-    )?;
+    )
+}
+
+/// [`run`] with every option (`emotiond demo` without `--json`).
+pub fn run_with(cfg: Config, opts: Options) -> Result<ExitCode> {
+    let running = start(cfg, opts, Shutdown::new())?;
+    if let (true, Some(addr)) = (opts.human, running.api_addr()) {
+        println!("emotiond demo: live page at http://{addr}/ (Ctrl-C stops)");
+    }
     running.wait();
     Ok(ExitCode::SUCCESS)
 }
@@ -117,6 +128,7 @@ pub fn start(mut cfg: Config, opts: Options, shutdown: Shutdown) -> Result<Runni
         stdout,
         echo_from_broker,
         signals,
+        human,
     } = opts;
     // Model updates: a stored package chosen by an earlier update replaces the configured one.
     let store = if cfg.updates.enabled && cfg.mqtt.enabled && !cfg.state_dir.as_os_str().is_empty()
@@ -215,7 +227,7 @@ pub fn start(mut cfg: Config, opts: Options, shutdown: Shutdown) -> Result<Runni
                 &cfg.updates.group,
             ));
         }
-        let manager = updates::Manager::new(
+        let mut manager = updates::Manager::new(
             configured_models,
             trusted,
             store,
@@ -225,6 +237,7 @@ pub fn start(mut cfg: Config, opts: Options, shutdown: Shutdown) -> Result<Runni
             out_tx.clone(),
             swap_tx,
         );
+        manager.require_signed_orders = cfg.updates.require_signed_orders;
         std::thread::Builder::new()
             .name("updates".into())
             .spawn(move || {
@@ -238,9 +251,9 @@ pub fn start(mut cfg: Config, opts: Options, shutdown: Shutdown) -> Result<Runni
             ev_tx,
             probation::ProbationConfig {
                 duration_s: cfg.updates.probation_s,
-                min_frames: 30,
+                min_frames: cfg.updates.min_frames,
                 min_detection_ratio: cfg.updates.min_detection_ratio,
-                max_errors: 5,
+                max_errors: cfg.updates.max_errors,
             },
         ));
     }
@@ -279,7 +292,8 @@ pub fn start(mut cfg: Config, opts: Options, shutdown: Shutdown) -> Result<Runni
         },
     )
     .context("starting the status LED and button")?;
-    let echo = echo_from_broker.map(|n| rt.spawn(echo_summaries(cfg.clone(), n, shutdown.clone())));
+    let echo =
+        echo_from_broker.map(|n| rt.spawn(echo_summaries(cfg.clone(), n, shutdown.clone(), human)));
     if signals {
         let shutdown = shutdown.clone();
         rt.spawn(async move {
@@ -474,7 +488,7 @@ pub fn boot_id() -> u32 {
 
 /// Subscribe to our own summary topic and print each summary the broker delivers; after
 /// `n`, stop the pipeline.
-async fn echo_summaries(cfg: Config, n: u64, shutdown: Shutdown) {
+async fn echo_summaries(cfg: Config, n: u64, shutdown: Shutdown, human: bool) {
     let topics = mqtt::Topics::new(&cfg.mqtt.topic_prefix, &cfg.device_id);
     let opts = match mqtt::options(
         &cfg.mqtt,
@@ -500,6 +514,9 @@ async fn echo_summaries(cfg: Config, n: u64, shutdown: Shutdown) {
         match ev.poll().await {
             Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
                 if let Ok(s) = Summary::decode(&p.payload, cfg.mqtt.encoding) {
+                    if human {
+                        println!("{}", human_line(&s));
+                    }
                     if let Ok(line) = serde_json::to_string(&s) {
                         println!("{line}");
                     }
@@ -520,9 +537,62 @@ async fn echo_summaries(cfg: Config, n: u64, shutdown: Shutdown) {
     }
 }
 
+/// A summary at a glance: `window 3: 1 face, mostly happy (87 %), valence +0.81, arousal
+/// +0.51, 30 frames` (faces: the window's distinct tracks).
+pub fn human_line(s: &Summary) -> String {
+    let e = &s.emotions;
+    let top = [
+        ("angry", e.angry),
+        ("disgust", e.disgust),
+        ("fear", e.fear),
+        ("happy", e.happy),
+        ("sad", e.sad),
+        ("surprise", e.surprise),
+        ("neutral", e.neutral),
+    ]
+    .into_iter()
+    .max_by(|a, b| a.1.total_cmp(&b.1));
+    let plural = |n: u32, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut line = format!(
+        "window {}: {}",
+        s.seq,
+        plural(s.distinct_tracks, "face", "faces")
+    );
+    match (top, s.faces_seen) {
+        (Some((name, share)), 1..) => {
+            line += &format!(", mostly {name} ({:.0} %)", share * 100.0);
+        }
+        _ => line += ", no face",
+    }
+    if let (Some(v), Some(a)) = (s.valence, s.arousal) {
+        line += &format!(", valence {v:+.2}, arousal {a:+.2}");
+    }
+    line + &format!(", {} frames", s.frames_processed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summary_reads_at_a_glance() {
+        let mut s = emotiond_wire::summary::sample();
+        s.seq = 3;
+        s.faces_seen = 1;
+        s.distinct_tracks = 1;
+        s.frames_processed = 30;
+        s.emotions = crate::summary::PerEmotion::from_array([0.0, 0.0, 0.0, 0.87, 0.03, 0.0, 0.1]);
+        s.valence = Some(0.81);
+        s.arousal = Some(-0.5);
+        assert_eq!(
+            human_line(&s),
+            "window 3: 1 face, mostly happy (87 %), valence +0.81, arousal -0.50, 30 frames"
+        );
+        s.faces_seen = 0;
+        s.distinct_tracks = 0;
+        s.valence = None;
+        assert_eq!(human_line(&s), "window 3: 0 faces, no face, 30 frames");
+    }
 
     #[test]
     fn the_daemon_runs_in_process_and_stops_when_asked() {

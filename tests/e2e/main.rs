@@ -2,13 +2,15 @@
 //! broker (Debian's `mosquitto`, started here on a free loopback port).
 //!
 //! One binary (`cargo test --test e2e`), in modules: [`support`] (broker, relay, daemon,
-//! helpers), [`delivery`], [`cli`], [`updates`], [`devices`], [`tls`], [`acl`].
+//! helpers), [`delivery`], [`cli`], [`updates`], [`devices`], [`tls`], [`acl`], [`faults`].
 
 mod acl;
 mod api;
 mod cli;
 mod delivery;
 mod devices;
+mod faults;
+mod freshness;
 mod page;
 mod support;
 mod tls;

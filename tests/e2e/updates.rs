@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 /// A copy of a shipped package with its manifest edited by `edit`.
-fn package_copy(dir: &Path, name: &str, out: &str, edit: impl Fn(String) -> String) -> PathBuf {
+pub fn package_copy(dir: &Path, name: &str, out: &str, edit: impl Fn(String) -> String) -> PathBuf {
     let src = data("../../models/packages").join(name);
     let dst = dir.join(out);
     let mut stack = vec![PathBuf::new()];
@@ -33,7 +33,7 @@ fn package_copy(dir: &Path, name: &str, out: &str, edit: impl Fn(String) -> Stri
     dst
 }
 
-fn set_version(text: String, from: &str, to: &str) -> String {
+pub fn set_version(text: String, from: &str, to: &str) -> String {
     let t = text.replace(
         &format!("version = \"{from}\""),
         &format!("version = \"{to}\""),
@@ -43,10 +43,10 @@ fn set_version(text: String, from: &str, to: &str) -> String {
 }
 
 /// (topic, payload) pairs.
-type Messages = Vec<(String, Vec<u8>)>;
+pub type Messages = Vec<(String, Vec<u8>)>;
 
 /// Publish (retained, QoS 1) and wait for the broker's acknowledgements.
-fn publish(port: u16, msgs: Messages) {
+pub fn publish(port: u16, msgs: Messages) {
     let mut o = MqttOptions::new(format!("e2e-pub-{}", free_port()), "127.0.0.1", port);
     o.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut conn) = Client::new(o, 64);
@@ -65,8 +65,29 @@ fn publish(port: u16, msgs: Messages) {
     }
 }
 
-/// The order for a package in chunks, and the chunks.
-fn rollout(
+/// An order signed by `operator` now (`emotion-fleet rollout --key`), from its JSON.
+pub fn sign_order(order: serde_json::Value, operator: &signed::SigningKey) -> Vec<u8> {
+    let m: signed::SetMessage = serde_json::from_value(order).unwrap();
+    emotiond_wire::order::signed_order(&m, operator, std::time::SystemTime::now())
+}
+
+/// The order for a package in chunks, and the chunks; the order signed by `operator`.
+pub fn rollout(
+    device: &str,
+    slot: &str,
+    archive: &[u8],
+    sig: Option<&signed::SignatureFile>,
+    operator: &signed::SigningKey,
+    tweak: impl Fn(&mut serde_json::Value),
+) -> Vec<(String, Vec<u8>)> {
+    let mut msgs = rollout_unsigned(device, slot, archive, sig, tweak);
+    let (topic, order) = msgs.pop().unwrap();
+    msgs.push((topic, sign_order(json(&order), operator)));
+    msgs
+}
+
+/// [`rollout`] with the order as it is, unsigned.
+pub fn rollout_unsigned(
     device: &str,
     slot: &str,
     archive: &[u8],
@@ -101,12 +122,12 @@ fn rollout(
 }
 
 /// The next models/state message.
-fn next_state(rx: &mpsc::Receiver<(String, Vec<u8>, bool)>, topic: &str) -> serde_json::Value {
+pub fn next_state(rx: &mpsc::Receiver<(String, Vec<u8>, bool)>, topic: &str) -> serde_json::Value {
     json(&wait_for(rx, topic, Duration::from_secs(60), |_| true))
 }
 
 /// States until one of `ends`, returned in order.
-fn states_until(
+pub fn states_until(
     rx: &mpsc::Receiver<(String, Vec<u8>, bool)>,
     topic: &str,
     ends: &[&str],
@@ -177,7 +198,10 @@ fn signed_model_updates_are_verified_tested_switched_live_and_rolled_back() {
             "malformed",
             vec![(format!("emotiond/{dev}/models/set"), b"{not json".to_vec())],
         ),
-        ("unsigned", rollout(dev, "expression", &good, None, |_| {})),
+        (
+            "unsigned",
+            rollout(dev, "expression", &good, None, &key, |_| {}),
+        ),
         (
             "untrusted_key",
             rollout(
@@ -185,19 +209,27 @@ fn signed_model_updates_are_verified_tested_switched_live_and_rolled_back() {
                 "expression",
                 &good,
                 Some(&signed::sign(&good, &other)),
+                &key,
                 |_| {},
             ),
         ),
         (
             "truncated",
-            rollout(dev, "expression", &truncated, Some(&sign(&good)), |o| {
-                o["sha256"] = signed::sha256_hex(&good).into();
-                o["size"] = good.len().into();
-            }),
+            rollout(
+                dev,
+                "expression",
+                &truncated,
+                Some(&sign(&good)),
+                &key,
+                |o| {
+                    o["sha256"] = signed::sha256_hex(&good).into();
+                    o["size"] = good.len().into();
+                },
+            ),
         ),
         (
             "hash_mismatch",
-            rollout(dev, "expression", &good, Some(&sign(&good)), |o| {
+            rollout(dev, "expression", &good, Some(&sign(&good)), &key, |o| {
                 o["sha256"] = signed::sha256_hex(&bad_vec).into();
             }),
         ),
@@ -208,16 +240,31 @@ fn signed_model_updates_are_verified_tested_switched_live_and_rolled_back() {
                 "expression",
                 &wrong_shape,
                 Some(&sign(&wrong_shape)),
+                &key,
                 |_| {},
             ),
         ),
         (
             "wrong_task",
-            rollout(dev, "expression", &detector, Some(&sign(&detector)), |_| {}),
+            rollout(
+                dev,
+                "expression",
+                &detector,
+                Some(&sign(&detector)),
+                &key,
+                |_| {},
+            ),
         ),
         (
             "test_vectors",
-            rollout(dev, "expression", &bad_vec, Some(&sign(&bad_vec)), |_| {}),
+            rollout(
+                dev,
+                "expression",
+                &bad_vec,
+                Some(&sign(&bad_vec)),
+                &key,
+                |_| {},
+            ),
         ),
     ];
     for (want, msgs) in cases {
@@ -233,7 +280,7 @@ fn signed_model_updates_are_verified_tested_switched_live_and_rolled_back() {
     // A good package: downloading → verifying → testing → active, no restart.
     publish(
         broker.port,
-        rollout(dev, "expression", &good, Some(&sign(&good)), |_| {}),
+        rollout(dev, "expression", &good, Some(&sign(&good)), &key, |_| {}),
     );
     let seen = states_until(&states, &state_t, &["active", "rejected"]);
     let names: Vec<_> = seen.iter().map(|s| s["state"].as_str().unwrap()).collect();
@@ -257,7 +304,7 @@ fn signed_model_updates_are_verified_tested_switched_live_and_rolled_back() {
     let blind = pack(&blind_dir);
     publish(
         broker.port,
-        rollout(dev, "detector", &blind, Some(&sign(&blind)), |_| {}),
+        rollout(dev, "detector", &blind, Some(&sign(&blind)), &key, |_| {}),
     );
     let seen = states_until(&states, &state_t, &["rolled_back", "rejected"]);
     let last = seen.last().unwrap();
@@ -277,10 +324,17 @@ fn signed_model_updates_are_verified_tested_switched_live_and_rolled_back() {
     });
     let http_pkg = pack(&http_dir);
     let (url, ranges) = serve_once_cut(http_pkg.clone());
-    let order = rollout(dev, "expression", &http_pkg, Some(&sign(&http_pkg)), |o| {
-        o.as_object_mut().unwrap().remove("chunks");
-        o["url"] = url.clone().into();
-    });
+    let order = rollout(
+        dev,
+        "expression",
+        &http_pkg,
+        Some(&sign(&http_pkg)),
+        &key,
+        |o| {
+            o.as_object_mut().unwrap().remove("chunks");
+            o["url"] = url.clone().into();
+        },
+    );
     let order = vec![order.last().unwrap().clone()];
     publish(broker.port, order.clone());
     let seen = states_until(&states, &state_t, &["active", "rejected"]);
@@ -332,7 +386,10 @@ fn signed_model_updates_are_verified_tested_switched_live_and_rolled_back() {
         broker.port,
         vec![(
             format!("emotiond/{dev}/models/set"),
-            br#"{"slot":"expression","action":"rollback"}"#.to_vec(),
+            sign_order(
+                serde_json::json!({"slot": "expression", "action": "rollback"}),
+                &key,
+            ),
         )],
     );
     let s = wait_for(&states2, &state_t, Duration::from_secs(60), |p| {
@@ -439,6 +496,7 @@ fn sigkill_at_any_moment_of_an_update_leaves_a_complete_model() {
             "expression",
             &archive,
             Some(&signed::sign(&archive, &key)),
+            &key,
             |_| {},
         );
         for (topic, _) in &mut msgs {

@@ -139,8 +139,17 @@ pub struct UpdatesConfig {
     /// Ed25519 public keys (64 hex digits each) whose signatures are accepted. Empty: every
     /// package is refused.
     pub trusted_keys: Vec<String>,
+    /// Refuse models/set messages without a valid order signature from a trusted key
+    /// (reason `bad_order_signature`). Off: unsigned orders are followed as before signed
+    /// orders existed (packages are still verified), without replay or expiry checks.
+    pub require_signed_orders: bool,
     /// How long a new model is watched before it is kept.
     pub probation_s: f64,
+    /// Frames a new model must have run before its detection rate and inference time are
+    /// judged.
+    pub min_frames: u64,
+    /// Engine errors during probation that roll a new model back at once.
+    pub max_errors: u64,
     /// Detection rate after the switch / before it below this: the detector is rolled back.
     pub min_detection_ratio: f32,
     /// A package whose chunks have not all arrived after this is refused.
@@ -153,7 +162,10 @@ impl Default for UpdatesConfig {
             enabled: true,
             group: String::new(),
             trusted_keys: Vec::new(),
+            require_signed_orders: true,
             probation_s: 600.0,
+            min_frames: 30,
+            max_errors: 5,
             min_detection_ratio: 0.2,
             download_timeout_s: 300,
         }

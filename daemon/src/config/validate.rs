@@ -144,6 +144,12 @@ impl Config {
         if !(u.probation_s >= 0.0 && u.probation_s <= 86_400.0) {
             bad("updates.probation_s", "must be within 0..=86400 seconds");
         }
+        if u.min_frames == 0 || u.min_frames > 100_000 {
+            bad("updates.min_frames", "must be within 1..=100000");
+        }
+        if u.max_errors == 0 || u.max_errors > 100_000 {
+            bad("updates.max_errors", "must be within 1..=100000");
+        }
         if !(u.min_detection_ratio >= 0.0 && u.min_detection_ratio <= 1.0) {
             bad("updates.min_detection_ratio", "must be within 0..=1");
         }

@@ -7,6 +7,8 @@
 //! fsync, model building). Its decisions that need no I/O are in [`super::plan`]; the rest
 //! (the order of steps and their reports) is still here, not yet a pure state machine.
 
+mod orders;
+
 use super::plan::{self, Refusals};
 use super::store::{SlotFile, Store, StoredRef};
 use super::{Model, Msg, Out, Swap, SwapEvent};
@@ -59,6 +61,11 @@ pub struct Manager {
     /// Orders refused in this run, by archive hash and signature (a retained order is
     /// delivered again on every reconnect; it is not retried).
     refused: Refusals,
+    /// `updates.require_signed_orders`: an unsigned models/set message is refused.
+    pub require_signed_orders: bool,
+    /// Messages refused before their order was looked at (signature, replay, expiry), by
+    /// SHA-256 of the payload: reported once per run, not on every reconnect.
+    refused_orders: std::collections::HashSet<String>,
 }
 
 impl Manager {
@@ -73,6 +80,15 @@ impl Manager {
         out: tokio::sync::mpsc::Sender<Out>,
         swaps: SyncSender<Swap>,
     ) -> Manager {
+        let mut trusted = trusted;
+        // Keys trusted through rotation, kept in the state folder.
+        for k in store.added_keys() {
+            match signed::parse_public(&k) {
+                Ok(k) if !trusted.contains(&k) => trusted.push(k),
+                Ok(_) => {}
+                Err(e) => log::error!("models/keys.json: {k:?}: {e}"),
+            }
+        }
         Manager {
             models,
             trusted,
@@ -84,6 +100,8 @@ impl Manager {
             swaps,
             pending: None,
             refused: Refusals::default(),
+            require_signed_orders: true,
+            refused_orders: Default::default(),
         }
     }
 
@@ -198,14 +216,7 @@ impl Manager {
             if payload.is_empty() {
                 return; // a cleared retained message
             }
-            match signed::parse_set(&payload) {
-                Ok(order) => self.order(order),
-                Err(why) => {
-                    let mut m = ModelState::unattached(why.reject_code(), &why.to_string());
-                    m.topic = Some(topic.to_string());
-                    self.publish_state(m.at(now_ms()));
-                }
-            }
+            self.receive(topic, &payload);
             return;
         }
         let Some(p) = &mut self.pending else { return };
@@ -388,6 +399,14 @@ impl Manager {
                 format!("the package is {}, the order names {id}", pkg.id()),
             ));
         }
+        let release = pkg.manifest.release;
+        super::admit::release_check(
+            &self.store.slot(i.slot).releases,
+            &pkg.manifest.name,
+            release,
+            i.allow_downgrade,
+        )
+        .map_err(|(code, why)| reject(code, why))?;
         self.state(i.slot, UpdateState::Testing, &id, &i.sha256, None);
         let mut cfg = self.models.clone();
         cfg.verify_test_vectors = true;
@@ -411,6 +430,7 @@ impl Manager {
         f.previous = f.active.take();
         f.active = Some(new_ref);
         f.rolled_back.retain(|s| *s != i.sha256);
+        super::admit::accept_release(&mut f.releases, &pkg.manifest.name, release);
         self.store
             .set_slot(i.slot, &f)
             .map_err(|e| reject(RejectCode::Io, e.to_string()))?;

@@ -7,16 +7,20 @@
 //! - `staging/` — packages being written (anything left here after a crash is reported and
 //!   removed at the next start);
 //! - `store/<sha256>/` — verified packages, complete before they are renamed into place;
-//! - `<slot>.json` — which stored package the slot runs (and the previous one), replaced by
-//!   write + fsync + rename + fsync of the folder, so a start always finds a complete model.
+//! - `<slot>.json` — which stored package the slot runs (and the previous one), the last
+//!   order it followed (`seq`, issue time) and the highest release accepted per model name,
+//!   replaced by write + fsync + rename + fsync of the folder, so a start always finds a
+//!   complete model;
+//! - `keys.json` — signing keys trusted through rotation (endorsed by a trusted key).
 //!
 //! Every step is reported, retained, on `<prefix>/<device>/models/state`.
 //!
 //! Files: [`store`] (the store on disk), [`manager`] (the update thread: orders in, states
 //! out), [`plan`] (its decisions, pure: which order to follow, chunk assembly, sizes, which
-//! refusals are remembered), [`switcher`] (the pipeline's side: swaps between frames,
+//! refusals are remembered), [`admit`] (anti-rollback and freshness, pure), [`switcher`] (the pipeline's side: swaps between frames,
 //! probation), [`probation`] (the verdict, pure).
 
+pub mod admit;
 pub mod manager;
 pub mod plan;
 pub mod probation;

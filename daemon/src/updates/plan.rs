@@ -3,10 +3,10 @@
 //! which refusals are remembered. The manager ([`super::manager`]) does the downloads, the
 //! disk and the model building around them.
 
-use super::SwapEvent;
 use super::store::SlotFile;
-use emotiond_models::RejectCode;
+use super::SwapEvent;
 use emotiond_models::signed::Install;
+use emotiond_models::RejectCode;
 use emotiond_wire::state::UpdateState;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -36,7 +36,8 @@ impl Refusals {
             .as_ref()
             .map(|s| s.signature.as_str())
             .unwrap_or("");
-        format!("{}:{sig}", i.sha256)
+        // An operator's downgrade of a package refused as a downgrade is a new order.
+        format!("{}:{sig}:{}", i.sha256, i.allow_downgrade)
     }
 
     /// Remember a refusal, unless its reason may not repeat (a download that failed or
@@ -247,6 +248,11 @@ mod tests {
         assert_eq!(decide(&i, &slot, &refused), Decision::RefusedBefore);
         // the same archive signed again is a new order
         assert_eq!(decide(&order("aa", "s2"), &slot, &refused), Decision::Start);
+        // and so is an operator's downgrade of an archive refused as a downgrade
+        let mut down = order("aa", "s1");
+        refused.record(&down, RejectCode::Downgrade);
+        down.allow_downgrade = true;
+        assert_eq!(decide(&down, &slot, &refused), Decision::Start);
     }
 
     #[test]
@@ -296,6 +302,7 @@ mod tests {
                 id: "fer@2".into(),
             }),
             rolled_back: vec![],
+            ..Default::default()
         };
         let swapped = |id: &str| SwapEvent::Swapped {
             slot: Slot::Expression,

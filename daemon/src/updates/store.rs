@@ -3,9 +3,10 @@
 //! `<slot>.json` (which package a slot runs, replaced atomically).
 
 use crate::fsutil::fsync_dir;
-use emotiond_models::ModelPackage;
 use emotiond_models::signed::{self, Slot};
+use emotiond_models::ModelPackage;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,6 +24,15 @@ pub struct SlotFile {
     /// one of them is not installed again.
     #[serde(default)]
     pub rolled_back: Vec<String>,
+    /// `seq` of the last order this slot followed (a lower one is a replay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_seq: Option<u64>,
+    /// The newest `issued_at_ms` of the orders followed (a floor for a clock that is behind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_issued_ms: Option<u64>,
+    /// Highest release accepted per model name (anti-rollback); it never goes down.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub releases: BTreeMap<String, u64>,
 }
 
 impl SlotFile {
@@ -40,8 +50,15 @@ impl SlotFile {
             active: self.previous.clone(),
             previous: None,
             rolled_back: rb,
+            ..self.clone()
         }
     }
+}
+
+/// `keys.json`: keys trusted through rotation.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct KeysFile {
+    trusted: Vec<String>,
 }
 
 pub struct Store {
@@ -79,6 +96,32 @@ impl Store {
     pub fn set_slot(&self, slot: Slot, f: &SlotFile) -> std::io::Result<()> {
         let bytes = serde_json::to_vec_pretty(f).map_err(std::io::Error::other)?;
         crate::fsutil::write_atomic(&self.slot_path(slot), &bytes, crate::fsutil::Sync::Durable)
+    }
+
+    fn keys_path(&self) -> PathBuf {
+        self.root.join("keys.json")
+    }
+
+    /// Keys trusted through rotation (endorsed by a trusted key), hex, beside the configured
+    /// `updates.trusted_keys`.
+    pub fn added_keys(&self) -> Vec<String> {
+        std::fs::read(self.keys_path())
+            .ok()
+            .and_then(|b| serde_json::from_slice::<KeysFile>(&b).ok())
+            .map(|k| k.trusted)
+            .unwrap_or_default()
+    }
+
+    /// Trust `key` (hex) from now on: `keys.json` replaced atomically and durably.
+    pub fn add_key(&self, key: &str) -> std::io::Result<()> {
+        let mut trusted = self.added_keys();
+        if trusted.iter().any(|k| k.eq_ignore_ascii_case(key)) {
+            return Ok(());
+        }
+        trusted.push(key.to_ascii_lowercase());
+        let bytes =
+            serde_json::to_vec_pretty(&KeysFile { trusted }).map_err(std::io::Error::other)?;
+        crate::fsutil::write_atomic(&self.keys_path(), &bytes, crate::fsutil::Sync::Durable)
     }
 
     /// Move a verified package into the store: unpacked in staging, fsynced, renamed.
@@ -177,11 +220,16 @@ mod tests {
             active: Some(r("new")),
             previous: Some(r("old")),
             rolled_back: vec!["x".into(), "new".into()],
+            order_seq: Some(4),
+            releases: BTreeMap::from([("m".to_string(), 3)]),
+            ..Default::default()
         };
         let b = f.after_rollback();
         assert_eq!(b.active, Some(r("old")));
         assert_eq!(b.previous, None);
         assert_eq!(b.rolled_back, ["x", "new"], "listed once, newest last");
+        assert_eq!(b.order_seq, Some(4), "the order record is kept");
+        assert_eq!(b.releases["m"], 3, "releases accepted are kept");
         // no previous model: the slot goes back to its configured one
         let b = SlotFile {
             active: Some(r("a")),
@@ -194,6 +242,7 @@ mod tests {
             active: Some(r("z")),
             previous: None,
             rolled_back: (0..16).map(|i| i.to_string()).collect(),
+            ..Default::default()
         };
         let b = f.after_rollback();
         assert_eq!(b.rolled_back.len(), 16);
@@ -210,13 +259,20 @@ mod tests {
             active: Some(r("a")),
             previous: None,
             rolled_back: vec![],
+            order_seq: Some(9),
+            order_issued_ms: Some(1_800_000_000_000),
+            releases: BTreeMap::from([("m".to_string(), 2)]),
         };
         s.set_slot(Slot::Detector, &f).unwrap();
+        assert!(s.added_keys().is_empty());
+        s.add_key(&"AB".repeat(32)).unwrap();
+        s.add_key(&"ab".repeat(32)).unwrap();
         let part = format!("{}.part", "ab".repeat(32));
         std::fs::write(s.staging().join(&part), b"half").unwrap();
         std::fs::write(s.staging().join("x.order"), b"expression fer@2").unwrap();
         let s = Store::open(d.path()).unwrap();
         assert_eq!(s.slot(Slot::Detector), f);
+        assert_eq!(s.added_keys(), ["ab".repeat(32)], "once, after a reopen");
         let left = s.clear_staging();
         assert_eq!(
             left,
