@@ -6,10 +6,13 @@
 //! emotion-fleet model sign FILE --key fleet.key       FILE.sig
 //! emotion-fleet model verify FILE --key fleet.pub     checks the hash, the signature, every file
 //! emotion-fleet model inspect FILE                    the index and the manifest
+//! emotion-fleet endorse --key fleet.key --new NEW.pub --out NEW.endorsement   key rotation
 //! emotion-fleet rollout FILE --slot S (--device ID | --group G) (--url URL | --chunks)
+//!     [--allow-downgrade]
 //! emotion-fleet rollback --slot S (--device ID | --group G)
-//!     (both: --host H --port P [--username U --password P] [--mqtt-tls] [--mqtt-ca FILE]
-//!      [--mqtt-cert FILE --mqtt-key FILE])
+//!     (both: --key fleet.key | --unsigned, [--expires-in SECS] [--seq N]
+//!      [--endorsement FILE], --host H --port P [--username U --password P] [--mqtt-tls]
+//!      [--mqtt-ca FILE] [--mqtt-cert FILE --mqtt-key FILE])
 //! emotion-fleet serve [--data DIR] [--db postgres://...] [--http ADDR] [--mqtt-host H] ...
 //! emotion-fleet simulate --devices N --summaries M [--postcard-every K] ...
 //! emotion-fleet demo [--once]                         broker + backend + simulated devices
@@ -22,8 +25,9 @@
 
 mod server;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use emotiond_wire::order::{self, Endorsement};
 use emotiond_wire::signed::{self, Chunks, SetMessage, SignatureFile, Slot};
 use emotiond_wire::topics;
 use std::path::{Path, PathBuf};
@@ -73,8 +77,26 @@ enum Cmd {
         /// Bytes per chunk, 1 KiB to 192 KiB (devices accept MQTT packets up to 256 KiB).
         #[arg(long, default_value_t = 128 * 1024)]
         chunk_size: usize,
+        /// Install even if the package's release is below the highest a device accepted
+        /// (an operator's downgrade; needs a signed order).
+        #[arg(long)]
+        allow_downgrade: bool,
+        #[command(flatten)]
+        signing: Signing,
         #[command(flatten)]
         broker: Broker,
+    },
+    /// Endorse a new signing key with a trusted one (key rotation): orders carrying the
+    /// endorsement (`--endorsement`) make devices trust the new key.
+    Endorse {
+        /// The trusted (current) secret key.
+        #[arg(long)]
+        key: PathBuf,
+        /// The new public key.
+        #[arg(long)]
+        new: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// The fleet backend: ingest every device's data, store it, API and live dashboard.
     Serve(server::ServeArgs),
@@ -91,8 +113,53 @@ enum Cmd {
         #[arg(long)]
         group: Option<String>,
         #[command(flatten)]
+        signing: Signing,
+        #[command(flatten)]
         broker: Broker,
     },
+}
+
+/// How an order is signed.
+#[derive(clap::Args)]
+struct Signing {
+    /// The operator's secret key (`keygen`): the order is signed (devices require it by
+    /// default: `updates.require_signed_orders`).
+    #[arg(long, required_unless_present = "unsigned")]
+    key: Option<PathBuf>,
+    /// Publish an unsigned order, for devices with `require_signed_orders = false`.
+    #[arg(long, conflicts_with_all = ["key", "expires_in", "seq", "endorsement"])]
+    unsigned: bool,
+    /// Devices refuse the order this many seconds after it is signed (reason `expired`).
+    #[arg(long)]
+    expires_in: Option<u64>,
+    /// The order counter (default: the time of signing in ms): a device refuses an order
+    /// below the last one it followed for the slot (reason `replayed`).
+    #[arg(long)]
+    seq: Option<u64>,
+    /// A key endorsement (`endorse`) to carry: devices that trust its endorser trust the key.
+    #[arg(long)]
+    endorsement: Option<PathBuf>,
+}
+
+impl Signing {
+    /// The payload of `msg`, signed unless `--unsigned`.
+    fn payload(&self, mut msg: SetMessage) -> Result<Vec<u8>> {
+        let Some(key) = &self.key else {
+            return Ok(serde_json::to_vec(&msg)?);
+        };
+        let key =
+            signed::parse_secret(&read_text(key)?).with_context(|| format!("{}", key.display()))?;
+        let now = std::time::SystemTime::now();
+        let now_ms = now.duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+        msg.expires_at_ms = self.expires_in.map(|s| now_ms + s * 1000);
+        msg.seq = self.seq;
+        if let Some(e) = &self.endorsement {
+            let e: Endorsement = serde_json::from_slice(&read(e)?)
+                .with_context(|| format!("{} is not an endorsement", e.display()))?;
+            msg.endorsement = Some(e);
+        }
+        Ok(order::signed_order(&msg, &key, now))
+    }
 }
 
 #[derive(clap::Args)]
@@ -246,9 +313,17 @@ fn inspect(package: &Path) -> Result<()> {
         toml::from_str(&manifest).unwrap_or(toml::Value::Table(Default::default()));
     print(serde_json::json!({
         "sha256": signed::sha256_hex(&archive), "size": archive.len(), "index": index,
+        "release": release_of(&archive),
         "manifest": m, "signed": sig_path(package).exists(),
     }));
     Ok(())
+}
+
+/// The manifest's release number (null: a package without one, release 0 to a device).
+fn release_of(archive: &[u8]) -> Option<u64> {
+    let (_, files) = signed::open(archive).ok()?;
+    let pkg = signed::package_from_files("archive", &files).ok()?;
+    pkg.manifest.release
 }
 
 fn client(b: &Broker) -> Result<(rumqttc::Client, rumqttc::Connection)> {
@@ -321,6 +396,7 @@ fn run() -> Result<ExitCode> {
                 .with_context(|| format!("cannot write {}", out.display()))?;
             print(serde_json::json!({
                 "package": out.display().to_string(), "name": index.name, "version": index.version,
+                "release": release_of(&archive),
                 "sha256": signed::sha256_hex(&archive), "size": archive.len(), "files": index.files.len(),
             }));
         }
@@ -331,9 +407,10 @@ fn run() -> Result<ExitCode> {
             let sig = signed::sign(&archive, &key);
             let sp = sig_path(&package);
             std::fs::write(&sp, serde_json::to_vec_pretty(&sig)?)?;
-            print(
-                serde_json::json!({"signature_file": sp.display().to_string(), "sha256": sig.sha256, "key_id": sig.key_id}),
-            );
+            print(serde_json::json!({
+                "signature_file": sp.display().to_string(), "sha256": sig.sha256,
+                "key_id": sig.key_id, "release": release_of(&archive),
+            }));
         }
         Cmd::Model(ModelCmd::Verify { package, key, sig }) => {
             if !verify(&package, &key, sig.as_deref())? {
@@ -349,8 +426,13 @@ fn run() -> Result<ExitCode> {
             url,
             chunks,
             chunk_size,
+            allow_downgrade,
+            signing,
             broker,
         } => {
+            if allow_downgrade && signing.key.is_none() {
+                bail!("--allow-downgrade needs a signed order (--key)");
+            }
             let topic = set_topic(&broker, &device, &group)?;
             let archive = read(&package)?;
             let (index, _) = signed::open(&archive)?;
@@ -397,14 +479,17 @@ fn run() -> Result<ExitCode> {
                 signature: Some(sig.signature),
                 url,
                 chunks: chunk_src,
+                allow_downgrade,
                 ..SetMessage::new(slot, signed::Action::Install)
             };
-            msgs.push((topic.clone(), serde_json::to_vec(&msg)?));
+            msgs.push((topic.clone(), signing.payload(msg)?));
             let n = msgs.len();
             publish_all(&broker, msgs)?;
-            print(
-                serde_json::json!({"topic": topic, "name": index.name, "version": index.version, "sha256": sha, "messages": n}),
-            );
+            print(serde_json::json!({
+                "topic": topic, "name": index.name, "version": index.version,
+                "release": release_of(&archive), "sha256": sha, "messages": n,
+                "signed_order": !signing.unsigned,
+            }));
         }
         Cmd::Serve(a) => server::serve(a)?,
         Cmd::Simulate(a) => server::simulate(a)?,
@@ -413,12 +498,29 @@ fn run() -> Result<ExitCode> {
             slot,
             device,
             group,
+            signing,
             broker,
         } => {
             let topic = set_topic(&broker, &device, &group)?;
-            let msg = serde_json::json!({"slot": slot, "action": "rollback"});
-            publish_all(&broker, vec![(topic.clone(), msg.to_string().into_bytes())])?;
-            print(serde_json::json!({"topic": topic, "slot": slot, "action": "rollback"}));
+            let msg = signing.payload(SetMessage::new(slot, signed::Action::Rollback))?;
+            publish_all(&broker, vec![(topic.clone(), msg)])?;
+            print(serde_json::json!({
+                "topic": topic, "slot": slot, "action": "rollback",
+                "signed_order": !signing.unsigned,
+            }));
+        }
+        Cmd::Endorse { key, new, out } => {
+            let by = signed::parse_secret(&read_text(&key)?)
+                .with_context(|| format!("{}", key.display()))?;
+            let new_key = signed::parse_public(&read_text(&new)?)
+                .with_context(|| format!("{}", new.display()))?;
+            let e = order::endorse(&new_key, &by);
+            std::fs::write(&out, serde_json::to_vec_pretty(&e)?)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            print(serde_json::json!({
+                "endorsement_file": out.display().to_string(),
+                "key_id": signed::key_id(&new_key), "endorsed_by": e.by,
+            }));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -59,19 +59,23 @@ fn keygen_pack_sign_verify_inspect_and_each_failure_named() {
     ]);
     assert_eq!(c, 0);
     assert_eq!(out[0]["name"], "fer_mini_xception");
+    assert_eq!(
+        out[0]["release"], 1,
+        "shipped packages carry a release number"
+    );
     let pub_key = keys.join("fleet.pub");
     let verify = |key: &Path| run(&["model", "verify", s(&archive), "--key", s(key)]);
 
     let (c, out, _) = verify(&pub_key);
     assert_eq!((c, out[0]["reason"].as_str()), (1, Some("unsigned")));
-    let (c, _, _) = run(&[
+    let (c, out, _) = run(&[
         "model",
         "sign",
         s(&archive),
         "--key",
         s(&keys.join("fleet.key")),
     ]);
-    assert_eq!(c, 0);
+    assert_eq!((c, &out[0]["release"]), (0, &serde_json::json!(1)));
     let (c, out, _) = verify(&pub_key);
     assert_eq!((c, &out[0]["ok"]), (0, &serde_json::json!(true)), "{out:?}");
     let (c, out, _) = verify(&other.join("fleet.pub"));
@@ -81,6 +85,73 @@ fn keygen_pack_sign_verify_inspect_and_each_failure_named() {
     assert_eq!(c, 0);
     assert_eq!(out[0]["index"]["name"], "fer_mini_xception");
     assert_eq!(out[0]["manifest"]["task"], "expression");
+    assert_eq!(out[0]["release"], 1);
+
+    // Key rotation: an endorsement of the other key by this one; a file that is no key.
+    let e = d.path().join("other.endorsement");
+    let (c, out, _) = run(&[
+        "endorse",
+        "--key",
+        s(&keys.join("fleet.key")),
+        "--new",
+        s(&other.join("fleet.pub")),
+        "--out",
+        s(&e),
+    ]);
+    assert_eq!(c, 0);
+    let e: serde_json::Value = serde_json::from_slice(&std::fs::read(&e).unwrap()).unwrap();
+    assert_eq!(e["by"], out[0]["endorsed_by"]);
+    let not_a_key = d.path().join("not-a-key");
+    std::fs::write(&not_a_key, "hello\n").unwrap();
+    let (c, _, err) = run(&[
+        "endorse",
+        "--key",
+        s(&keys.join("fleet.key")),
+        "--new",
+        s(&not_a_key),
+        "--out",
+        s(&d.path().join("x")),
+    ]);
+    assert_eq!(c, 2);
+    assert!(
+        err.contains("not-a-key") && err.contains("not hex"),
+        "{err}"
+    );
+    // An order is signed or explicitly unsigned; a downgrade is never unsigned.
+    let rollback = |extra: &[&str]| {
+        let mut a = vec![
+            "rollback",
+            "--slot",
+            "expression",
+            "--device",
+            "d",
+            "--port",
+            "1",
+        ];
+        a.extend_from_slice(extra);
+        run(&a)
+    };
+    let (c, _, err) = rollback(&[]);
+    assert_eq!(c, 2);
+    assert!(err.contains("--key"), "{err}");
+    let (c, _, err) = run(&[
+        "rollout",
+        s(&archive),
+        "--slot",
+        "expression",
+        "--device",
+        "d",
+        "--chunks",
+        "--unsigned",
+        "--allow-downgrade",
+        "--port",
+        "1",
+    ]);
+    assert_eq!(c, 2);
+    assert!(
+        err.contains("--allow-downgrade needs a signed order"),
+        "{err}"
+    );
 
     // Truncated in transit.
     let bytes = std::fs::read(&archive).unwrap();

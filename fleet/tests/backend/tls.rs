@@ -225,9 +225,15 @@ fn rollback_publishes_over_tls_with_a_client_certificate_and_fails_without_one()
     leaf(d, "ca", "operator", "extendedKeyUsage=clientAuth\n");
     let (broker, tls_port) = tls_broker(d);
     let p = |f: &str| d.join(f).display().to_string();
+    let keygen = Command::new(BIN)
+        .args(["keygen", "--out", &p("keys")])
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{keygen:?}");
     let rollback = |device: &str, tls: &[String]| {
         Command::new(BIN)
             .args(["rollback", "--slot", "expression", "--device", device])
+            .args(["--key", &p("keys/fleet.key")])
             .args(["--host", "127.0.0.1", "--port", &tls_port.to_string()])
             .args(tls)
             .output()
@@ -246,6 +252,7 @@ fn rollback_publishes_over_tls_with_a_client_certificate_and_fails_without_one()
     let msg = retained(broker.port, "emotiond/tls-1/models/set").expect("the order, retained");
     let msg: serde_json::Value = serde_json::from_slice(&msg).unwrap();
     assert_eq!(msg["action"], "rollback", "{msg}");
+    assert!(msg["order_signature"].is_string(), "a signed order: {msg}");
 
     // without a client certificate the broker refuses: exit 2, naming the broker. The reason
     // depends on a race: the client sees either mosquitto's TLS alert (certificate required)
