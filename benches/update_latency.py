@@ -96,7 +96,7 @@ try:
         subprocess.check_output([bin_f, "model", "sign", archive, "--key", tmp / "keys/fleet.key"])
         t0 = time.time()
         subprocess.check_output([bin_f, "rollout", archive, "--slot", "expression", "--device", "bench",
-                                 "--chunks", "--host", "127.0.0.1", "--port", str(port)])
+                                 "--chunks", "--key", tmp / "keys/fleet.key", "--host", "127.0.0.1", "--port", str(port)])
         t_sent = time.time()
         seen = lines_until(lambda t, p: t.endswith("/models/state") and json.loads(p).get("state") in ("active", "rejected"))
         states = {json.loads(p)["state"]: ts for ts, t, p in seen if t.endswith("/models/state")}
