@@ -46,6 +46,9 @@ enum Cmd {
         /// Use this broker (host:port) instead of starting one.
         #[arg(long)]
         broker: Option<String>,
+        /// Print only the summaries' JSON lines (no live page, no URL, no human lines).
+        #[arg(long)]
+        json: bool,
     },
     /// Analyse images, Y4M and WAV files: one JSON line per image, video frame or WAV file.
     Analyze {
@@ -133,6 +136,7 @@ fn dispatch(cli: Cli, explicit: bool) -> Result<ExitCode> {
             once,
             window,
             broker,
+            json,
         } => {
             let mut cfg = if explicit {
                 Config::load(&cli.config)?
@@ -162,7 +166,24 @@ fn dispatch(cli: Cli, explicit: bool) -> Result<ExitCode> {
                 None => {}
             }
             cfg.mqtt.enabled = true;
-            app::run(cfg, false, Some(if once { 1 } else { u64::MAX }))
+            if !json && !cfg.api.enabled {
+                // the live page on this machine only: 127.0.0.1:8081, or any free port
+                cfg.api.enabled = true;
+                cfg.api.token_file = PathBuf::new();
+                cfg.api.listen = match std::net::TcpListener::bind("127.0.0.1:8081") {
+                    Ok(_) => "127.0.0.1:8081".into(),
+                    Err(_) => "127.0.0.1:0".into(),
+                };
+            }
+            app::run_with(
+                cfg,
+                app::Options {
+                    stdout: false,
+                    echo_from_broker: Some(if once { 1 } else { u64::MAX }),
+                    signals: true,
+                    human: !json,
+                },
+            )
         }
         Cmd::Analyze { paths } => {
             cli::analyze::analyze(&load_config(&cli.config, explicit)?, &paths)

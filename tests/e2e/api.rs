@@ -389,3 +389,33 @@ fn a_network_address_without_a_token_is_refused_at_start() {
         "{err}"
     );
 }
+
+#[test]
+fn the_demo_prints_its_page_first_then_a_line_per_summary_before_the_json() {
+    let out = std::process::Command::new(BIN)
+        .args(["demo", "--once", "--window", "1"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(
+        lines[0].starts_with("emotiond demo: live page at http://127.0.0.1:"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("window 0: ") && lines[1].contains(" face"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].contains("valence") && lines[1].contains("frames"),
+        "{stdout}"
+    );
+    assert_eq!(json(lines[2].as_bytes())["seq"], 0);
+}

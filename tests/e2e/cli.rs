@@ -174,7 +174,7 @@ fn invalid_config_names_the_key_and_exits_non_zero() {
 #[test]
 fn demo_once_prints_one_summary_from_its_own_broker_and_exits_0() {
     let out = Command::new(BIN)
-        .args(["demo", "--once", "--window", "1"])
+        .args(["demo", "--once", "--window", "1", "--json"])
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
