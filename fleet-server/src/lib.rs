@@ -20,6 +20,7 @@ pub mod rollout;
 pub mod rollup;
 pub mod serve;
 pub mod sim;
+pub mod sim_orders;
 pub mod store;
 pub mod throttle;
 

