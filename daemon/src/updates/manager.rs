@@ -400,13 +400,13 @@ impl Manager {
             ));
         }
         let release = pkg.manifest.release;
-        super::admit::release_check(
-            &self.store.slot(i.slot).releases,
-            &pkg.manifest.name,
-            release,
-            i.allow_downgrade,
-        )
-        .map_err(|(code, why)| reject(code, why))?;
+        let mut accepted = self.store.slot(i.slot).releases;
+        // The configured model's release counts as accepted: never below what it shipped with.
+        if let Ok(c) = crate::analyzer::load_package(self.configured(i.slot)) {
+            super::admit::accept_release(&mut accepted, &c.manifest.name, c.manifest.release);
+        }
+        super::admit::release_check(&accepted, &pkg.manifest.name, release, i.allow_downgrade)
+            .map_err(|(code, why)| reject(code, why))?;
         self.state(i.slot, UpdateState::Testing, &id, &i.sha256, None);
         let mut cfg = self.models.clone();
         cfg.verify_test_vectors = true;
@@ -467,19 +467,21 @@ impl Manager {
         }
     }
 
+    /// The configured package of `slot` (`models.detector` / `models.expression`).
+    fn configured(&self, slot: Slot) -> &str {
+        match slot {
+            Slot::Detector => &self.models.detector,
+            Slot::Expression => &self.models.expression,
+        }
+    }
+
     /// Switch `slot` back to the previous model (stored, or the configured one).
     fn rebuild_previous(&mut self, slot: Slot, f: &SlotFile, why: &str) -> Result<(), Reject> {
         let pkg = match &f.previous {
             Some(p) => ModelPackage::load_dir(&self.store.package_dir(&p.sha256))
                 .map_err(|e| reject(RejectCode::Io, e.to_string()))?,
-            None => {
-                let spec = match slot {
-                    Slot::Detector => &self.models.detector,
-                    Slot::Expression => &self.models.expression,
-                };
-                crate::analyzer::load_package(spec)
-                    .map_err(|e| reject(RejectCode::Io, format!("{e:#}")))?
-            }
+            None => crate::analyzer::load_package(self.configured(slot))
+                .map_err(|e| reject(RejectCode::Io, format!("{e:#}")))?,
         };
         let model = match slot {
             Slot::Detector => {
