@@ -343,6 +343,7 @@ fn the_api_serves_analyze_live_feedback_and_survives_bad_requests() {
         "emotiond_inference_seconds_bucket{stage=\"detector\"",
         "emotiond_outbox_depth ",
         "emotiond_broker_connects_total 1\n",
+        "emotiond_update_state 1\n",
         "emotiond_api_feedback_total 2\n",
         "emotiond_model_stalls_total{stage=\"expression\"",
     ] {

@@ -55,8 +55,20 @@ struct ModelSeries {
     times: Histogram,
 }
 
+/// Model updates as the pipeline sees them (`emotiond_update_state`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum UpdateState {
+    /// Updates are off (no state_dir, no broker or updates.enabled = false).
+    Off = 0,
+    /// On, no switched model under watch.
+    Idle = 1,
+    /// A model switched in by an update is on probation (rolled back if it misbehaves).
+    Probation = 2,
+}
+
 #[derive(Default)]
 pub struct Metrics {
+    update_state: AtomicU64,
     frames: AtomicU64,
     faces: AtomicU64,
     faces_total: AtomicU64,
@@ -86,6 +98,10 @@ impl Metrics {
                 s.times.observe(ms as f64);
             }
         }
+    }
+
+    pub fn set_update_state(&self, s: UpdateState) {
+        self.update_state.store(s as u64, Ordering::Relaxed);
     }
 
     /// The models in use now (their engine, fallback, watchdog counters): a model or
@@ -170,6 +186,12 @@ impl Metrics {
         ] {
             one(name, "counter", help, load(a));
         }
+        one(
+            "emotiond_update_state",
+            "gauge",
+            "Model updates: 0 off, 1 on and idle, 2 a new model on probation.",
+            load(&self.update_state),
+        );
         for (name, kind, help, v) in extra {
             one(name, kind, help, *v);
         }
@@ -279,6 +301,7 @@ mod tests {
             detect_ms: 4.0,
             classify_ms: 1.0,
         });
+        m.set_update_state(UpdateState::Probation);
         let page = m.render(&[("emotiond_x", "gauge", "X.", 3.0)]);
         for want in [
             "emotiond_frames_processed_total 2\n",
@@ -287,6 +310,7 @@ mod tests {
             "emotiond_inference_seconds_count{stage=\"expression\",model=\"fer@1\",engine=\"onnxruntime\"} 1\n",
             "emotiond_model_stalls_total{stage=\"detector\",model=\"det@1\",engine=\"tract\"} 2\n",
             "# TYPE emotiond_x gauge\nemotiond_x 3\n",
+            "emotiond_update_state 2\n",
         ] {
             assert!(page.contains(want), "{want} in\n{page}");
         }

@@ -197,6 +197,12 @@ impl Pipeline {
         let Some(api) = &mut self.api else { return };
         if let Some((d, e)) = models {
             api.hub.metrics.models(d, e);
+            let state = match &self.updates {
+                None => crate::api::metrics::UpdateState::Off,
+                Some(u) if u.on_probation() => crate::api::metrics::UpdateState::Probation,
+                Some(_) => crate::api::metrics::UpdateState::Idle,
+            };
+            api.hub.metrics.set_update_state(state);
         }
         api.frame(
             crate::api::tap::FrameSeen {

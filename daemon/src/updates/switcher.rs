@@ -38,6 +38,11 @@ impl Switcher {
         }
     }
 
+    /// Whether a model switched in by an update is on probation now.
+    pub fn on_probation(&self) -> bool {
+        self.watching.is_some()
+    }
+
     /// Between frames: take a pending swap.
     pub fn poll(&mut self, analyzer: &mut crate::analyzer::Analyzer, now_t: f64) {
         let Ok(s) = self.swaps.try_recv() else { return };
