@@ -23,6 +23,7 @@
 //! message): no inference engine is compiled into it.
 #![forbid(unsafe_code)]
 
+mod rollouts;
 mod server;
 
 use anyhow::{bail, Context, Result};
@@ -98,6 +99,9 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Staged rollouts through the backend's API: create, list, status, pause, resume, abort.
+    #[command(subcommand)]
+    Rollouts(rollouts::RolloutsCmd),
     /// The fleet backend: ingest every device's data, store it, API and live dashboard.
     Serve(server::ServeArgs),
     /// Simulated devices publishing real payloads (the load tool of tests and benches).
@@ -491,6 +495,7 @@ fn run() -> Result<ExitCode> {
                 "signed_order": !signing.unsigned,
             }));
         }
+        Cmd::Rollouts(c) => rollouts::run(c, print)?,
         Cmd::Serve(a) => server::serve(a)?,
         Cmd::Simulate(a) => server::simulate(a)?,
         Cmd::Demo(a) => server::demo(a)?,

@@ -321,28 +321,62 @@ fn failures_pause_and_an_abort_rolls_the_failed_stage_back() {
     );
 }
 
+/// `emotion-fleet rollouts ARGS --api URL --token FILE`: exit code, stdout lines (JSON), stderr.
+fn cli(serve: &Serve, args: &[&str]) -> (i32, Vec<serde_json::Value>, String) {
+    let token = serve.data.join("admin.token");
+    let o = Command::new(BIN)
+        .arg("rollouts")
+        .args(args)
+        .args(["--api", &serve.http, "--token"])
+        .arg(&token)
+        .output()
+        .unwrap();
+    let lines = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    (
+        o.status.code().unwrap_or(-1),
+        lines,
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn rejections_abort_by_themselves_with_nothing_to_roll_back() {
     let broker = Broker::start();
     let data = tempfile::tempdir().unwrap();
-    let (archive, sig) = signed_package(data.path());
+    signed_package(data.path());
+    let pkg = data.path().join("fer.empkg").display().to_string();
     let serve = Serve::start_with(broker.port, data.path(), None, "a", FAST);
     let token = serve.admin_token();
     let devices = Devices::start(broker.port, 0, 3, "reject:3");
     group(&serve.http, &token, &ids(0, 3), "g");
-    let plan = serde_json::json!({
-        "stages": [33, 100], "min_failures": 1, "failure_pct": 50, "on_failure": "abort",
-        "timeout_ms": 30000,
-    });
-    let a = call(
-        &serve.http,
-        "POST",
-        "/api/v1/rollouts",
-        &token,
-        Some(&create_body(&archive, &sig, plan)),
+    // through the CLI: bad input is named, exit 2
+    let (code, _, err) = cli(&serve, &["create", &pkg, "--group", "g", "--soak", "5d"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unit"), "{err}");
+    let (code, out, err) = cli(
+        &serve,
+        &[
+            "create",
+            &pkg,
+            "--group",
+            "g",
+            "--stages",
+            "33,100",
+            "--min-failures",
+            "1",
+            "--failure-pct",
+            "50",
+            "--on-failure",
+            "abort",
+            "--timeout",
+            "30s",
+        ],
     );
-    assert_eq!(a.status, 201, "{}", a.body);
-    let id = a.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(code, 0, "{err}");
+    let id = out[0]["id"].as_str().unwrap().to_string();
     let s = wait_until(60, "aborted", || {
         let s = status(&serve.http, &token, &id);
         (s["phase"] == "aborted").then_some(s)
@@ -353,12 +387,12 @@ fn rejections_abort_by_themselves_with_nothing_to_roll_back() {
     assert_eq!(s["stages"][0]["rolled_back"], 0, "{s}");
     assert!(devices.count("rollback").is_empty());
     assert_eq!(devices.count("install").len(), 1);
-    let a = call(
-        &serve.http,
-        "POST",
-        &format!("/api/v1/rollouts/{id}/resume"),
-        &token,
-        None,
-    );
-    assert_eq!(a.status, 409, "{}", a.body);
+    let (code, out, _) = cli(&serve, &["list"]);
+    assert_eq!((code, out.len()), (0, 1));
+    assert_eq!(out[0]["phase"], "aborted");
+    let (code, out, _) = cli(&serve, &["status", &id]);
+    assert_eq!((code, out[0]["reason"].is_string()), (0, true), "{out:?}");
+    let (code, _, err) = cli(&serve, &["resume", &id]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("409") && err.contains("aborted"), "{err}");
 }
