@@ -26,7 +26,7 @@
 mod rollouts;
 mod server;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use emotiond_wire::order::{self, Endorsement};
 use emotiond_wire::signed::{self, Chunks, SetMessage, SignatureFile, Slot};

@@ -7,7 +7,7 @@
 
 use crate::support::*;
 use crate::updates::{
-    package_copy, publish, rollout, rollout_unsigned, set_version, states_until, Messages,
+    Messages, package_copy, publish, rollout, rollout_unsigned, set_version, states_until,
 };
 use emotiond_models::signed::{self, SigningKey};
 use emotiond_wire::order;

@@ -13,7 +13,7 @@
 //! trusted key; a device that verifies the order (signed by the endorser, or by the new key
 //! itself) trusts the new key from then on.
 
-use crate::signed::{key_id, SignatureFile, SigningKey, VerifyingKey, MAX_ARCHIVE_BYTES};
+use crate::signed::{MAX_ARCHIVE_BYTES, SignatureFile, SigningKey, VerifyingKey, key_id};
 use crate::state::RejectCode;
 use ed25519_dalek::{Signature, Signer, Verifier};
 use serde::{Deserialize, Serialize};

@@ -371,7 +371,7 @@ pub fn package_from_files(
 
 // The desired-state message lives in `order.rs`; its types keep their old paths here.
 pub use crate::order::{
-    parse_set, Action, Chunks, Install, Malformed, Order, SetMessage, Slot, Source,
+    Action, Chunks, Install, Malformed, Order, SetMessage, Slot, Source, parse_set, signed_order,
 };
 
 #[cfg(test)]

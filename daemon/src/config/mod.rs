@@ -192,16 +192,25 @@ mod tests {
 
     #[test]
     fn update_limits_are_checked() {
-        let e = Config::parse("[updates]\nmin_frames = 0\nmax_errors = 0\n", Path::new("x"))
-            .unwrap_err()
-            .to_string();
+        let e = Config::parse(
+            "[updates]\nmin_frames = 0\nmax_errors = 0\n",
+            Path::new("x"),
+        )
+        .unwrap_err()
+        .to_string();
         for k in ["`updates.min_frames`", "`updates.max_errors`"] {
             assert!(e.contains(k), "{k} in {e}");
         }
         let text = "[updates]\nmin_frames = 5\nmax_errors = 2\nrequire_signed_orders = false\n";
         let u = Config::parse(text, Path::new("x")).unwrap().updates;
-        assert_eq!((u.min_frames, u.max_errors, u.require_signed_orders), (5, 2, false));
-        assert!(UpdatesConfig::default().require_signed_orders, "secure by default");
+        assert_eq!(
+            (u.min_frames, u.max_errors, u.require_signed_orders),
+            (5, 2, false)
+        );
+        assert!(
+            UpdatesConfig::default().require_signed_orders,
+            "secure by default"
+        );
     }
 
     #[test]

@@ -121,7 +121,11 @@ pub fn release_check(
             RejectCode::Downgrade,
             format!(
                 "{name} release {r}{} is older than release {high}, which this device already accepted; an operator-signed order with allow_downgrade (emotion-fleet rollout --allow-downgrade) installs it",
-                if release.is_none() { " (no release number)" } else { "" }
+                if release.is_none() {
+                    " (no release number)"
+                } else {
+                    ""
+                }
             ),
         )),
         _ => Ok(()),

@@ -3,10 +3,10 @@
 //! which refusals are remembered. The manager ([`super::manager`]) does the downloads, the
 //! disk and the model building around them.
 
-use super::store::SlotFile;
 use super::SwapEvent;
-use emotiond_models::signed::Install;
+use super::store::SlotFile;
 use emotiond_models::RejectCode;
+use emotiond_models::signed::Install;
 use emotiond_wire::state::UpdateState;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

@@ -3,8 +3,8 @@
 //! `<slot>.json` (which package a slot runs, replaced atomically).
 
 use crate::fsutil::fsync_dir;
-use emotiond_models::signed::{self, Slot};
 use emotiond_models::ModelPackage;
+use emotiond_models::signed::{self, Slot};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,10 +1,10 @@
 //! A desired-state message in: its order signature (and a key it endorses), then whether it
 //! is replayed or expired ([`crate::updates::admit`]), before the order is followed.
 
-use super::{now_ms, reject, Manager};
+use super::{Manager, now_ms, reject};
 use crate::updates::admit::{self, Admit, Followed};
-use emotiond_models::signed::Order;
 use emotiond_models::RejectCode;
+use emotiond_models::signed::Order;
 use emotiond_wire::order::{self, OrderAuth};
 use emotiond_wire::state::{ModelState, UpdateState};
 
