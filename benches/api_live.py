@@ -8,8 +8,11 @@ one client that never reads. Goal: within 5 %.
     cargo build --release -p emotiond
     python3 benches/api_live.py --bin target/release/emotiond --clients 100 --seconds 20
 
-Prints one JSON line: fps without clients, with clients, the change in percent, events the
-clients received, and whether the non-reading client was dropped.
+Prints one JSON line: fps without clients and with them, the change in percent; the pipeline
+thread's CPU time per frame without and with clients (what the live stream costs the pipeline,
+much less dependent on other load on the machine than the frame rate), the inference threads'
+and the HTTP server's (the tokio runtime: sending the events to the clients); events the
+clients received; whether the non-reading client was dropped yet.
 """
 
 import argparse
@@ -39,13 +42,36 @@ def metric(base, name):
     raise KeyError(name)
 
 
-def fps(base, seconds):
-    """Frames per second over `seconds` (after a short settling second)."""
+def thread_cpu(pid):
+    """CPU seconds per thread name (utime + stime) of process `pid`."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            pass
+    return out
+
+
+def fps(base, seconds, pid):
+    """Frames per second over `seconds` (after a short settling second), and CPU ms per frame
+    of the pipeline thread and of the rest of the daemon (the HTTP server's runtime among it):
+    the CPU figures do not depend on what else the machine runs, the frame rate does."""
     time.sleep(1.0)
-    n0, t0 = metric(base, "emotiond_frames_processed_total"), time.monotonic()
+    n0, t0, c0 = metric(base, "emotiond_frames_processed_total"), time.monotonic(), thread_cpu(pid)
     time.sleep(seconds)
-    n1, t1 = metric(base, "emotiond_frames_processed_total"), time.monotonic()
-    return (n1 - n0) / (t1 - t0)
+    n1, t1, c1 = metric(base, "emotiond_frames_processed_total"), time.monotonic(), thread_cpu(pid)
+    frames = n1 - n0
+    per_frame = lambda pick: sum(c1[k] - c0.get(k, 0) for k in c1 if pick(k)) * 1000 / frames
+    pipe = per_frame(lambda k: k == "pipeline")
+    infer = per_frame(lambda k: k.startswith("infer-"))
+    server = per_frame(lambda k: k.startswith("tokio"))
+    return frames / (t1 - t0), pipe, infer, server
 
 
 def main():
@@ -77,7 +103,7 @@ def main():
             without, with_clients, events = [], [], 0
             stuck_dropped = False
             for _ in range(a.rounds):
-                without.append(fps(base, a.seconds))
+                without.append(fps(base, a.seconds, daemon.pid))
                 outs = [tempfile.TemporaryFile() for _ in range(a.clients)]
                 curls = [subprocess.Popen(["curl", "-sN", base + "/v1/live"], stdout=o, stderr=subprocess.DEVNULL)
                          for o in outs]
@@ -87,7 +113,7 @@ def main():
                 stuck.sendall(b"GET /v1/live HTTP/1.1\r\nHost: x\r\n\r\n")
                 time.sleep(1.0)
                 clients = metric(base, "emotiond_api_live_clients")
-                with_clients.append(fps(base, a.seconds))
+                with_clients.append(fps(base, a.seconds, daemon.pid))
                 stuck_dropped = stuck_dropped or metric(base, "emotiond_api_live_dropped_total") > 0
                 for c in curls:
                     c.terminate()
@@ -100,13 +126,20 @@ def main():
                 stuck.close()
                 if clients < a.clients:
                     sys.exit(f"only {clients} live clients connected")
-            mean = lambda xs: sum(xs) / len(xs)
-            f0, f1 = mean(without), mean(with_clients)
+            mean = lambda xs, i: sum(x[i] for x in xs) / len(xs)
+            f0, f1 = mean(without, 0), mean(with_clients, 0)
+            p0, p1 = mean(without, 1), mean(with_clients, 1)
             print(json.dumps({
                 "clients": a.clients, "plus_one_not_reading": True, "seconds_per_run": a.seconds,
                 "rounds": a.rounds, "fps_without": round(f0, 2), "fps_with": round(f1, 2),
-                "change_percent": round(100 * (f1 - f0) / f0, 2),
-                "runs_without": [round(x, 2) for x in without], "runs_with": [round(x, 2) for x in with_clients],
+                "fps_change_percent": round(100 * (f1 - f0) / f0, 2),
+                "pipeline_cpu_ms_per_frame_without": round(p0, 2), "pipeline_cpu_ms_per_frame_with": round(p1, 2),
+                "pipeline_cpu_change_percent": round(100 * (p1 - p0) / p0, 2),
+                "inference_cpu_ms_per_frame_without": round(mean(without, 2), 2),
+                "inference_cpu_ms_per_frame_with": round(mean(with_clients, 2), 2),
+                "http_server_cpu_ms_per_frame_without": round(mean(without, 3), 2),
+                "http_server_cpu_ms_per_frame_with": round(mean(with_clients, 3), 2),
+                "runs_without_fps": [round(x[0], 2) for x in without], "runs_with_fps": [round(x[0], 2) for x in with_clients],
                 "events_received": events, "not_reading_client_dropped": stuck_dropped,
             }))
         finally:
