@@ -199,6 +199,7 @@ pub fn start(mut cfg: Config, opts: Options, shutdown: Shutdown) -> Result<Runni
             sources.clone(),
             queue.clone(),
             shutdown.clone(),
+            human,
         )?)
     } else {
         None

@@ -167,13 +167,11 @@ fn dispatch(cli: Cli, explicit: bool) -> Result<ExitCode> {
             }
             cfg.mqtt.enabled = true;
             if !json && !cfg.api.enabled {
-                // the live page on this machine only: 127.0.0.1:8081, or any free port
+                // the live page on this machine only: 127.0.0.1:8081, or any free port when
+                // that one is taken (Options::human)
                 cfg.api.enabled = true;
                 cfg.api.token_file = PathBuf::new();
-                cfg.api.listen = match std::net::TcpListener::bind("127.0.0.1:8081") {
-                    Ok(_) => "127.0.0.1:8081".into(),
-                    Err(_) => "127.0.0.1:0".into(),
-                };
+                cfg.api.listen = "127.0.0.1:8081".into();
             }
             app::run_with(
                 cfg,

@@ -93,13 +93,15 @@ pub struct Started {
 }
 
 /// Read the token file, bind `api.listen`, load the analysis models and start serving
-/// on `rt`. Errors (no token, address in use, models) stop the start (exit 2).
+/// on `rt`. Errors (no token, address in use, models) stop the start (exit 2), except
+/// with `any_port` (the demo): an address in use is replaced by a free port on that host.
 pub fn start(
     rt: &tokio::runtime::Runtime,
     cfg: &Config,
     health: DeviceHealth,
     frames: Arc<DropOldest<Frame>>,
     shutdown: Shutdown,
+    any_port: bool,
 ) -> Result<Started> {
     let a = &cfg.api;
     let token = if a.token_file.as_os_str().is_empty() {
@@ -118,8 +120,13 @@ pub fn start(
     let addr = a
         .addr()
         .with_context(|| format!("config `api.listen` {:?}", a.listen))?;
-    let listener = std::net::TcpListener::bind(addr)
-        .with_context(|| format!("config `api.listen` {addr}: cannot listen"))?;
+    let listener = match std::net::TcpListener::bind(addr) {
+        Err(e) if any_port && e.kind() == std::io::ErrorKind::AddrInUse => {
+            std::net::TcpListener::bind(SocketAddr::new(addr.ip(), 0))
+        }
+        r => r,
+    }
+    .with_context(|| format!("config `api.listen` {addr}: cannot listen"))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let analyzer =
