@@ -396,3 +396,103 @@ fn rejections_abort_by_themselves_with_nothing_to_roll_back() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("409") && err.contains("aborted"), "{err}");
 }
+
+#[test]
+fn silent_devices_time_out_and_pause_the_rollout() {
+    let broker = Broker::start();
+    let data = tempfile::tempdir().unwrap();
+    let (archive, sig) = signed_package(data.path());
+    let serve = Serve::start_with(broker.port, data.path(), None, "a", FAST);
+    let token = serve.admin_token();
+    let _devices = Devices::start(broker.port, 0, 2, "silent:2");
+    group(&serve.http, &token, &ids(0, 2), "g");
+    let plan = serde_json::json!({"stages": [50, 100], "timeout_ms": 2000, "min_failures": 1});
+    let body = create_body(&archive, &sig, plan);
+    let a = call(&serve.http, "POST", "/api/v1/rollouts", &token, Some(&body));
+    assert_eq!(a.status, 201, "{}", a.body);
+    let id = a.json()["id"].as_str().unwrap().to_string();
+    let s = wait_until(60, "paused", || {
+        let s = status(&serve.http, &token, &id);
+        (s["phase"] == "paused").then_some(s)
+    });
+    assert_eq!(s["failures"][0]["reason"], "timeout:ordered", "{s}");
+    assert_eq!(s["stages"][1]["pending"], 1, "{s}");
+}
+
+/// The replica whose /metrics shows the rollout (only the lease holder sets the gauges).
+fn driving(replicas: &[&Serve], token: &str) -> Option<usize> {
+    replicas.iter().position(|r| {
+        let m = call(&r.http, "GET", "/metrics", token, None).body;
+        m.contains("emotion_fleet_rollouts{phase=\"running\"} 1")
+    })
+}
+
+#[test]
+fn postgres_two_replicas_one_drives_and_a_killed_driver_hands_over_without_a_second_order() {
+    let pg = Postgres::start();
+    let broker = Broker::start();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (archive, sig) = signed_package(da.path());
+    let a = Serve::start_with(broker.port, da.path(), Some(&pg.url), "a", FAST);
+    let b = Serve::start_with(broker.port, db.path(), Some(&pg.url), "b", FAST);
+    let token = a.admin_token();
+    let devices = Devices::start(broker.port, 0, 8, "");
+    group(&a.http, &token, &ids(0, 8), "g");
+    let plan = serde_json::json!({
+        "stages": [1, 50, 100], "soak_ms": 1500, "healthy_windows": 2, "timeout_ms": 30000,
+        "success_pct": 100, "min_failures": 1,
+    });
+    let r = call(
+        &b.http,
+        "POST",
+        "/api/v1/rollouts",
+        &token,
+        Some(&create_body(&archive, &sig, plan)),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let driver = wait_until(30, "a replica driving", || driving(&[&a, &b], &token));
+    wait_until(60, "stage 2", || {
+        (status(&a.http, &token, &id)["stage"] == 2).then_some(())
+    });
+    // exactly one replica drives; the other's gauges stay at zero
+    assert_eq!(driving(&[&a, &b], &token), Some(driver));
+    let (killed, other) = if driver == 0 { (a, b) } else { (b, a) };
+    let killed_data = killed.data.clone();
+    killed.kill();
+    // the other replica takes the lease over and drives
+    wait_until(30, "the other replica driving", || {
+        driving(&[&other], &token)
+    });
+    // the broker keeps the killed replica's share of device messages in its session until
+    // it comes back (as for ingest alone): it comes back, without the lease
+    let name = if driver == 0 { "a" } else { "b" };
+    let back = Serve::start_with(broker.port, &killed_data, Some(&pg.url), name, FAST);
+    let done = wait_until(90, "done", || {
+        let s = status(&other.http, &token, &id);
+        (s["phase"] == "done").then_some(s)
+    });
+    // only the driver sets the gauges: the other replica kept the lease
+    let done_gauge = |r: &Serve| {
+        call(&r.http, "GET", "/metrics", &token, None)
+            .body
+            .contains("emotion_fleet_rollouts{phase=\"done\"} 1")
+    };
+    wait_until(10, "the driver's gauges", || {
+        done_gauge(&other).then_some(())
+    });
+    assert!(!done_gauge(&back), "the restarted replica does not drive");
+    let ok: i64 = done["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["succeeded"].as_i64().unwrap())
+        .sum();
+    assert_eq!(ok, 8, "{done}");
+    let installs = devices.count("install");
+    assert_eq!(installs.len(), 8, "{installs:?}");
+    assert!(
+        installs.values().all(|n| *n == 1),
+        "one order each: {installs:?}"
+    );
+}
