@@ -63,9 +63,6 @@ pub struct Manager {
     refused: Refusals,
     /// `updates.require_signed_orders`: an unsigned models/set message is refused.
     pub require_signed_orders: bool,
-    /// Messages refused before their order was looked at (signature, replay, expiry), by
-    /// SHA-256 of the payload: reported once per run, not on every reconnect.
-    refused_orders: std::collections::HashSet<String>,
 }
 
 impl Manager {
@@ -101,7 +98,6 @@ impl Manager {
             pending: None,
             refused: Refusals::default(),
             require_signed_orders: true,
-            refused_orders: Default::default(),
         }
     }
 

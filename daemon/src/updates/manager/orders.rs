@@ -18,14 +18,9 @@ impl Manager {
 
     /// A message on a models/set topic.
     pub(super) fn receive(&mut self, topic: &str, payload: &[u8]) {
-        let digest = emotiond_wire::sha256_hex(payload);
-        if self.refused_orders.contains(&digest) {
-            return; // refused before in this run: a retained message delivered again
-        }
         let auth = match order::verify_order(payload, &self.trusted) {
             Ok(a) => a,
             Err(e) => {
-                self.refused_orders.insert(digest);
                 self.refuse_message(topic, e.code, &e.detail);
                 return;
             }
@@ -33,7 +28,6 @@ impl Manager {
         let (order, fresh) = match order::parse_order(payload) {
             Ok(x) => x,
             Err(why) => {
-                self.refused_orders.insert(digest);
                 self.refuse_message(topic, why.reject_code(), &why.to_string());
                 return;
             }
@@ -60,7 +54,6 @@ impl Manager {
         let admitted = match admitted {
             Ok(a) => a,
             Err((code, why)) => {
-                self.refused_orders.insert(digest);
                 if signed {
                     let r = reject(code, why);
                     self.state(slot, UpdateState::Rejected, &id, &sha, Some(&r));
