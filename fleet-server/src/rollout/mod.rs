@@ -6,6 +6,7 @@ pub mod driver;
 pub mod machine;
 pub mod orders;
 pub mod plan;
+pub mod types;
 
 pub use machine::{Action, Decision, Member, Phase, Progress, Report, Rollout, StageCount, Window};
 pub use plan::{OnFailure, Plan, PlanError};
