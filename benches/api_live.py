@@ -80,6 +80,8 @@ def main():
     ap.add_argument("--clients", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--rounds", type=int, default=2, help="alternate without/with clients this many times")
+    ap.add_argument("--pace", default="fast", choices=["fast", "realtime"],
+                    help="fast: frames as fast as analysis goes; realtime: the clip at its own rate (a camera)")
     a = ap.parse_args()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -87,7 +89,8 @@ def main():
         cfg = os.path.join(d, "c.toml")
         with open(cfg, "w") as f:
             f.write(
-                'device_id = "bench"\nstate_dir = ""\n[camera]\nsource = "demo"\npace = "fast"\n'
+                'device_id = "bench"\nstate_dir = ""\n[camera]\nsource = "demo"\n'
+                f'pace = "{a.pace}"\n'
                 '[pipeline]\nwindow_s = 5.0\n[mqtt]\nenabled = false\n'
                 f'[api]\nenabled = true\nlisten = "127.0.0.1:{port}"\n'
             )
@@ -130,7 +133,7 @@ def main():
             f0, f1 = mean(without, 0), mean(with_clients, 0)
             p0, p1 = mean(without, 1), mean(with_clients, 1)
             print(json.dumps({
-                "clients": a.clients, "plus_one_not_reading": True, "seconds_per_run": a.seconds,
+                "clients": a.clients, "plus_one_not_reading": True, "pace": a.pace, "seconds_per_run": a.seconds,
                 "rounds": a.rounds, "fps_without": round(f0, 2), "fps_with": round(f1, 2),
                 "fps_change_percent": round(100 * (f1 - f0) / f0, 2),
                 "pipeline_cpu_ms_per_frame_without": round(p0, 2), "pipeline_cpu_ms_per_frame_with": round(p1, 2),

@@ -198,11 +198,14 @@ async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response 
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        let query = req
-            .uri()
-            .query()
-            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
-        let ok = [header, query]
+        // percent-decoded, as the page sends it (encodeURIComponent)
+        let query =
+            axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(
+                req.uri(),
+            )
+            .ok()
+            .and_then(|q| q.0.get("token").cloned());
+        let ok = [header, query.as_deref()]
             .into_iter()
             .flatten()
             .any(|got| same(got.as_bytes(), want.as_bytes()));
