@@ -146,8 +146,8 @@ struct Signing {
 }
 
 impl Signing {
-    /// The payload of `msg`, signed unless `--unsigned`.
-    fn payload(&self, mut msg: SetMessage) -> Result<Vec<u8>> {
+    /// The payload of `msg` for `topic`, signed (for that topic only) unless `--unsigned`.
+    fn payload(&self, mut msg: SetMessage, topic: &str) -> Result<Vec<u8>> {
         let Some(key) = &self.key else {
             return Ok(serde_json::to_vec(&msg)?);
         };
@@ -157,6 +157,7 @@ impl Signing {
         let now_ms = now.duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
         msg.expires_at_ms = self.expires_in.map(|s| now_ms + s * 1000);
         msg.seq = self.seq;
+        msg.topic = Some(topic.to_string());
         if let Some(e) = &self.endorsement {
             let e: Endorsement = serde_json::from_slice(&read(e)?)
                 .with_context(|| format!("{} is not an endorsement", e.display()))?;
@@ -486,7 +487,7 @@ fn run() -> Result<ExitCode> {
                 allow_downgrade,
                 ..SetMessage::new(slot, signed::Action::Install)
             };
-            msgs.push((topic.clone(), signing.payload(msg)?));
+            msgs.push((topic.clone(), signing.payload(msg, &topic)?));
             let n = msgs.len();
             publish_all(&broker, msgs)?;
             print(serde_json::json!({
@@ -507,7 +508,7 @@ fn run() -> Result<ExitCode> {
             broker,
         } => {
             let topic = set_topic(&broker, &device, &group)?;
-            let msg = signing.payload(SetMessage::new(slot, signed::Action::Rollback))?;
+            let msg = signing.payload(SetMessage::new(slot, signed::Action::Rollback), &topic)?;
             publish_all(&broker, vec![(topic.clone(), msg)])?;
             print(serde_json::json!({
                 "topic": topic, "slot": slot, "action": "rollback",

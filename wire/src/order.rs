@@ -118,6 +118,10 @@ pub struct SetMessage {
     /// refused (`replayed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    /// The `models/set` topic the order is meant for: a device refuses a signed order that
+    /// arrives on another topic (copied to another device's or group's topic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
     /// A new signing key, endorsed by a trusted one (key rotation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endorsement: Option<Endorsement>,
@@ -151,6 +155,7 @@ impl SetMessage {
             issued_at_ms: None,
             expires_at_ms: None,
             seq: None,
+            topic: None,
             endorsement: None,
             order_key_id: None,
             order_signature: None,
@@ -209,11 +214,13 @@ impl Malformed {
 
 /// When an order was issued and how long it holds (all None in an unsigned order of the
 /// old format).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Freshness {
     pub issued_at_ms: Option<u64>,
     pub expires_at_ms: Option<u64>,
     pub seq: Option<u64>,
+    /// The topic the order is meant for.
+    pub topic: Option<String>,
 }
 
 /// Parse and check a desired-state message; the error is the reason reported back.
@@ -229,6 +236,7 @@ pub fn parse_order(payload: &[u8]) -> Result<(Order, Freshness), Malformed> {
         issued_at_ms: m.issued_at_ms,
         expires_at_ms: m.expires_at_ms,
         seq: m.seq,
+        topic: m.topic.clone(),
     };
     if let (Some(i), Some(e)) = (m.issued_at_ms, m.expires_at_ms) {
         if e < i {
@@ -570,7 +578,8 @@ mod tests {
             Freshness {
                 issued_at_ms: Some(1_700_000_000_123),
                 expires_at_ms: Some(1_700_000_600_000),
-                seq: Some(1_700_000_000_123)
+                seq: Some(1_700_000_000_123),
+                topic: None,
             }
         );
         // Whitespace and key order do not matter; values do.
@@ -583,6 +592,7 @@ mod tests {
             ("expires_at_ms", serde_json::Value::from(u64::MAX)),
             ("allow_downgrade", true.into()),
             ("slot", "detector".into()),
+            ("topic", "emotiond/other/models/set".into()),
         ] {
             let mut t = v.clone();
             t[field] = value;

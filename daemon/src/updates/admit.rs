@@ -42,10 +42,11 @@ pub type Refusal = (RejectCode, String);
 
 /// Whether an order is followed. `signed`: its order signature verified with a trusted key
 /// (an order with a bad signature never gets here); `require_signed`: the device's
-/// `updates.require_signed_orders`.
+/// `updates.require_signed_orders`; `arrived_on`: the topic it came on.
 pub fn admit_order(
     signed: bool,
     require_signed: bool,
+    arrived_on: &str,
     fresh: &Freshness,
     last: &Followed,
     now_ms: u64,
@@ -59,6 +60,12 @@ pub fn admit_order(
         }
         // Unsigned fields prove nothing: no freshness rules (the format before signed orders).
         return Ok(Admit::Follow);
+    }
+    if let Some(t) = fresh.topic.as_deref().filter(|t| *t != arrived_on) {
+        return Err((
+            RejectCode::BadOrderSignature,
+            format!("the order is signed for {t}, it arrived on {arrived_on}"),
+        ));
     }
     let (Some(seq), Some(issued)) = (fresh.seq, fresh.issued_at_ms) else {
         return Err((
@@ -151,8 +158,11 @@ mod tests {
             issued_at_ms: Some(issued),
             expires_at_ms: exp,
             seq: Some(seq),
+            topic: Some(T.into()),
         }
     }
+
+    const T: &str = "emotiond/k1/models/set";
 
     fn code(r: Result<Admit, Refusal>) -> RejectCode {
         r.unwrap_err().0
@@ -163,16 +173,16 @@ mod tests {
         let none = Freshness::default();
         let last = Followed::default();
         assert_eq!(
-            code(admit_order(false, true, &none, &last, NOW)),
+            code(admit_order(false, true, T, &none, &last, NOW)),
             RejectCode::BadOrderSignature
         );
         assert_eq!(
-            admit_order(false, false, &none, &last, NOW),
+            admit_order(false, false, T, &none, &last, NOW),
             Ok(Admit::Follow)
         );
         // A signed order without its freshness fields is not one signed_order made.
         assert_eq!(
-            code(admit_order(true, true, &none, &last, NOW)),
+            code(admit_order(true, true, T, &none, &last, NOW)),
             RejectCode::Malformed
         );
     }
@@ -184,15 +194,15 @@ mod tests {
             issued_at_ms: Some(NOW - 1000),
         };
         assert_eq!(
-            code(admit_order(true, true, &fresh(9, NOW, None), &last, NOW)),
+            code(admit_order(true, true, T, &fresh(9, NOW, None), &last, NOW)),
             RejectCode::Replayed
         );
         assert_eq!(
-            admit_order(true, true, &fresh(10, NOW - 1000, None), &last, NOW),
+            admit_order(true, true, T, &fresh(10, NOW - 1000, None), &last, NOW),
             Ok(Admit::Again)
         );
         assert_eq!(
-            admit_order(true, true, &fresh(11, NOW, None), &last, NOW),
+            admit_order(true, true, T, &fresh(11, NOW, None), &last, NOW),
             Ok(Admit::Follow)
         );
         let next = followed(&last, &fresh(11, NOW, None));
@@ -203,34 +213,56 @@ mod tests {
     }
 
     #[test]
+    fn a_signed_order_is_followed_only_on_its_topic() {
+        let last = Followed::default();
+        let f = fresh(1, NOW, None);
+        let r = admit_order(true, true, "emotiond/k2/models/set", &f, &last, NOW).unwrap_err();
+        assert_eq!(r.0, RejectCode::BadOrderSignature);
+        assert!(r.1.contains("signed for emotiond/k1/models/set"), "{}", r.1);
+        assert_eq!(
+            admit_order(true, true, T, &f, &last, NOW),
+            Ok(Admit::Follow)
+        );
+        // An order signed without a topic goes wherever it is published.
+        let any = Freshness { topic: None, ..f };
+        assert_eq!(
+            admit_order(true, true, "emotiond/k2/models/set", &any, &last, NOW),
+            Ok(Admit::Follow)
+        );
+    }
+
+    #[test]
     fn expiry_with_skew_and_a_clock_that_is_behind() {
         let last = Followed::default();
         let hour = 3_600_000;
         // Expired an hour ago: refused; within the skew: followed.
         let old = fresh(1, NOW - 2 * hour, Some(NOW - hour));
         assert_eq!(
-            code(admit_order(true, true, &old, &last, NOW)),
+            code(admit_order(true, true, T, &old, &last, NOW)),
             RejectCode::Expired
         );
         let just = fresh(1, NOW - hour, Some(NOW - CLOCK_SKEW_MS + 1));
         assert_eq!(
-            admit_order(true, true, &just, &last, NOW),
+            admit_order(true, true, T, &just, &last, NOW),
             Ok(Admit::Follow)
         );
         // A device booted in 1970 cannot tell: followed...
-        assert_eq!(admit_order(true, true, &old, &last, 0), Ok(Admit::Follow));
+        assert_eq!(
+            admit_order(true, true, T, &old, &last, 0),
+            Ok(Admit::Follow)
+        );
         // ...unless it followed an order issued after the expiry.
         let seen = Followed {
             seq: Some(0),
             issued_at_ms: Some(NOW),
         };
-        let r = admit_order(true, true, &old, &seen, 0).unwrap_err();
+        let r = admit_order(true, true, T, &old, &seen, 0).unwrap_err();
         assert_eq!(r.0, RejectCode::Expired);
         assert!(r.1.contains("clock is behind"), "{}", r.1);
         // No expiry: never refused for time, whatever the clock says.
         let open = fresh(1, NOW - 100 * hour, None);
         assert_eq!(
-            admit_order(true, true, &open, &last, u64::MAX),
+            admit_order(true, true, T, &open, &last, u64::MAX),
             Ok(Admit::Follow)
         );
     }

@@ -49,8 +49,14 @@ impl Manager {
             seq: rec.order_seq,
             issued_at_ms: rec.order_issued_ms,
         };
-        let admitted =
-            admit::admit_order(signed, self.require_signed_orders, &fresh, &last, now_ms());
+        let admitted = admit::admit_order(
+            signed,
+            self.require_signed_orders,
+            topic,
+            &fresh,
+            &last,
+            now_ms(),
+        );
         let admitted = match admitted {
             Ok(a) => a,
             Err((code, why)) => {
