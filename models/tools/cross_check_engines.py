@@ -28,7 +28,7 @@ PACKAGES = Path(__file__).resolve().parents[2] / "models" / "packages"
 def main():
     worst_ratio = 0.0
     with tempfile.TemporaryDirectory() as tmp:
-        for pkg in ["blazeface_short_range", "fer_mini_xception"]:
+        for pkg in ["blazeface_short_range", "fer_mini_xception", "blazeface_full_range"]:
             d = PACKAGES / pkg
             man = tomllib.loads((d / "manifest.toml").read_text())
             onnx_path = Path(tmp) / (pkg + ".onnx")
