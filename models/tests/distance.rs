@@ -6,8 +6,8 @@
 //! real photos already here: three hand-boxed faces (astronaut.png, Grace Hopper, the
 //! astronaut mirrored), each cut out with its surroundings, scaled so that the face is
 //! `width` pixels wide, and pasted side by side on the real no-face photo of a rocket
-//! launch (640×480). A 16 cm wide face is about 48 px wide in a 640 px frame at 3 m with a
-//! 70° lens, 36 px at 4 m.
+//! launch (640×480). A 16 cm wide face in a 640 px wide frame at 3 m is about 47 px wide
+//! behind a 40° (horizontal) lens and 24 px behind a 70° one.
 
 use emotiond_models::{builtin, load_engine, Attempt, BBox, FaceDetector, Runtimes};
 use image::{imageops, RgbImage};
