@@ -9,8 +9,8 @@
 //! launch (640×480). A 16 cm wide face in a 640 px wide frame at 3 m is about 47 px wide
 //! behind a 40° (horizontal) lens and 24 px behind a 70° one.
 
-use emotiond_models::{builtin, load_engine, Attempt, BBox, FaceDetector, Runtimes};
-use image::{imageops, RgbImage};
+use emotiond_models::{Attempt, BBox, FaceDetector, Runtimes, builtin, load_engine};
+use image::{RgbImage, imageops};
 use std::path::PathBuf;
 
 fn data(name: &str) -> PathBuf {

@@ -1,9 +1,9 @@
 //! The shipped model packages, run by the real engine on real photos.
 
-use emotiond_models::package::ModelPackage;
 use emotiond_models::CheckVectors;
+use emotiond_models::package::ModelPackage;
 use emotiond_models::{
-    builtin, load_engine, Attempt, ExpressionClassifier, FaceDetector, Runtimes, EMOTIONS,
+    Attempt, EMOTIONS, ExpressionClassifier, FaceDetector, Runtimes, builtin, load_engine,
 };
 use std::path::PathBuf;
 
