@@ -14,6 +14,7 @@ pub const TOKEN: &str = "e2e-token-0123456789abcdef";
 /// The daemon on the sample clip with the API on a free loopback port.
 pub struct ApiDaemon {
     _broker: Broker,
+    pub pins: std::path::PathBuf,
     pub broker_port: u16,
     pub daemon: Daemon,
     pub base: String,
@@ -24,12 +25,12 @@ pub fn start(extra_api: &str) -> ApiDaemon {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let cfg = write_config(
-        dir.path(),
-        "api-e2e",
-        broker.port,
-        "[camera]\nsource = \"demo\"\n",
+    // a simulated feedback button (pins as files), to compare its events with the API's
+    let camera = format!(
+        "[camera]\nsource = \"demo\"\n[indicators]\nbackend = \"sim\"\nbutton = 27\nsim_dir = {:?}\n",
+        dir.path().join("pins").display().to_string()
     );
+    let cfg = write_config(dir.path(), "api-e2e", broker.port, &camera);
     let token = dir.path().join("token");
     std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
     let mut f = std::fs::OpenOptions::new().append(true).open(&cfg).unwrap();
@@ -50,6 +51,7 @@ pub fn start(extra_api: &str) -> ApiDaemon {
         std::thread::sleep(Duration::from_millis(100));
     }
     ApiDaemon {
+        pins: dir.path().join("pins"),
         broker_port: broker.port,
         _broker: broker,
         daemon,
@@ -112,6 +114,19 @@ fn both_analyses(base: &str, path: &Path) -> (serde_json::Value, serde_json::Val
         assert!(o.remove("detect_ms").is_some() && o.remove("classify_ms").is_some());
     }
     (cli, api)
+}
+
+/// Every key path of a JSON value (`window.detector.id`, ...).
+fn keys(at: &str, v: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    if let Some(o) = v.as_object() {
+        for (k, v) in o {
+            let path = format!("{at}.{k}");
+            out.extend(keys(&path, v));
+            out.insert(path);
+        }
+    }
+    out
 }
 
 #[test]
@@ -267,6 +282,16 @@ fn the_api_serves_analyze_live_feedback_and_survives_bad_requests() {
         |_| true,
     ));
     assert!(ev.get("label").is_none(), "{ev}");
+    // the button's event has the same fields, at every level (the label aside)
+    std::fs::write(d.pins.join("button"), "1").unwrap();
+    let button = json(&wait_for(
+        &rx,
+        "emotiond/api-e2e/feedback",
+        Duration::from_secs(10),
+        |_| true,
+    ));
+    std::fs::write(d.pins.join("button"), "0").unwrap();
+    assert_eq!(keys("", &button), keys("", &ev), "{button}\n{ev}");
     for bad in [
         &br#"{"label": "joy"}"#[..],
         br#"{"kind": "great"}"#,
