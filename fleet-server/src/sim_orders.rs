@@ -61,6 +61,8 @@ struct Device {
     model: String,
     previous: Option<String>,
     broken: bool,
+    /// The first window without frames was reported.
+    reported_broken: bool,
     seq: u64,
 }
 
@@ -90,6 +92,7 @@ pub async fn run(
             model: o.expression_model.clone(),
             previous: None,
             broken: false,
+            reported_broken: false,
             seq: 0,
         })
         .collect();
@@ -123,6 +126,11 @@ pub async fn run(
                     s.window_start_ms = now - o.window_ms;
                     if d.broken {
                         s.frames_processed = 0;
+                        if !d.reported_broken {
+                            d.reported_broken = true;
+                            let at = now as i64;
+                            report(serde_json::json!({"event": "unhealthy_window", "device_id": d.id, "at_ms": at}));
+                        }
                     }
                     d.seq += 1;
                     let topic = format!("{}/{}/summary", o.prefix, d.id);
@@ -152,7 +160,8 @@ pub async fn run(
                     Ok(Order::Rollback(_)) => "rollback",
                     Err(_) => "malformed",
                 };
-                report(serde_json::json!({"event": "order", "device_id": d.id, "action": action}));
+                let at = crate::now_ms();
+                report(serde_json::json!({"event": "order", "device_id": d.id, "action": action, "at_ms": at}));
                 let t = Topics::new(&o.prefix, &d.id);
                 let now = crate::now_ms() as u64;
                 let mut states = Vec::new();
@@ -174,6 +183,7 @@ pub async fn run(
                             Some(prev) => {
                                 let from = std::mem::replace(&mut d.model, prev);
                                 d.broken = false;
+                                d.reported_broken = false;
                                 states.push(ModelState::step(Slot::Expression, UpdateState::RolledBack, &from, &"0".repeat(64))
                                     .with_reason(RejectCode::Operator, "simulated").at(now));
                             }
