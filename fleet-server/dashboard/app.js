@@ -352,6 +352,8 @@
     if (parts[0] === 'device' && rest) return { name: 'device', arg: rest };
     if (parts[0] === 'group' && rest) return { name: 'group', arg: rest };
     if (parts[0] === 'audit') return { name: 'audit' };
+    if (parts[0] === 'rollouts') return { name: 'rollouts' };
+    if (parts[0] === 'rollout' && rest) return { name: 'rollout', arg: rest };
     return { name: 'notfound' };
   }
 
@@ -381,7 +383,7 @@
       a.classList.toggle('active', a.getAttribute('href') === '#/' + (r.name === 'overview' ? '' : r.name));
     });
     setKids(app, h('p', { class: 'muted', text: 'Loading…' }));
-    var pages = { overview: overviewPage, device: devicePage, group: groupPage, audit: auditPage, notfound: notFoundPage };
+    var pages = { overview: overviewPage, device: devicePage, group: groupPage, audit: auditPage, rollouts: rolloutsPage, rollout: rolloutPage, notfound: notFoundPage };
     Promise.resolve().then(function () { return pages[r.name](ctx, r.arg); }).catch(function (e) {
       if (!ctx.alive()) return;
       setKids(app, errorBox(e && e.message ? e.message : String(e)));
@@ -995,6 +997,129 @@
       ctx.timers.push(setInterval(refresh, 15000));
       ctx.ondevice = refresh;   // group/tag changes are audited and also send a device event
       ctx.resync = refresh;
+      ctx.ready();
+    });
+  }
+
+  // ---------------------------------------------------------------- rollouts
+
+  var ROLLOUT_COLS = ['devices', 'pending', 'offline', 'in_progress', 'succeeded', 'failed', 'rolled_back'];
+
+  function stagesTable(r) {
+    return tableWrap(h('table', { class: 'list stages' },
+      h('thead', null, h('tr', null, ['Stage', '%'].concat(ROLLOUT_COLS.map(function (c) { return c.replace('_', ' '); }))
+        .map(function (t) { return h('th', { scope: 'col', text: t }); }))),
+      h('tbody', null, (r.stages || []).map(function (s, i) {
+        return h('tr', { class: i + 1 === r.stage ? 'current' : null },
+          [h('td', { text: String(i + 1) }), h('td', { text: String(s.percent) })].concat(
+            ROLLOUT_COLS.map(function (c) { return h('td', { class: 'num ' + c, text: String(s[c]) }); })));
+      }))));
+  }
+
+  function rolloutsTable(list) {
+    return tableWrap(h('table', { id: 'rollouts', class: 'list' },
+      h('thead', null, h('tr', null, ['Rollout', 'Group', 'Model', 'Phase', 'Stage', 'Healthy', 'Failed', 'Started']
+        .map(function (t) { return h('th', { scope: 'col', text: t }); }))),
+      h('tbody', null, list.length ? list.map(function (r) {
+        var sum = function (k) { return (r.stages || []).reduce(function (a, s) { return a + s[k]; }, 0); };
+        return h('tr', null, h('td', null, h('a', { href: '#/rollout/' + enc(r.id), text: r.id })),
+          h('td', { text: r.group }), h('td', { text: r.model }),
+          h('td', null, h('span', { class: 'phase ' + r.phase, text: r.phase })),
+          h('td', { text: r.stage + ' / ' + (r.stages || []).length }), h('td', { class: 'num', text: String(sum('succeeded')) }),
+          h('td', { class: 'num', text: String(sum('failed')) }), h('td', { class: 'nowrap', text: abs(r.created_ms) }));
+      }) : h('tr', null, h('td', { colspan: 8, class: 'muted', text: 'No rollouts yet.' })))));
+  }
+
+  function readFile(input, asText) {
+    return new Promise(function (ok, fail) {
+      var f = input.files && input.files[0];
+      if (!f) { fail(new Error('Choose the ' + input.name + ' file.')); return; }
+      var rd = new FileReader();
+      rd.onerror = function () { fail(new Error('Cannot read ' + f.name)); };
+      rd.onload = function () { ok(asText ? rd.result : String(rd.result).replace(/^data:[^,]*,/, '')); };
+      if (asText) rd.readAsText(f); else rd.readAsDataURL(f);
+    });
+  }
+
+  function createForm() {
+    var msg = h('p', { class: 'small', role: 'status' });
+    var field = function (label, input) { return h('label', null, h('span', { text: label }), input); };
+    var group = h('input', { name: 'group', required: true });
+    var pkg = h('input', { name: 'package', type: 'file' });
+    var sig = h('input', { name: 'signature', type: 'file' });
+    var stages = h('input', { name: 'stages', value: '1,10,50,100' });
+    var soak = h('input', { name: 'soak', type: 'number', min: '0', value: '1800' });
+    var onFail = h('select', { name: 'on_failure' }, h('option', { value: 'pause', text: 'pause' }), h('option', { value: 'abort', text: 'abort' }));
+    var form = h('form', { id: 'rollout-create', class: 'inline-form' },
+      field('Group', group), field('Package', pkg), field('Signature (.sig)', sig), field('Stages (%)', stages),
+      field('Soak (s)', soak), field('On failure', onFail), h('button', { type: 'submit', text: 'Start rollout' }), msg);
+    form.addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      msg.textContent = 'Uploading…';
+      Promise.all([readFile(pkg, false), readFile(sig, true)]).then(function (files) {
+        var plan = { stages: stages.value.split(',').map(function (x) { return Number(x.trim()); }),
+          soak_ms: Number(soak.value) * 1000, on_failure: onFail.value };
+        return api('rollouts', { method: 'POST', body: { group: group.value.trim(), slot: 'expression',
+          package: files[0], signature: JSON.parse(files[1]), plan: plan } });
+      }).then(function (r) { location.hash = '#/rollout/' + enc(r.id); },
+        function (e) { msg.textContent = e.message; msg.className = 'small error'; });
+    });
+    return section('New rollout', null, form);
+  }
+
+  function rolloutsPage(ctx) {
+    document.title = 'Rollouts · emotion-fleet';
+    return load('rollouts').then(function (res) {
+      if (!ctx.alive()) return;
+      var holder = h('div', null, res.ok ? rolloutsTable(res.value || []) : errorBox(res.error.message));
+      setKids(app, section(null, null, h('h1', { text: 'Rollouts' }), holder), isOperator() ? createForm() : null);
+      ctx.timers.push(setInterval(function () {
+        load('rollouts').then(function (x) { if (ctx.alive() && x.ok) setKids(holder, rolloutsTable(x.value || [])); });
+      }, 5000));
+      ctx.ready();
+    });
+  }
+
+  function rolloutView(r, ctx, refresh) {
+    var msg = h('p', { class: 'small', role: 'status' });
+    var act = function (a) {
+      return h('button', { type: 'button', id: 'rollout-' + a, text: a[0].toUpperCase() + a.slice(1), onclick: function () {
+        api('rollouts/' + enc(r.id) + '/' + a, { method: 'POST' }).then(refresh, function (e) { msg.textContent = e.message; msg.className = 'small error'; });
+      } });
+    };
+    var controls = !isOperator() ? null : h('p', { class: 'controls' },
+      r.phase === 'running' ? act('pause') : null, r.phase === 'paused' ? act('resume') : null,
+      r.phase === 'running' || r.phase === 'paused' ? act('abort') : null, msg);
+    var fails = r.failures || [];
+    return [section(null, null, h('h1', { text: 'Rollout ' + r.id }),
+      h('p', null, h('span', { class: 'phase ' + r.phase, id: 'rollout-phase', text: r.phase }), ' ',
+        r.model + ' to group ', h('a', { href: '#/group/' + enc(r.group), text: r.group }),
+        ', stage ' + r.stage + ' of ' + (r.stages || []).length + ', by ' + r.created_by + ', ' + abs(r.created_ms)),
+      r.reason ? h('p', { class: 'reason', text: r.reason }) : null, controls, stagesTable(r)),
+    section('Failures', null, fails.length ? tableWrap(h('table', { id: 'failures', class: 'list' },
+      h('thead', null, h('tr', null, ['Device', 'Stage', 'Progress', 'Reason'].map(function (t) { return h('th', { scope: 'col', text: t }); }))),
+      h('tbody', null, fails.map(function (f) {
+        return h('tr', null, h('td', null, h('a', { href: '#/device/' + enc(f.device_id), text: f.device_id })),
+          h('td', { text: String(f.stage) }), h('td', { text: f.progress }), h('td', { text: f.reason }));
+      })))) : h('p', { class: 'muted', text: 'None.' })),
+    section('Decisions', null, tableWrap(h('table', { id: 'decisions', class: 'list' },
+      h('tbody', null, (r.decisions || []).slice().reverse().map(function (d) {
+        return h('tr', null, h('td', { class: 'nowrap', text: abs(d.at_ms) }), h('td', { text: d.kind }), h('td', { class: 'detail', text: d.detail }));
+      })))))];
+  }
+
+  function rolloutPage(ctx, id) {
+    document.title = 'Rollout ' + id + ' · emotion-fleet';
+    var path = 'rollouts/' + enc(id);
+    var refresh = function () {
+      return load(path).then(function (x) {
+        if (!ctx.alive()) return;
+        if (!x.ok) { setKids(app, errorBox(x.error.message)); return; }
+        setKids(app, rolloutView(x.value, ctx, refresh));
+      });
+    };
+    return refresh().then(function () {
+      ctx.timers.push(setInterval(refresh, 3000));
       ctx.ready();
     });
   }

@@ -7,14 +7,14 @@ use base64::Engine;
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     base: String,
     session: String,
 }
 
 impl Driver {
-    fn start() -> Driver {
+    pub(crate) fn start() -> Driver {
         for (exe, pkg) in [
             ("/usr/bin/chromium", "chromium"),
             ("/usr/bin/chromedriver", "chromium-driver"),
@@ -65,12 +65,12 @@ impl Driver {
         a.json()["value"].clone()
     }
 
-    fn go(&self, url: &str) {
+    pub(crate) fn go(&self, url: &str) {
         self.call("POST", "/url", json!({ "url": url }));
     }
 
     /// Run `script` (a function body) in the page; its return value.
-    fn js(&self, script: &str) -> Value {
+    pub(crate) fn js(&self, script: &str) -> Value {
         self.call(
             "POST",
             "/execute/sync",
@@ -79,14 +79,14 @@ impl Driver {
     }
 
     /// Wait until the page says it rendered `page`.
-    fn ready(&self, page: &str) {
+    pub(crate) fn ready(&self, page: &str) {
         wait_until(30, &format!("page {page}"), || {
             let r = self.js("return document.body.dataset.ready || null;");
             (r == page).then_some(())
         });
     }
 
-    fn screenshot(&self, name: &str) -> std::path::PathBuf {
+    pub(crate) fn screenshot(&self, name: &str) -> std::path::PathBuf {
         let b64 = self.call("GET", "/screenshot", Value::Null);
         let png = base64::engine::general_purpose::STANDARD
             .decode(b64.as_str().unwrap())
@@ -106,7 +106,7 @@ impl Drop for Driver {
     }
 }
 
-fn login(d: &Driver, user: &str, password: &str) {
+pub(crate) fn login(d: &Driver, user: &str, password: &str) {
     d.ready("login");
     d.js(&format!(
         "document.getElementById('login-user').value = {user:?};

@@ -496,3 +496,84 @@ fn postgres_two_replicas_one_drives_and_a_killed_driver_hands_over_without_a_sec
         "one order each: {installs:?}"
     );
 }
+
+#[test]
+fn the_rollout_page_shows_stages_and_failures_and_lets_an_operator_abort() {
+    use crate::dashboard::{login, Driver};
+    let broker = Broker::start();
+    let data = tempfile::tempdir().unwrap();
+    let (archive, sig) = signed_package(data.path());
+    let serve = Serve::start_with(broker.port, data.path(), None, "a", FAST);
+    let token = serve.admin_token();
+    let _devices = Devices::start(broker.port, 0, 4, "silent:4");
+    group(&serve.http, &token, &ids(0, 4), "g");
+    let plan = serde_json::json!({"stages": [25, 100], "timeout_ms": 2000, "min_failures": 1});
+    let a = call(
+        &serve.http,
+        "POST",
+        "/api/v1/rollouts",
+        &token,
+        Some(&create_body(&archive, &sig, plan)),
+    );
+    assert_eq!(a.status, 201, "{}", a.body);
+    let id = a.json()["id"].as_str().unwrap().to_string();
+    wait_until(60, "paused", || {
+        (status(&serve.http, &token, &id)["phase"] == "paused").then_some(())
+    });
+
+    let pw = std::fs::read_to_string(data.path().join("admin.password")).unwrap();
+    let d = Driver::start();
+    d.go(&format!("{}/#/rollouts", serve.http));
+    login(&d, "admin", pw.trim());
+    d.ready("rollouts");
+    let seen = d.js(
+        "return {rows: document.querySelectorAll('#rollouts tbody tr a').length,
+                             form: !!document.getElementById('rollout-create')};",
+    );
+    assert_eq!(seen["rows"], 1, "{seen}");
+    assert_eq!(seen["form"], true, "an operator may start one: {seen}");
+    d.go(&format!("{}/#/rollout/{id}", serve.http));
+    d.ready("rollout");
+    let seen = d.js("return {phase: document.getElementById('rollout-phase').textContent,
+                             failures: Array.from(document.querySelectorAll('#failures tbody tr td:last-child')).map(function (t) { return t.textContent; }),
+                             failed: document.querySelector('.stages tbody tr td.failed').textContent,
+                             resume: !!document.getElementById('rollout-resume')};");
+    assert_eq!(seen["phase"], "paused", "{seen}");
+    assert_eq!(
+        seen["failures"],
+        serde_json::json!(["timeout:ordered"]),
+        "{seen}"
+    );
+    assert_eq!(seen["failed"], "1", "{seen}");
+    assert_eq!(seen["resume"], true, "{seen}");
+    let shot = d.screenshot("dashboard-rollout.png");
+    eprintln!("screenshot: {}", shot.display());
+    d.js("document.getElementById('rollout-abort').click(); return null;");
+    wait_until(30, "aborted on the page", || {
+        let p = d.js(
+            "var e = document.getElementById('rollout-phase'); return e ? e.textContent : null;",
+        );
+        (p == "aborted").then_some(())
+    });
+    assert_eq!(status(&serve.http, &token, &id)["phase"], "aborted");
+    // a viewer reads the page, without the operator's controls
+    let a = call(
+        &serve.http,
+        "POST",
+        "/api/v1/users",
+        &token,
+        Some(r#"{"user":"ana","password":"viewer password","role":"viewer"}"#),
+    );
+    assert_eq!(a.status, 201, "{}", a.body);
+    d.js("document.getElementById('logout').click(); return null;");
+    login(&d, "ana", "viewer password");
+    d.ready("rollout");
+    d.go(&format!("{}/#/rollouts", serve.http));
+    d.ready("rollouts");
+    let seen = d.js(
+        "return {rows: document.querySelectorAll('#rollouts tbody tr a').length,
+                             form: !!document.getElementById('rollout-create')};",
+    );
+    assert_eq!(seen["rows"], 1, "{seen}");
+    assert_eq!(seen["form"], false, "{seen}");
+}
