@@ -85,6 +85,28 @@ pub async fn run(
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut eventloop) = AsyncClient::new(opts, 4096);
+    // The event loop runs on its own, so publishing never waits for this task to poll it;
+    // orders reach the loop below through a channel. Unbounded, as each device is sent a
+    // handful of orders at most (a bounded one could block the event loop while the loop
+    // below waits for it to take a publish: a deadlock).
+    let (orders_tx, mut orders) = tokio::sync::mpsc::unbounded_channel::<rumqttc::Publish>();
+    let poller = tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if orders_tx.send(p).is_err() {
+                        return;
+                    }
+                }
+                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
+                Ok(_) => {}
+                Err(e) => {
+                    log::warn!("simulate: broker: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    });
     let mut devices: Vec<Device> = (0..o.devices)
         .map(|i| Device {
             id: format!("{}{}", o.id_prefix, o.first + i),
@@ -137,16 +159,8 @@ pub async fn run(
                     client.publish(topic, QoS::AtLeastOnce, false, s.encode(Encoding::Json)?).await?;
                 }
             }
-            ev = eventloop.poll() => {
-                let p = match ev {
-                    Ok(Event::Incoming(Packet::Publish(p))) => p,
-                    Ok(_) => continue,
-                    Err(e) => {
-                        log::warn!("simulate: broker: {e}");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        continue;
-                    }
-                };
+            p = orders.recv() => {
+                let Some(p) = p else { break };
                 // a retained copy (at subscribe) is an old order, not a new one
                 if p.retain {
                     continue;
@@ -199,6 +213,7 @@ pub async fn run(
         }
     }
     client.disconnect().await?;
+    let _ = tokio::time::timeout(Duration::from_secs(5), poller).await;
     Ok(())
 }
 
