@@ -133,6 +133,18 @@ fn keys(at: &str, v: &serde_json::Value) -> std::collections::BTreeSet<String> {
 fn the_api_serves_analyze_live_feedback_and_survives_bad_requests() {
     let d = start("max_body_bytes = 1500000\nanalyze_queue = 0\n");
     let base = d.base.as_str();
+    // a live client that never reads (a small receive buffer, as a stuck phone would have):
+    // dropped once the buffers in front of it are full; the pipeline never waits for it
+    let stuck = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    stuck.set_recv_buffer_size(4096).unwrap();
+    let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    stuck.connect(&addr.into()).unwrap();
+    let mut stuck = std::net::TcpStream::from(stuck);
+    write!(
+        stuck,
+        "GET /v1/live HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+    )
+    .unwrap();
 
     // analyze: the same JSON as `emotiond analyze`, on real photos
     for photo in [
@@ -381,6 +393,21 @@ fn the_api_serves_analyze_live_feedback_and_survives_bad_requests() {
         .parse()
         .unwrap();
     assert_eq!(analysed, busy.len() as u64);
+    // the client that never read has been dropped (and only it: the others closed)
+    let t0 = Instant::now();
+    loop {
+        let m = get(&format!("{base}/metrics")).1;
+        if m.contains("emotiond_api_live_dropped_total 1\n") {
+            assert!(m.contains("emotiond_api_live_clients 0\n"), "{m}");
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the client that never reads was not dropped:\n{m}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(stuck);
     sigterm(&d.daemon.0);
 }
 

@@ -33,6 +33,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 pub use tap::{FeedbackRequest, Hub, Tap};
 
+/// Socket send buffer per connection, in bytes (the kernel doubles it).
+const SEND_BUFFER: usize = 32 * 1024;
+
 /// The latest summary (`GET /v1/summary/latest`), set by the pipeline's sink.
 pub type Latest = Arc<Mutex<Option<Summary>>>;
 
@@ -156,6 +159,11 @@ pub fn start(
                 return;
             }
         };
+        // Small send buffers: a client that stops reading fills them (and its live queue)
+        // within seconds and is dropped, instead of taking megabytes of events first.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(SEND_BUFFER);
+        });
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(stopped(shutdown))
             .await

@@ -10,56 +10,54 @@ use axum::response::{IntoResponse, Response};
 use emotiond_wire::Health;
 use serde::Deserialize;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::ReceiverStream;
 
 fn json(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// Server-sent events, one `frame` event per analysed frame. A client more than
-/// [`super::tap::LIVE_BUFFER`] events behind is dropped (its stream ends).
+/// Server-sent events, one `frame` event per analysed frame. Each client has a forwarder
+/// task between the broadcast and its response, with a queue of
+/// [`super::tap::CLIENT_QUEUE`] events: a client whose queue is full (it stopped reading and
+/// the socket buffers in front of it are full) or that fell behind the broadcast is dropped:
+/// its stream ends, and its place in the broadcast is given up at once.
 pub async fn live(State(st): State<AppState>) -> Response {
-    let rx = st.hub.live.subscribe();
+    let mut rx = st.hub.live.subscribe();
+    let (tx, out) = tokio::sync::mpsc::channel::<Arc<str>>(super::tap::CLIENT_QUEUE);
     let hub = st.hub.clone();
-    let events = BroadcastStream::new(rx).map_while(move |m| match m {
-        Ok(line) => Some(Ok::<_, Infallible>(
-            Event::default().event("frame").data(&*line),
-        )),
-        Err(_) => {
+    let stop = stopped(st.shutdown.clone());
+    tokio::spawn(async move {
+        tokio::pin!(stop);
+        let dropped = || {
             hub.metrics.live_dropped.fetch_add(1, Ordering::Relaxed);
-            None
+        };
+        loop {
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Ok(line) => match tx.try_send(line) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(_)) => return dropped(),
+                        Err(TrySendError::Closed(_)) => return,
+                    },
+                    Err(RecvError::Lagged(_)) => return dropped(),
+                    Err(RecvError::Closed) => return,
+                },
+                _ = tx.closed() => return,
+                _ = &mut stop => return,
+            }
         }
     });
-    let events = UntilStop {
-        inner: events,
-        stop: Box::pin(stopped(st.shutdown.clone())),
-    };
+    let events = ReceiverStream::new(out)
+        .map(|line| Ok::<_, Infallible>(Event::default().event("frame").data(&*line)));
     Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(5)))
         .into_response()
-}
-
-/// A stream that ends when the daemon stops (the server's graceful shutdown waits for
-/// open responses).
-struct UntilStop<S> {
-    inner: S,
-    stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
-}
-
-impl<S: tokio_stream::Stream + Unpin> tokio_stream::Stream for UntilStop<S> {
-    type Item = S::Item;
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<S::Item>> {
-        if self.stop.as_mut().poll(cx).is_ready() {
-            return std::task::Poll::Ready(None);
-        }
-        std::pin::Pin::new(&mut self.inner).poll_next(cx)
-    }
 }
 
 pub async fn summary_latest(State(st): State<AppState>) -> Response {

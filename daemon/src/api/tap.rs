@@ -16,8 +16,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, oneshot};
 
-/// Live events kept per client before a client that does not keep up is dropped.
+/// Live events the broadcast keeps for a client's forwarder (which never falls that far
+/// behind unless the runtime is starved).
 pub const LIVE_BUFFER: usize = 16;
+/// Live events waiting to be written to one client; a client with a full queue is dropped.
+pub const CLIENT_QUEUE: usize = 8;
 
 /// What the API shares with the pipeline (one, behind an `Arc`).
 pub struct Hub {
