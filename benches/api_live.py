@@ -111,8 +111,9 @@ def main():
                 curls = [subprocess.Popen(["curl", "-sN", base + "/v1/live"], stdout=o, stderr=subprocess.DEVNULL)
                          for o in outs]
                 # one client that never reads: its socket buffers fill, then it is dropped
-                stuck = socket.create_connection(("127.0.0.1", port))
+                stuck = socket.socket()
                 stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                stuck.connect(("127.0.0.1", port))
                 stuck.sendall(b"GET /v1/live HTTP/1.1\r\nHost: x\r\n\r\n")
                 time.sleep(1.0)
                 clients = metric(base, "emotiond_api_live_clients")
