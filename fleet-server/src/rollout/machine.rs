@@ -16,6 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub use super::types::*;
 
+/// The most seconds' worth of orders one tick sends (the longest tick is 10 s).
+const MAX_BURST_S: f64 = 10.0;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rollout {
     pub id: String,
@@ -426,7 +429,9 @@ impl Rollout {
     fn orders(&mut self, now: i64) -> Vec<Action> {
         let rate = self.plan.orders_per_s as f64;
         let dt = (now - self.tokens_ms).max(0) as f64 / 1000.0;
-        self.tokens = (self.tokens + dt * rate).min(rate.max(1.0));
+        // the bucket holds the time since the last tick's worth (the driver ticks every
+        // 1-10 s), at least a second's and at most MAX_BURST_S': a gap saves up no more
+        self.tokens = (self.tokens + dt * rate).min(rate * dt.clamp(1.0, MAX_BURST_S));
         self.tokens_ms = now;
         let mut out = Vec::new();
         let stage = self.stage;

@@ -299,15 +299,19 @@ fn orders_are_rate_limited() {
         orders_per_s: 10,
         ..plan()
     };
-    let mut r = Rollout::new("r", p, &fleet(100, true), 0);
+    let mut r = Rollout::new("r", p, &fleet(300, true), 0);
     assert_eq!(r.tick(0).len(), 10, "a second's worth at once");
     assert_eq!(r.tick(S).len(), 10);
     assert_eq!(r.tick(S + 500).len(), 5);
-    // a long gap does not save up a burst
-    assert_eq!(r.tick(60 * S).len(), 10);
-    let total: usize = (61..70).map(|s| r.tick(s * S).len()).sum();
-    assert_eq!(total, 65);
-    assert!(r.tick(80 * S).is_empty());
+    // a 5 s tick sends 5 s worth
+    assert_eq!(r.tick(6 * S + 500).len(), 50);
+    // a long gap saves up 10 s worth at most
+    assert_eq!(r.tick(60 * S).len(), 100);
+    assert_eq!(r.tick(62 * S).len(), 20);
+    let total: usize = (63..70).map(|s| r.tick(s * S).len()).sum();
+    assert_eq!(total, 70);
+    assert_eq!(r.tick(80 * S).len(), 35, "the rest");
+    assert!(r.tick(90 * S).is_empty());
     assert!(r.members.values().all(|m| m.orders == 1));
 }
 
