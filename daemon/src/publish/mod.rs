@@ -1,10 +1,12 @@
 //! What leaves the device: [`summary`] (the payload, from `emotiond-wire`, plus what needs
 //! the models), [`outbox`] (summaries on disk until the broker acknowledges them) and
 //! [`mqtt`] (the session that publishes summaries, status, health, feedback and update
-//! states, and passes update orders in), [`delivery`] (its bookkeeping, pure), [`tls`] (the
+//! states, and passes update orders in), [`delivery`] (its bookkeeping, pure), [`inbound`] (orders
+//! handed to the update manager with flow control, pure), [`tls`] (the
 //! broker connection over TLS: files, transport, handshake failures in words).
 
 pub mod delivery;
+pub mod inbound;
 pub mod mqtt;
 pub mod outbox;
 pub mod summary;

@@ -5,6 +5,7 @@
 //! delivery is at least once (consumers de-duplicate on `boot_id` + `seq`).
 
 use super::delivery::{self, Action, InFlight, Leave, Requests};
+use super::inbound::{Handed, Inbound};
 use crate::config::MqttConfig;
 use crate::health::DeviceHealth;
 use crate::outbox::{Outbox, entry_name};
@@ -81,6 +82,8 @@ struct Session {
     link: Option<Link>,
     /// Their publishes waiting for the broker, and their subscriptions.
     requests: Requests,
+    /// Messages for the update manager, acknowledged once it took them.
+    inbound: Inbound,
 }
 
 /// What other parts of the daemon publish and subscribe (model update states, feedback
@@ -104,8 +107,26 @@ impl Session {
         }
     }
 
+    /// Hand received messages to the update manager as its queue has room, and their
+    /// acknowledgements to the client.
+    fn hand_inbound(&mut self, client: &AsyncClient) {
+        let tx = self.link.as_ref().and_then(|l| l.inbound.as_ref());
+        self.inbound.hand(|p| match tx {
+            None => Handed::Gone,
+            Some(tx) => match tx.try_send(Msg::Inbound(p.topic.clone(), p.payload.to_vec())) {
+                Ok(()) => Handed::Taken,
+                Err(std::sync::mpsc::TrySendError::Full(_)) => Handed::Full,
+                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => Handed::Gone,
+            },
+        });
+        if self.connected {
+            self.inbound.acks(|p| client.try_ack(p).is_ok());
+        }
+    }
+
     /// Hand queued summaries to the client while connected (at most `MAX_IN_FLIGHT`).
     fn flush(&mut self, client: &AsyncClient) {
+        self.hand_inbound(client);
         if !self.connected {
             return;
         }
@@ -215,6 +236,10 @@ impl Session {
                     }
                     None => self.input_open = false,
                 },
+                // the update manager's queue was full: try again soon
+                _ = tokio::time::sleep(Duration::from_millis(10)), if !self.inbound.is_idle() => {
+                    self.hand_inbound(client);
+                }
                 _ = self.tick.tick() => {
                     self.count();
                     if self.connected {
@@ -268,13 +293,15 @@ pub async fn run(
     link: Option<Link>,
 ) {
     let topics = Topics::new(&cfg.topic_prefix, &device_id);
-    let opts = match options(&cfg, &format!("emotiond-{device_id}"), Some(&topics.status)) {
+    let mut opts = match options(&cfg, &format!("emotiond-{device_id}"), Some(&topics.status)) {
         Ok(o) => o,
         Err(e) => {
             log::error!("mqtt: {e}");
             return;
         }
     };
+    // Inbound messages are acknowledged once the update manager took them (see inbound.rs).
+    opts.set_manual_acks(true);
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -295,6 +322,7 @@ pub async fn run(
         tick,
         link,
         requests: Requests::default(),
+        inbound: Inbound::default(),
     };
     let mut tls_said: Option<String> = None;
     loop {
@@ -327,14 +355,14 @@ pub async fn run(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                if let Some(inbound) = s.link.as_ref().and_then(|l| l.inbound.as_ref()) {
-                    if inbound
-                        .try_send(Msg::Inbound(p.topic.clone(), p.payload.to_vec()))
-                        .is_err()
-                    {
-                        log::warn!("mqtt: update manager busy; message on {} dropped", p.topic);
-                    }
+                for old in s.inbound.arrived(p) {
+                    log::warn!(
+                        "mqtt: too much waits for the update manager; a message on {} dropped ({} so far)",
+                        old.topic,
+                        s.inbound.dropped
+                    );
                 }
+                s.hand_inbound(&client);
             }
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
                 s.in_flight.sent(pkid);
@@ -368,6 +396,7 @@ pub async fn run(
                 }
                 s.connected = false;
                 s.sources.broker.set(false);
+                s.inbound.disconnected();
                 // We redeliver ourselves, from the outbox: drop what the client kept.
                 eventloop.pending.clear();
                 s.outbox.requeue(s.in_flight.lost());
