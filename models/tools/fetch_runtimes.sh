@@ -9,7 +9,7 @@
 #
 # RUNTIMES_CACHE defaults to runtimes-cache/ at the repository root (ignored by git).
 # The daemon never downloads anything; on a board these libraries come from the board's
-# vendor (see README, "Accelerated engines").
+# vendor (see docs/models.md, "Engines").
 set -eu
 
 here=$(cd "$(dirname "$0")/../.." && pwd)

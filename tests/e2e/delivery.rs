@@ -5,7 +5,7 @@ use crate::support::*;
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-/// The fields a summary may have (README, Payloads; `emotiond_wire::summary::Summary`), per
+/// The fields a summary may have (docs/reference/topics.md, Payloads; `emotiond_wire::summary::Summary`), per
 /// object. The privacy review is this list: a field not in it (a box, an image, an identity,
 /// or anything new) fails the tests until it is reviewed and added here.
 const SUMMARY_FIELDS: &[&str] = &[

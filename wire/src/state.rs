@@ -245,7 +245,7 @@ mod tests {
 
     #[test]
     fn reason_codes_keep_their_wire_names() {
-        // Operators match on these (README, Model updates): they must never change.
+        // Operators match on these (docs/models.md, Model updates): they must never change.
         let names: Vec<&str> = RejectCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(
             names,

@@ -99,7 +99,7 @@ pub struct VoiceSummary {
     pub pitch_sd_st: Option<f32>,
     /// Voiced chunks / speech chunks.
     pub voiced_ratio: Option<f32>,
-    /// Vocal arousal in [0, 1]: a prosodic estimate (README, Audio), not a classifier.
+    /// Vocal arousal in [0, 1]: a prosodic estimate (docs/research.md, Audio), not a classifier.
     pub arousal: Option<f32>,
     /// Speech-emotion probabilities (duration-weighted mean over segments) when a classifier
     /// is configured.
@@ -149,7 +149,7 @@ pub struct Summary {
     /// The audio side; null when audio is off.
     #[serde(default)]
     pub voice: Option<VoiceSummary>,
-    /// Face and voice estimates combined (README, Audio: fusion rule), −1..1; null when
+    /// Face and voice estimates combined (docs/research.md, Audio: fusion), −1..1; null when
     /// neither faces nor speech were present.
     #[serde(default)]
     pub fused_valence: Option<f32>,

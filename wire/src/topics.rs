@@ -1,4 +1,4 @@
-//! The MQTT topic layout (README, Topics), built in one place for the device and the fleet.
+//! The MQTT topic layout (docs/reference/topics.md), built in one place for the device and the fleet.
 //!
 //! ```text
 //! <prefix>/<device>/summary | status | health | feedback | models/set | models/state

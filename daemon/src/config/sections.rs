@@ -59,7 +59,7 @@ pub enum AudioSourceKind {
     Wav,
 }
 
-/// The microphone path (off by default: see the README's Audio section).
+/// The microphone path (off by default: see docs/research.md, Audio).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AudioConfig {

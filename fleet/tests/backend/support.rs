@@ -28,7 +28,7 @@ fn find(exes: &[&str], what: &str, install: &str) -> PathBuf {
     }
 }
 
-/// Mosquitto on a free loopback port with the settings the README gives for the fleet:
+/// Mosquitto on a free loopback port with the settings docs/fleet.md gives for the fleet:
 /// a large in-flight window and session queue, so a backend that is away loses nothing.
 pub struct Broker {
     child: Child,
