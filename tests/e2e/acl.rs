@@ -175,13 +175,14 @@ fn each_device_publishes_and_reads_only_its_own_topics_under_the_repository_acl(
     let port = broker.port;
 
     // The fleet backend reads every device's topics (and may read models/set, which it
-    // publishes): the observer of every negative below.
+    // publishes): the observer of every negative below. Summaries through a shared
+    // subscription, as `emotion-fleet serve` takes them.
     let (_obs, obs) = client(
         port,
         c,
         Some("fleet-backend"),
         &[
-            "emotiond/+/summary",
+            "$share/ingest/emotiond/+/summary",
             "emotiond/+/models/set",
             "emotiond/groups/+/models/set",
             "emotiond/packages/#",
