@@ -2,7 +2,8 @@
 //! broker (Debian's `mosquitto`, started here on a free loopback port).
 //!
 //! One binary (`cargo test --test e2e`), in modules: [`support`] (broker, relay, daemon,
-//! helpers), [`delivery`], [`cli`], [`updates`], [`devices`], [`tls`], [`acl`], [`faults`].
+//! helpers), [`delivery`], [`cli`], [`updates`], [`devices`], [`tls`], [`acl`], [`faults`],
+//! [`modes`].
 
 mod acl;
 mod api;
@@ -11,6 +12,7 @@ mod delivery;
 mod devices;
 mod faults;
 mod freshness;
+mod modes;
 mod page;
 mod support;
 mod tls;
