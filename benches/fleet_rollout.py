@@ -9,8 +9,10 @@ Starts its own mosquitto and `emotion-fleet serve` (embedded store, --rollout-ti
 signs the shipped expression package, starts `emotion-fleet simulate --answer-orders` with
 --devices devices that accept every order and publish a summary every --window-ms, puts them
 all in group `bench`, and starts a rollout in stages 1/10/50/100 (healthy after 2 windows,
---orders-per-s). Per stage: devices, orders received by the devices, the order rate while
-they were sent (first to last order of the stage), and the time from the stage's start to the
+--orders-per-s). Per stage: devices, orders received by the devices, the rate at which they
+arrived from the stage's first order to its last (`burst_orders_per_s`: each tick sends up to
+orders-per-s × tick seconds of orders at once, so with one tick's worth this is the backend's
+publishing speed), and the time from the stage's start to the
 next one's (read from the rollout's decisions). Then the breach: --bad devices that go active
 and then publish windows without frames, in a group of their own, a rollout in stages 10/100
 that pauses after 5 failures (or
@@ -154,7 +156,7 @@ try:
         got = [o for o in orders if starts[i] <= o[0] < ends[i] + 1]
         span = (got[-1][0] - got[0][0]) / 1000 if len(got) > 1 else 0
         out(bench="fleet_rollout", stage=i + 1, percent=pct, devices=st["devices"], orders=len(got),
-            orders_per_s=round(len(got) / span, 1) if span > 0 else None,
+            burst_orders_per_s=round(len(got) / span, 1) if span > 0 else None,
             stage_s=round((ends[i] - starts[i]) / 1000, 1), soak_s=args.soak_s, tick_s=args.tick_s)
     out(bench="fleet_rollout", devices=args.devices, orders=len(orders),
         duplicate_orders=len(orders) - len({d for _, d in orders}),
