@@ -165,7 +165,13 @@ impl Metrics {
             "devices whose retained status is online",
             self.devices_online.load(Ordering::Relaxed).to_string(),
         );
-        out.push_str(&self.rollouts.lock().unwrap_or_else(|e| e.into_inner()).render());
+        out.push_str(
+            &self
+                .rollouts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .render(),
+        );
         out
     }
 }

@@ -3,8 +3,8 @@
 //! with one of the behaviours a rollout must handle. Every order received is reported (one
 //! JSON object per line), so tests can count them.
 
-use crate::sim::{summary, SimOptions};
-use emotiond_wire::signed::{parse_set, Order, Slot};
+use crate::sim::{SimOptions, summary};
+use emotiond_wire::signed::{Order, Slot, parse_set};
 use emotiond_wire::state::RejectCode;
 use emotiond_wire::summary::Encoding;
 use emotiond_wire::{ModelState, Topics, UpdateState};
@@ -233,9 +233,11 @@ mod tests {
                 Behaviour::Accept
             ]
         );
-        assert!(parse_behaviours("sleepy:1", 3)
-            .unwrap_err()
-            .contains("sleepy"));
+        assert!(
+            parse_behaviours("sleepy:1", 3)
+                .unwrap_err()
+                .contains("sleepy")
+        );
         assert!(parse_behaviours("accept:5", 3).is_err());
         assert!(parse_behaviours("accept:x", 3).is_err());
     }

@@ -1,7 +1,7 @@
 //! `emotion-fleet rollouts create|list|status|pause|resume|abort`: staged rollouts through
 //! the backend's API (`--api URL --token FILE`). Output: one JSON object per line.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use base64::Engine;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! abort. Reading needs a viewer, everything else an operator. A change is a load, the
 //! machine's transition and a version-guarded save (retried when the driver saved between).
 
-use super::{authorize, ApiError, ApiResult, AppState};
+use super::{ApiError, ApiResult, AppState, authorize};
 use crate::auth::{self, Role};
 use crate::now_ms;
 use crate::rollout::orders::{self, Where};

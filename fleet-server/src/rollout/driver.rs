@@ -8,12 +8,12 @@
 use super::machine::{Action, Progress, Report, Rollout, Window};
 use super::orders::{self, Offer, Order, Where};
 use crate::mqtt::MqttConfig;
-use crate::store::{RolloutMeta, Store, StoreError, DRIVER_LEASE};
-use crate::{now_ms, Metrics};
+use crate::store::{DRIVER_LEASE, RolloutMeta, Store, StoreError};
+use crate::{Metrics, now_ms};
 use emotiond_wire::signed::{SignatureFile, Slot};
 use emotiond_wire::state::{ModelState, UpdateState};
 use emotiond_wire::summary::{Encoding, Summary};
-use emotiond_wire::{topics, SourceState};
+use emotiond_wire::{SourceState, topics};
 use rumqttc::{AsyncClient, QoS};
 use std::collections::HashSet;
 use std::sync::Arc;

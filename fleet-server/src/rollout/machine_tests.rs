@@ -94,10 +94,11 @@ fn healthy_stages_advance_after_their_soak_and_finish() {
     r.tick(128 * S);
     r.tick(188 * S);
     assert_eq!(r.phase, Phase::Done);
-    assert!(r
-        .members
-        .values()
-        .all(|m| m.orders == 1 && m.progress == Progress::Healthy));
+    assert!(
+        r.members
+            .values()
+            .all(|m| m.orders == 1 && m.progress == Progress::Healthy)
+    );
 }
 
 #[test]
@@ -207,9 +208,11 @@ fn abort_rolls_back_the_failed_stage_only() {
         .collect();
     assert_eq!(back.len(), 8, "every stage-2 device ran the new model");
     assert!(back.iter().all(|d| r.members[*d].stage == 1));
-    assert!(first
-        .iter()
-        .all(|d| r.members[d].progress == Progress::Healthy));
+    assert!(
+        first
+            .iter()
+            .all(|d| r.members[d].progress == Progress::Healthy)
+    );
     r.report(
         &second[0],
         Report::RolledBack,

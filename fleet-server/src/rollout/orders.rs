@@ -135,7 +135,7 @@ pub fn offer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use emotiond_wire::signed::{parse_set, Order as Parsed};
+    use emotiond_wire::signed::{Order as Parsed, parse_set};
 
     fn offer() -> Offer {
         Offer {

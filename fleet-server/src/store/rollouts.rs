@@ -351,8 +351,7 @@ impl Store {
     }
 }
 
-const META_SELECT: &str =
-    "SELECT id, grp, slot, model, sha256, created_ms, created_by, updated_ms, \
+const META_SELECT: &str = "SELECT id, grp, slot, model, sha256, created_ms, created_by, updated_ms, \
      phase, version, state FROM rollouts";
 
 fn meta_row(r: &sqlx::any::AnyRow) -> Result<(RolloutMeta, String), StoreError> {
@@ -476,27 +475,35 @@ mod tests {
             "{e}"
         );
 
-        assert!(store
-            .take_lease(DRIVER_LEASE, "a", 1000, 30_000)
-            .await
-            .unwrap());
-        assert!(!store
-            .take_lease(DRIVER_LEASE, "b", 2000, 30_000)
-            .await
-            .unwrap());
+        assert!(
+            store
+                .take_lease(DRIVER_LEASE, "a", 1000, 30_000)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .take_lease(DRIVER_LEASE, "b", 2000, 30_000)
+                .await
+                .unwrap()
+        );
         let (m, mut r) = store.load_rollout("r1").await.unwrap().unwrap();
         let orders = r.tick(2000);
         assert_eq!(orders.len(), 5);
         // replica b holds no lease: it cannot record anything
         let mut copy = r.clone();
-        assert!(!store
-            .save_rollout(&mut copy, m.version, "rollouts", Some(("b", 2000, 30_000)))
-            .await
-            .unwrap());
-        assert!(store
-            .save_rollout(&mut r, m.version, "rollouts", Some(("a", 2000, 30_000)))
-            .await
-            .unwrap());
+        assert!(
+            !store
+                .save_rollout(&mut copy, m.version, "rollouts", Some(("b", 2000, 30_000)))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .save_rollout(&mut r, m.version, "rollouts", Some(("a", 2000, 30_000)))
+                .await
+                .unwrap()
+        );
         // the reloaded rollout orders no one twice
         let (m2, mut back) = store.load_rollout("r1").await.unwrap().unwrap();
         assert_eq!(m2.version, m.version + 1);
@@ -509,14 +516,18 @@ mod tests {
         // a save against the old version (an operator's pause meanwhile) is refused
         let (_, mut op) = store.load_rollout("r1").await.unwrap().unwrap();
         op.pause(4000, "operator").unwrap();
-        assert!(store
-            .save_rollout(&mut op, m2.version, "alice", None)
-            .await
-            .unwrap());
-        assert!(!store
-            .save_rollout(&mut back, m2.version, "rollouts", Some(("a", 5000, 30_000)))
-            .await
-            .unwrap());
+        assert!(
+            store
+                .save_rollout(&mut op, m2.version, "alice", None)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .save_rollout(&mut back, m2.version, "rollouts", Some(("a", 5000, 30_000)))
+                .await
+                .unwrap()
+        );
         let (m3, r3) = store.load_rollout("r1").await.unwrap().unwrap();
         assert_eq!(m3.phase, "paused");
         assert_eq!(r3.count(0).failed, 0);
@@ -533,15 +544,19 @@ mod tests {
             && a.actor == "alice"
             && a.detail.starts_with("r1: ")));
         // the lease passes on once expired, or at once when given up
-        assert!(store
-            .take_lease(DRIVER_LEASE, "b", 40_000, 30_000)
-            .await
-            .unwrap());
+        assert!(
+            store
+                .take_lease(DRIVER_LEASE, "b", 40_000, 30_000)
+                .await
+                .unwrap()
+        );
         store.drop_lease(DRIVER_LEASE, "b").await.unwrap();
-        assert!(store
-            .take_lease(DRIVER_LEASE, "a", 40_001, 30_000)
-            .await
-            .unwrap());
+        assert!(
+            store
+                .take_lease(DRIVER_LEASE, "a", 40_001, 30_000)
+                .await
+                .unwrap()
+        );
         assert_eq!(store.rollouts(true).await.unwrap().len(), 1);
     }
 }

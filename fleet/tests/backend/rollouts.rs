@@ -499,7 +499,7 @@ fn postgres_two_replicas_one_drives_and_a_killed_driver_hands_over_without_a_sec
 
 #[test]
 fn the_rollout_page_shows_stages_and_failures_and_lets_an_operator_abort() {
-    use crate::dashboard::{login, Driver};
+    use crate::dashboard::{Driver, login};
     let broker = Broker::start();
     let data = tempfile::tempdir().unwrap();
     let (archive, sig) = signed_package(data.path());
