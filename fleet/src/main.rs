@@ -29,7 +29,7 @@ mod server;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use emotiond_wire::order::{self, Endorsement};
-use emotiond_wire::signed::{self, Chunks, SetMessage, SignatureFile, Slot};
+use emotiond_wire::signed::{self, SetMessage, SignatureFile, Slot};
 use emotiond_wire::topics;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -210,9 +210,6 @@ enum ModelCmd {
     /// Print the index and the manifest.
     Inspect { package: PathBuf },
 }
-
-/// Largest chunk: the daemon's MQTT client takes packets up to 256 KiB, topic included.
-const MAX_CHUNK: usize = 192 * 1024;
 
 fn sig_path(p: &Path) -> PathBuf {
     let mut s = p.as_os_str().to_owned();
@@ -457,19 +454,14 @@ fn run() -> Result<ExitCode> {
             let (url, chunk_src) = match (url, chunks) {
                 (Some(u), false) => (Some(u), None),
                 (None, true) => {
-                    let ct = topics::package_chunks(&broker.topic_prefix, &sha);
-                    let parts: Vec<&[u8]> =
-                        archive.chunks(chunk_size.clamp(1024, MAX_CHUNK)).collect();
-                    for (i, c) in parts.iter().enumerate() {
-                        msgs.push((topics::chunk(&ct, i), c.to_vec()));
-                    }
-                    (
-                        None,
-                        Some(Chunks {
-                            topic: ct,
-                            count: parts.len() as u32,
-                        }),
-                    )
+                    // the backend's rollouts publish the same chunks
+                    let (c, parts) = emotion_fleet_server::rollout::orders::chunk_messages(
+                        &broker.topic_prefix,
+                        &archive,
+                        chunk_size,
+                    );
+                    msgs.extend(parts);
+                    (None, Some(c))
                 }
                 _ => bail!("name --url URL or --chunks"),
             };
