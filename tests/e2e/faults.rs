@@ -195,15 +195,21 @@ fn broker_killed_and_restarted_loses_and_reorders_no_summary() {
     let t0 = Instant::now();
     let mut arrived = Vec::new();
     for i in 0..restarts {
-        let n = arrived.len();
-        collect(
-            &rx,
-            &mut arrived,
-            60,
-            &format!("a summary before kill {i}"),
-            |a| a.len() > n,
-        );
-        std::thread::sleep(rng.ms(0, 1000)); // somewhere in a window, or in a flush
+        if i % 2 == 0 {
+            // after a summary of this broker: somewhere in a window
+            let n = arrived.len();
+            collect(
+                &rx,
+                &mut arrived,
+                60,
+                &format!("a summary before kill {i}"),
+                |a| a.len() > n,
+            );
+            std::thread::sleep(rng.ms(0, 1000));
+        } else {
+            // soon after the restore: while the daemon reconnects or sends its outbox
+            std::thread::sleep(rng.ms(0, 1500));
+        }
         broker.kill().unwrap();
         broker.wait().unwrap();
         relay.cut(); // the daemon reconnects once the new broker has its observer
@@ -212,11 +218,28 @@ fn broker_killed_and_restarted_loses_and_reorders_no_summary() {
         _obs = observe(port, "emotiond/fault-a/summary", tx.clone());
         relay.restore();
     }
-    // Everything made up to the last restart, and three more: the outbox sends oldest
-    // first, so three newer ones mean the older ones went before them.
-    let top = arrived.iter().map(|k| k.1).max().unwrap_or(0);
+    // Everything made up to the last restart (arrived, or waiting in the outbox), and two
+    // more: the outbox sends oldest first, so newer ones mean the older ones went first.
+    let waiting = std::fs::read_dir(dir.path().join("state/outbox"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".sum")?
+                .rsplit('-')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .max();
+    let top = arrived
+        .iter()
+        .map(|k| k.1)
+        .chain(waiting)
+        .max()
+        .unwrap_or(0);
     collect(&rx, &mut arrived, 90, "the outbox drained", |a| {
-        a.iter().any(|k| k.1 >= top + 3)
+        a.iter().any(|k| k.1 >= top + 2)
     });
     sigterm(&daemon.0);
     let _ = daemon.0.wait();
