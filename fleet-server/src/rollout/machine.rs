@@ -33,6 +33,12 @@ pub struct Rollout {
     /// The stage being rolled back after an abort.
     pub aborted_stage: Option<usize>,
     pub reason: Option<String>,
+    /// Feedback since the stage started: (canary on the new model, control on the old one).
+    #[serde(default)]
+    pub feedback: Option<(FeedbackCount, FeedbackCount)>,
+    /// An operator resumed after a feedback breach: not checked again until the next stage.
+    #[serde(default)]
+    feedback_accepted: bool,
     tokens: f64,
     tokens_ms: i64,
     pub members: BTreeMap<String, Member>,
@@ -80,6 +86,8 @@ impl Rollout {
             accepted_failures: 0,
             aborted_stage: None,
             reason: None,
+            feedback: None,
+            feedback_accepted: false,
             tokens_ms: now,
             members,
             decisions: Vec::new(),
@@ -113,6 +121,8 @@ impl Rollout {
         self.stage_started_ms = now;
         self.soak_from = None;
         self.accepted_failures = 0;
+        self.feedback = None;
+        self.feedback_accepted = false;
         let stage = self.stage;
         let mut offline = 0;
         for (d, m) in self.members.iter_mut() {
@@ -307,6 +317,7 @@ impl Rollout {
         self.phase = Phase::Running;
         self.reason = None;
         self.accepted_failures = self.count(self.stage).failed;
+        self.feedback_accepted = self.feedback_breach().is_some();
         self.decide(now, "resumed", why.to_string());
         Ok(())
     }
@@ -379,6 +390,28 @@ impl Rollout {
         }
     }
 
+    /// Labelled feedback since the current stage started, on the new model (its devices)
+    /// and on the old one (the group's other devices): the driver's figures.
+    pub fn set_feedback(&mut self, canary: FeedbackCount, control: FeedbackCount) {
+        self.feedback = Some((canary, control));
+    }
+
+    /// Why the feedback criterion halts the rollout, if it does.
+    fn feedback_breach(&self) -> Option<String> {
+        let min = self.plan.feedback_min_labelled as u64;
+        let (canary, control) = self.feedback?;
+        if min == 0 || self.feedback_accepted || canary.labelled < min || control.labelled < min {
+            return None;
+        }
+        let (new, old) = (canary.agreement()?, control.agreement()?);
+        (new < old - self.plan.feedback_max_drop).then(|| {
+            format!(
+                "feedback agreement {new:.2} on the new model ({} labelled) vs {old:.2} on the old                  ({} labelled), more than {} below",
+                canary.labelled, control.labelled, self.plan.feedback_max_drop
+            )
+        })
+    }
+
     fn evaluate(&mut self, now: i64) {
         let c = self.count(self.stage);
         let counted = c.devices - c.offline;
@@ -401,6 +434,15 @@ impl Rollout {
             };
             return;
         }
+        if let Some(why) = self.feedback_breach() {
+            let why = format!("stage {}: {why}", self.stage + 1);
+            let _ = match self.plan.on_failure {
+                OnFailure::Pause => self.pause(now, &why),
+                OnFailure::Abort => self.abort(now, &why),
+            };
+            return;
+        }
+        let p = &self.plan;
         let ok = c.succeeded as u64 * 100 >= p.success_pct as u64 * counted as u64;
         if !ok {
             self.soak_from = None;

@@ -15,6 +15,8 @@ fn plan() -> Plan {
         orders_per_s: 1000,
         min_faces: 0,
         stratify: None,
+        feedback_min_labelled: 0,
+        feedback_max_drop: 0.1,
     }
 }
 
@@ -386,4 +388,42 @@ fn the_state_survives_serialisation() {
     assert!(back.tick(S).is_empty(), "no second order after a reload");
     succeed(&mut back, &first, 2 * S);
     assert_eq!(back.take_dirty(), first);
+}
+
+#[test]
+fn feedback_worse_than_the_control_halts_the_stage() {
+    let p = Plan {
+        soak_ms: 0,
+        feedback_min_labelled: 20,
+        feedback_max_drop: 0.1,
+        ..plan()
+    };
+    let mut r = Rollout::new("r", p, &fleet(20, true), 0);
+    let first = ordered(&r.tick(0));
+    let fc = |labelled, agree| FeedbackCount { labelled, agree };
+    // too few labelled presses on either side: not judged
+    r.set_feedback(fc(10, 0), fc(100, 80));
+    r.tick(S);
+    assert_eq!(r.phase, Phase::Running);
+    // within the allowed drop: fine
+    r.set_feedback(fc(20, 15), fc(100, 80));
+    r.tick(2 * S);
+    assert_eq!(r.phase, Phase::Running);
+    // 0.50 vs 0.80: paused, with both figures in the reason
+    r.set_feedback(fc(20, 10), fc(100, 80));
+    r.tick(3 * S);
+    assert_eq!(r.phase, Phase::Paused);
+    let why = r.reason.clone().unwrap();
+    assert!(why.contains("0.50") && why.contains("0.80"), "{why}");
+    // an operator resumes: accepted for this stage, which then passes
+    r.resume(4 * S, "looked at it").unwrap();
+    succeed(&mut r, &first, 5 * S);
+    r.tick(6 * S);
+    assert_eq!((r.phase, r.stage), (Phase::Running, 1));
+    assert_eq!(r.feedback, None, "a new stage counts afresh");
+    let p = Plan {
+        feedback_max_drop: 1.5,
+        ..plan()
+    };
+    assert!(p.check().unwrap_err().0.contains("feedback_max_drop"));
 }

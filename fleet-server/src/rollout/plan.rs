@@ -40,6 +40,12 @@ pub struct Plan {
     pub min_faces: u32,
     /// Stratify stage membership by this tag key (`board` matches tags `board=…`/`board:…`).
     pub stratify: Option<String>,
+    /// Feedback halt criterion (expression slot): once the stage's devices on the new model
+    /// and the group's devices on the old one each have this many labelled button presses
+    /// since the stage started, the new model's agreement may not fall more than
+    /// `feedback_max_drop` below the old one's (0: not checked).
+    pub feedback_min_labelled: u32,
+    pub feedback_max_drop: f64,
 }
 
 impl Default for Plan {
@@ -56,6 +62,8 @@ impl Default for Plan {
             orders_per_s: 50,
             min_faces: 0,
             stratify: None,
+            feedback_min_labelled: 0,
+            feedback_max_drop: 0.1,
         }
     }
 }
@@ -96,6 +104,9 @@ impl Plan {
         }
         if self.orders_per_s == 0 || self.orders_per_s > 10_000 {
             return bad("`orders_per_s` must be within 1..=10000".into());
+        }
+        if !(0.0..=1.0).contains(&self.feedback_max_drop) {
+            return bad("`feedback_max_drop` must be within 0..=1".into());
         }
         if matches!(&self.stratify, Some(k) if k.trim().is_empty()) {
             return bad("`stratify` names a tag key".into());

@@ -129,3 +129,16 @@ pub struct StageCount {
     pub failed: u32,
     pub rolled_back: u32,
 }
+
+/// Labelled feedback presses and how many of them agreed with the window's dominant emotion.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedbackCount {
+    pub labelled: u64,
+    pub agree: u64,
+}
+
+impl FeedbackCount {
+    pub fn agreement(&self) -> Option<f64> {
+        (self.labelled > 0).then(|| self.agree as f64 / self.labelled as f64)
+    }
+}
