@@ -237,6 +237,12 @@ async fn feed(
         let reason = s.reason.map(|c| c.as_str());
         r.report(&id, rep, reason, s.at_ms as i64, now);
     }
+    if meta.slot == Slot::Expression.as_str() && r.plan.feedback_min_labelled > 0 {
+        let (canary, control) = store
+            .group_feedback(&meta.group, &meta.model, r.stage_started_ms)
+            .await?;
+        r.set_feedback(canary, control);
+    }
     let watching: Vec<(String, i64)> = r
         .members
         .iter()

@@ -8,7 +8,9 @@ pub mod orders;
 pub mod plan;
 pub mod types;
 
-pub use machine::{Action, Decision, Member, Phase, Progress, Report, Rollout, StageCount, Window};
+pub use machine::{
+    Action, Decision, FeedbackCount, Member, Phase, Progress, Report, Rollout, StageCount, Window,
+};
 pub use plan::{OnFailure, Plan, PlanError};
 
 /// Rollouts per phase and their devices per progress, over the active rollouts (for

@@ -8,7 +8,7 @@
 
 use super::rows::values;
 use super::{Store, StoreError};
-use crate::rollout::{Decision, Member, Rollout};
+use crate::rollout::{Decision, FeedbackCount, Member, Rollout};
 use serde::Serialize;
 use sqlx::Row;
 
@@ -159,6 +159,34 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// Labelled feedback presses since `from_ms` by a group's devices: (on `model`, on any
+    /// other model).
+    pub async fn group_feedback(
+        &self,
+        group: &str,
+        model: &str,
+        from_ms: i64,
+    ) -> Result<(FeedbackCount, FeedbackCount), StoreError> {
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT CAST(CASE WHEN f.model = $2 THEN 1 ELSE 0 END AS BIGINT), COUNT(*), \
+             CAST(COALESCE(SUM(f.agrees), 0) AS BIGINT) FROM feedback f JOIN device_groups g \
+             ON g.device_id = f.device_id WHERE g.grp = $1 AND f.ts_ms >= $3 \
+             AND f.agrees IS NOT NULL GROUP BY 1",
+        )
+        .bind(group)
+        .bind(model)
+        .bind(from_ms)
+        .fetch_all(self.pool())
+        .await?;
+        let (mut new, mut old) = (FeedbackCount::default(), FeedbackCount::default());
+        for (is_new, n, agree) in rows {
+            let c = if is_new == 1 { &mut new } else { &mut old };
+            c.labelled += n.max(0) as u64;
+            c.agree += agree.max(0) as u64;
+        }
+        Ok((new, old))
     }
 
     /// Take or renew the lease `name` for `ttl_ms`: true when `holder` has it.
@@ -558,5 +586,45 @@ mod tests {
                 .unwrap()
         );
         assert_eq!(store.rollouts(true).await.unwrap().len(), 1);
+
+        // labelled feedback of the group, by model, since a time
+        sqlx::query("INSERT INTO devices (id, first_seen_ms, last_seen_ms) VALUES ('d1', 0, 0), ('d2', 0, 0), ('x', 0, 0)")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        store
+            .set_groups("d1", &["lobby".into()], &[])
+            .await
+            .unwrap();
+        store
+            .set_groups("d2", &["lobby".into()], &[])
+            .await
+            .unwrap();
+        store.set_groups("x", &["other".into()], &[]).await.unwrap();
+        for (dev, ts, model, agrees) in [
+            ("d1", 100, "m@2", Some(1)),
+            ("d1", 101, "m@2", Some(0)),
+            ("d1", 50, "m@2", Some(0)), // before the stage
+            ("d2", 102, "m@1", Some(1)),
+            ("d2", 103, "m@1", None),   // no label
+            ("x", 104, "m@2", Some(0)), // another group
+        ] {
+            sqlx::query(
+                "INSERT INTO feedback (device_id, boot_id, ts_ms, kind, label, model, dominant, agrees) \
+                 VALUES ($1, 1, $2, 'button', 'happy', $3, 'happy', $4)",
+            )
+            .bind(dev)
+            .bind(ts)
+            .bind(model)
+            .bind(agrees)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+        let (new, old) = store.group_feedback("lobby", "m@2", 100).await.unwrap();
+        assert_eq!(
+            (new.labelled, new.agree, old.labelled, old.agree),
+            (2, 1, 1, 1)
+        );
     }
 }

@@ -441,6 +441,8 @@ fn postgres_two_replicas_one_drives_and_a_killed_driver_hands_over_without_a_sec
     let plan = serde_json::json!({
         "stages": [1, 50, 100], "soak_ms": 1500, "healthy_windows": 2, "timeout_ms": 30000,
         "success_pct": 100, "min_failures": 1,
+        // the feedback criterion's query runs every tick (no presses: never a breach)
+        "feedback_min_labelled": 1000,
     });
     let r = call(
         &b.http,
