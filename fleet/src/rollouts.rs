@@ -54,6 +54,13 @@ pub enum RolloutsCmd {
         /// Stratify stage membership by this tag key (tags KEY=VALUE or KEY:VALUE).
         #[arg(long)]
         stratify: Option<String>,
+        /// Halt when, with at least this many labelled presses on each side since the stage
+        /// started, the new model's feedback agreement is more than --feedback-max-drop below
+        /// the old model's in the group (0: not checked).
+        #[arg(long, default_value_t = 0)]
+        feedback_min_labelled: u32,
+        #[arg(long, default_value_t = 0.1)]
+        feedback_max_drop: f64,
         #[command(flatten)]
         api: Api,
     },
@@ -169,6 +176,8 @@ pub fn run(cmd: RolloutsCmd, print: impl Fn(serde_json::Value)) -> Result<()> {
             orders_per_s,
             min_faces,
             stratify,
+            feedback_min_labelled,
+            feedback_max_drop,
             api,
         } => {
             let archive = std::fs::read(&package)
@@ -188,6 +197,8 @@ pub fn run(cmd: RolloutsCmd, print: impl Fn(serde_json::Value)) -> Result<()> {
                     "success_pct": success_pct, "failure_pct": failure_pct,
                     "min_failures": min_failures, "on_failure": on_failure,
                     "orders_per_s": orders_per_s, "min_faces": min_faces, "stratify": stratify,
+                    "feedback_min_labelled": feedback_min_labelled,
+                    "feedback_max_drop": feedback_max_drop,
                 },
             });
             print(request(&api, "POST", "/api/v1/rollouts", Some(body))?);
