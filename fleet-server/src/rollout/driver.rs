@@ -5,7 +5,7 @@
 //! publishes the orders it recorded. A crash between save and publish loses an order (the
 //! device times out and counts as failed), never sends one twice.
 
-use super::machine::{Action, Progress, Report, Rollout, Window};
+use super::machine::{Action, Progress, Report, Rollout, WINDOW_LAG_MS, Window};
 use super::orders::{self, Offer, Order, Where};
 use crate::mqtt::MqttConfig;
 use crate::store::{DRIVER_LEASE, RolloutMeta, Store, StoreError};
@@ -247,7 +247,7 @@ async fn feed(
         .members
         .iter()
         .filter(|(_, m)| matches!(m.progress, Progress::Ordered | Progress::Active))
-        .map(|(d, m)| (d.clone(), m.window_ms))
+        .map(|(d, m)| (d.clone(), m.window_ms - WINDOW_LAG_MS))
         .collect();
     let expression = meta.slot == Slot::Expression.as_str();
     for (d, after) in watching {

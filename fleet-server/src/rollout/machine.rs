@@ -71,6 +71,7 @@ impl Rollout {
                     window_ms: 0,
                     stalls: None,
                     orders: 0,
+                    seen: Vec::new(),
                 };
                 (d.clone(), m)
             })
@@ -202,12 +203,20 @@ impl Rollout {
         let Some(m) = self.members.get_mut(device) else {
             return;
         };
-        if w.end_ms <= m.window_ms {
+        if w.end_ms <= m.window_ms - WINDOW_LAG_MS || m.seen.contains(&w.end_ms) {
             return;
         }
-        m.window_ms = w.end_ms;
-        let stalled = matches!(m.stalls, Some((b, s)) if b == w.boot_id && w.stalls > s);
-        m.stalls = Some((w.boot_id, w.stalls));
+        if m.seen.len() >= SEEN {
+            m.seen.remove(0);
+        }
+        m.seen.push(w.end_ms);
+        // stalls are counted since the device's start: compare with the newest window only
+        let newest = w.end_ms > m.window_ms;
+        let stalled = newest && matches!(m.stalls, Some((b, s)) if b == w.boot_id && w.stalls > s);
+        if newest {
+            m.window_ms = w.end_ms;
+            m.stalls = Some((w.boot_id, w.stalls));
+        }
         self.dirty.insert(device.to_string());
         if m.progress == Progress::Ordered {
             // windows on the new model say it is active even if the state was missed
@@ -291,6 +300,7 @@ impl Rollout {
             window_ms: 0,
             stalls: None,
             orders: 0,
+            seen: Vec::new(),
         };
         self.members.insert(device.to_string(), m);
         self.dirty.insert(device.to_string());

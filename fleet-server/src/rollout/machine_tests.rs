@@ -369,8 +369,59 @@ fn stale_reports_and_windows_are_ignored() {
         r.members["d000"].healthy, 1,
         "a redelivered window counts once"
     );
-    r.window("d000", &good(30 * S), 30 * S);
+    // a window stored late (older than the newest counted, within the lag) still counts
+    r.window("d000", &good(15 * S), 30 * S);
     assert_eq!(r.members["d000"].progress, Progress::Healthy);
+    assert_eq!(
+        r.members["d000"].window_ms,
+        20 * S,
+        "the newest stays the newest"
+    );
+    // far older ones do not
+    let mut late = Rollout::new("r", plan(), &fleet(1, true), 0);
+    late.tick(0);
+    late.report("d000", Report::Active, None, 1, 0);
+    late.window(
+        "d000",
+        &Window {
+            stalls: 2,
+            ..good(100 * S)
+        },
+        100 * S,
+    );
+    late.window("d000", &good(100 * S - WINDOW_LAG_MS), 100 * S);
+    assert_eq!(late.members["d000"].healthy, 1);
+    // an older window with a lower stall count is no stall, nor makes the next one a stall
+    late.window(
+        "d000",
+        &Window {
+            stalls: 2,
+            ..good(110 * S)
+        },
+        110 * S,
+    );
+    late.window(
+        "d000",
+        &Window {
+            stalls: 1,
+            ..good(105 * S)
+        },
+        110 * S,
+    );
+    late.window(
+        "d000",
+        &Window {
+            stalls: 2,
+            ..good(120 * S)
+        },
+        120 * S,
+    );
+    assert_eq!(
+        late.members["d000"].progress,
+        Progress::Healthy,
+        "{:?}",
+        late.members["d000"]
+    );
     // unknown devices change nothing
     r.report("nobody", Report::Active, None, 40 * S, 40 * S);
     r.window("nobody", &good(40 * S), 40 * S);

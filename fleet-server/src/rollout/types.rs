@@ -3,6 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Windows ending this long before the newest one seen are still read (and counted when not
+/// seen before).
+pub const WINDOW_LAG_MS: i64 = 30_000;
+/// Window ends remembered per device.
+pub const SEEN: usize = 64;
+
 /// Device clocks may lag the backend's by this much: windows ending this long before an
 /// order are still read.
 pub const WINDOW_MARGIN_MS: i64 = 5 * 60 * 1000;
@@ -78,6 +84,11 @@ pub struct Member {
     pub stalls: Option<(u32, u64)>,
     /// Orders sent to this device (restart tests check there is never a second one).
     pub orders: u32,
+    /// Ends of the windows counted lately (at most [`SEEN`]): windows are read again within
+    /// [`WINDOW_LAG_MS`] of the newest, so that one stored late (another replica committed
+    /// it after a newer one) still counts, and once.
+    #[serde(default)]
+    pub seen: Vec<i64>,
 }
 
 /// What a device reported about the rollout's model on `models/state`.

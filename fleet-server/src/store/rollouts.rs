@@ -141,8 +141,8 @@ impl Store {
         .await?)
     }
 
-    /// Raw summaries (postcard) of `device` whose window ended after `after_ms`, oldest
-    /// first, at most `limit`.
+    /// Raw summaries (postcard) of `device` whose window ended after `after_ms`: the newest
+    /// `limit`, oldest first.
     pub async fn summaries_after(
         &self,
         device: &str,
@@ -151,14 +151,14 @@ impl Store {
     ) -> Result<Vec<Vec<u8>>, StoreError> {
         let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
             "SELECT body FROM summaries WHERE device_id = $1 AND window_end_ms > $2 \
-             ORDER BY window_end_ms LIMIT $3",
+             ORDER BY window_end_ms DESC LIMIT $3",
         )
         .bind(device)
         .bind(after_ms)
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.into_iter().map(|r| r.0).collect())
+        Ok(rows.into_iter().rev().map(|r| r.0).collect())
     }
 
     /// Labelled feedback presses since `from_ms` by a group's devices: (on `model`, on any
