@@ -4,7 +4,8 @@
 //! JSON object per line), so tests can count them.
 
 use crate::sim::{SimOptions, summary};
-use emotiond_wire::signed::{Order, Slot, parse_set};
+use emotiond_wire::order::{OrderAuth, verify_order};
+use emotiond_wire::signed::{Order, Slot, VerifyingKey, parse_set};
 use emotiond_wire::state::RejectCode;
 use emotiond_wire::summary::Encoding;
 use emotiond_wire::{ModelState, Topics, UpdateState};
@@ -66,10 +67,46 @@ struct Device {
     seq: u64,
 }
 
+/// Whether a simulated device follows an order that came on `topic`: with `trusted` keys, as
+/// a device with `updates.require_signed_orders` (the default) decides: signed by one of
+/// them, for this topic; without, any order (`require_signed_orders = false`). `Err`: the
+/// refusal the device publishes (the order's own, not tied to a slot).
+pub fn admit(payload: &[u8], topic: &str, trusted: &[VerifyingKey]) -> Result<(), ModelState> {
+    if trusted.is_empty() {
+        return Ok(());
+    }
+    let refuse = |code: RejectCode, why: &str| {
+        let mut m = ModelState::unattached(code, why);
+        m.topic = Some(topic.to_string());
+        m
+    };
+    match verify_order(payload, trusted) {
+        Err(e) => Err(refuse(e.code, &e.detail)),
+        Ok(OrderAuth::Unsigned) => Err(refuse(
+            RejectCode::BadOrderSignature,
+            "the order is not signed (simulated device requiring signed orders)",
+        )),
+        Ok(OrderAuth::Signed { .. }) => {
+            let named = serde_json::from_slice::<serde_json::Value>(payload)
+                .ok()
+                .and_then(|v| v.get("topic").and_then(|t| t.as_str()).map(str::to_string));
+            match named {
+                Some(t) if t != topic => Err(refuse(
+                    RejectCode::BadOrderSignature,
+                    &format!("the order is signed for {t}, it arrived on {topic}"),
+                )),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
 /// Run `o.devices` answering devices for `run_for`; `report` gets one JSON object per order.
+/// `trusted`: see [`admit`].
 pub async fn run(
     o: &SimOptions,
     behaviours: &[Behaviour],
+    trusted: &[VerifyingKey],
     run_for: Duration,
     mut report: impl FnMut(serde_json::Value),
 ) -> anyhow::Result<()> {
@@ -175,9 +212,15 @@ pub async fn run(
                     Err(_) => "malformed",
                 };
                 let at = crate::now_ms();
-                report(serde_json::json!({"event": "order", "device_id": d.id, "action": action, "at_ms": at}));
                 let t = Topics::new(&o.prefix, &d.id);
                 let now = crate::now_ms() as u64;
+                if let Err(refusal) = admit(&p.payload, &p.topic, trusted) {
+                    let reason = refusal.reason.map(|r| r.as_str());
+                    report(serde_json::json!({"event": "order", "device_id": d.id, "action": action, "at_ms": at, "refused": reason}));
+                    client.publish(&t.models_state, QoS::AtLeastOnce, true, refusal.at(now).to_json()).await?;
+                    continue;
+                }
+                report(serde_json::json!({"event": "order", "device_id": d.id, "action": action, "at_ms": at}));
                 let mut states = Vec::new();
                 match (order, d.behaviour) {
                     (Ok(Order::Install(i)), Behaviour::Accept | Behaviour::Unhealthy) => {

@@ -6,7 +6,10 @@ use anyhow::{Context, Result};
 use emotion_fleet_server::homeassistant::HaConfig;
 use emotion_fleet_server::mqtt::{MqttConfig, Tls};
 use emotion_fleet_server::rollout::driver::DriverConfig;
+use emotion_fleet_server::rollout::orders::OrderSigner;
 use emotion_fleet_server::{serve, sim, sim_orders};
+use emotiond_wire::order::Endorsement;
+use emotiond_wire::signed;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -68,6 +71,45 @@ pub struct ServeArgs {
     /// replica takes over within this.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=600))]
     pub rollout_lease: u64,
+    /// Sign rollout orders with this secret key (`keygen`; mode 0600): devices refuse
+    /// unsigned orders by default (`updates.require_signed_orders`). Best a key of the
+    /// backend's own, endorsed by the operator's (--order-endorsement).
+    #[arg(long, value_name = "FILE", env = "EMOTION_FLEET_ORDER_KEY")]
+    pub order_key: Option<PathBuf>,
+    /// The operator's endorsement of the --order-key's public key (`endorse`), carried in
+    /// every order: devices that trust the operator's key come to trust the backend's.
+    #[arg(long, value_name = "FILE", requires = "order_key")]
+    pub order_endorsement: Option<PathBuf>,
+}
+
+/// The rollouts' order signer of `serve --order-key [--order-endorsement]`.
+fn order_signer(
+    key: Option<&std::path::Path>,
+    endorsement: Option<&std::path::Path>,
+) -> Result<Option<std::sync::Arc<OrderSigner>>> {
+    let Some(key) = key else { return Ok(None) };
+    let text = std::fs::read_to_string(key)
+        .with_context(|| format!("--order-key {}: cannot read it", key.display()))?;
+    let sk = signed::parse_secret(&text).with_context(|| {
+        format!(
+            "--order-key {}: not a secret key made by keygen",
+            key.display()
+        )
+    })?;
+    let e = endorsement
+        .map(|p| -> Result<Endorsement> {
+            let b = std::fs::read(p)
+                .with_context(|| format!("--order-endorsement {}: cannot read it", p.display()))?;
+            serde_json::from_slice(&b).with_context(|| {
+                format!(
+                    "--order-endorsement {}: not an endorsement (emotion-fleet endorse)",
+                    p.display()
+                )
+            })
+        })
+        .transpose()?;
+    let s = OrderSigner::new(sk, e).map_err(anyhow::Error::msg)?;
+    Ok(Some(std::sync::Arc::new(s)))
 }
 
 /// TLS to the broker: the flags of `serve`, `rollout` and `rollback`.
@@ -150,6 +192,11 @@ pub struct SimArgs {
     /// summary every --window-ms and print one JSON line per order received.
     #[arg(long, value_name = "SPEC")]
     pub answer_orders: Option<String>,
+    /// With --answer-orders: the devices trust these public keys (`keygen`'s fleet.pub) and,
+    /// as real devices do by default, refuse an order not signed by one of them, or signed
+    /// for another topic (reason bad_order_signature). Without: they follow any order.
+    #[arg(long, value_name = "FILE", requires = "answer_orders")]
+    pub trust: Vec<PathBuf>,
     /// With --answer-orders: seconds to run.
     #[arg(long, default_value_t = 60)]
     pub run_for: u64,
@@ -172,6 +219,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 pub fn serve(a: ServeArgs) -> Result<()> {
     let replica = a.replica.unwrap_or_else(hostname);
+    let signer = order_signer(a.order_key.as_deref(), a.order_endorsement.as_deref())?;
     let opts = serve::Options {
         data: a.data,
         db: a.db,
@@ -198,6 +246,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             tick: std::time::Duration::from_secs(a.rollout_tick),
             lease_ms: a.rollout_lease as i64 * 1000,
             holder: replica.clone(),
+            signer,
         },
     };
     runtime()?.block_on(async move {
@@ -241,7 +290,17 @@ pub fn simulate(a: SimArgs) -> Result<()> {
     if let Some(spec) = a.answer_orders {
         let b = sim_orders::parse_behaviours(&spec, o.devices).map_err(anyhow::Error::msg)?;
         let run_for = std::time::Duration::from_secs(a.run_for);
-        return runtime()?.block_on(sim_orders::run(&o, &b, run_for, |v| {
+        let trusted = a
+            .trust
+            .iter()
+            .map(|p| {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("--trust {}: cannot read it", p.display()))?;
+                signed::parse_public(&text)
+                    .with_context(|| format!("--trust {}: not a public key", p.display()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        return runtime()?.block_on(sim_orders::run(&o, &b, &trusted, run_for, |v| {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{v}");

@@ -5,8 +5,8 @@
 //! publishes the orders it recorded. A crash between save and publish loses an order (the
 //! device times out and counts as failed), never sends one twice.
 
-use super::machine::{Action, Progress, Report, Rollout, WINDOW_LAG_MS, Window};
-use super::orders::{self, Offer, Order, Where};
+use super::machine::{Action, Progress, Report, Rollout, WINDOW_LAG_MS, WINDOW_MARGIN_MS, Window};
+use super::orders::{self, Offer, Order, OrderSigner, Where};
 use crate::mqtt::MqttConfig;
 use crate::store::{DRIVER_LEASE, RolloutMeta, Store, StoreError};
 use crate::{Metrics, now_ms};
@@ -28,6 +28,9 @@ pub struct DriverConfig {
     pub lease_ms: i64,
     /// This replica's name in the lease.
     pub holder: String,
+    /// Signs every order (`serve --order-key`); `None`: unsigned orders, which devices
+    /// refuse unless `updates.require_signed_orders = false`.
+    pub signer: Option<Arc<OrderSigner>>,
 }
 
 impl Default for DriverConfig {
@@ -36,6 +39,7 @@ impl Default for DriverConfig {
             tick: Duration::from_secs(5),
             lease_ms: 30_000,
             holder: format!("emotion-fleet-{}", std::process::id()),
+            signer: None,
         }
     }
 }
@@ -51,6 +55,12 @@ pub async fn run(
     metrics: Arc<Metrics>,
     mut stop: watch::Receiver<bool>,
 ) {
+    match &cfg.signer {
+        Some(s) => log::info!("rollouts: orders are signed by key {}", s.key_id()),
+        None => log::warn!(
+            "rollouts: orders are unsigned (no --order-key): devices refuse them unless updates.require_signed_orders = false"
+        ),
+    }
     let client_id = format!("{}-rollouts", mqtt.client_id);
     let mut opts = match mqtt.options(&client_id) {
         Ok(o) => o,
@@ -134,7 +144,7 @@ impl Driver {
             let Some((meta, mut r)) = self.store.load_rollout(&meta.id).await? else {
                 continue;
             };
-            feed(&self.store, &meta, &mut r, now).await?;
+            feed(&self.store, &self.prefix, &meta, &mut r, now).await?;
             let actions = r.tick(now);
             let offer = if actions.iter().any(|a| matches!(a, Action::Order(_))) {
                 Some(self.offer(&meta).await?)
@@ -150,13 +160,18 @@ impl Driver {
                 continue;
             }
             let slot: Slot = meta.slot.parse().map_err(TickError::Package)?;
+            let signed_at = std::time::SystemTime::now();
             for a in &actions {
-                let (device, payload) = match (a, &offer) {
-                    (Action::Order(d), Some(o)) => (d, orders::order_payload(&Order::Install(o))),
-                    (Action::Rollback(d), _) => (d, orders::order_payload(&Order::Rollback(slot))),
+                let (device, order) = match (a, &offer) {
+                    (Action::Order(d), Some(o)) => (d, Order::Install(o)),
+                    (Action::Rollback(d), _) => (d, Order::Rollback(slot)),
                     (Action::Order(_), None) => continue,
                 };
                 let topic = topics::Topics::new(&self.prefix, device).models_set;
+                let payload = match &self.cfg.signer {
+                    Some(s) => s.payload(&order, &topic, signed_at),
+                    None => orders::order_payload(&order),
+                };
                 self.client
                     .publish(topic, QoS::AtLeastOnce, true, payload)
                     .await?;
@@ -199,6 +214,7 @@ impl Driver {
 /// What the rollout's devices reported since the last tick.
 async fn feed(
     store: &Store,
+    prefix: &str,
     meta: &RolloutMeta,
     r: &mut Rollout,
     now: i64,
@@ -236,6 +252,29 @@ async fn feed(
         };
         let reason = s.reason.map(|c| c.as_str());
         r.report(&id, rep, reason, s.at_ms as i64, now);
+    }
+    // A refusal of the order itself (unsigned, signed by a key the device does not trust,
+    // for another topic, expired, replayed): the device cannot tie it to a slot and names the
+    // topic it came on instead. One on the device's own topic since its order fails it.
+    for (id, json) in store.group_model_states(&meta.group, "").await? {
+        let Some(m) = r.members.get(&id) else {
+            continue;
+        };
+        if !matches!(m.progress, Progress::Ordered | Progress::RollbackOrdered) {
+            continue;
+        }
+        let Ok(s) = serde_json::from_str::<ModelState>(&json) else {
+            continue;
+        };
+        let own = topics::Topics::new(prefix, &id).models_set;
+        if s.state != UpdateState::Rejected
+            || s.topic.as_deref() != Some(own.as_str())
+            || (s.at_ms as i64) < m.since_ms - WINDOW_MARGIN_MS
+        {
+            continue;
+        }
+        let reason = s.reason.map(|c| c.as_str());
+        r.report(&id, Report::Rejected, reason, s.at_ms as i64, now);
     }
     if meta.slot == Slot::Expression.as_str() && r.plan.feedback_min_labelled > 0 {
         let (canary, control) = store

@@ -1,10 +1,13 @@
 //! What goes on the wire to order a device: the package's retained chunks and the
-//! `models/set` message. [`order_payload`] builds every `models/set` payload, for the
-//! backend's rollouts and for `emotion-fleet rollout`/`rollback` alike (signed orders hook
-//! in there).
+//! `models/set` message. [`order_message`] builds every `models/set` message of the
+//! backend's rollouts; [`OrderSigner`] signs it for the one topic it is published on (what
+//! devices require by default: `updates.require_signed_orders`), [`order_payload`] leaves it
+//! unsigned (for fleets that turned that off).
 
-use emotiond_wire::signed::{self, Action, Chunks, SetMessage, SignatureFile, Slot};
+use emotiond_wire::order::{self, Endorsement};
+use emotiond_wire::signed::{self, Action, Chunks, SetMessage, SignatureFile, SigningKey, Slot};
 use emotiond_wire::topics;
+use std::time::SystemTime;
 
 /// Largest chunk: the daemon's MQTT client takes packets up to 256 KiB, topic included.
 pub const MAX_CHUNK: usize = 192 * 1024;
@@ -38,9 +41,9 @@ pub enum Order<'a> {
     Rollback(Slot),
 }
 
-/// The `models/set` payload (JSON) of an order: the one place it is made.
-pub fn order_payload(order: &Order) -> Vec<u8> {
-    let msg = match order {
+/// The `models/set` message of an order: the one place it is made.
+pub fn order_message(order: &Order) -> SetMessage {
+    match order {
         Order::Install(o) => {
             let mut m = SetMessage::new(o.slot, Action::Install);
             m.name = Some(o.name.clone());
@@ -56,13 +59,70 @@ pub fn order_payload(order: &Order) -> Vec<u8> {
             m
         }
         Order::Rollback(slot) => SetMessage::new(*slot, Action::Rollback),
-    };
-    let mut v = serde_json::to_value(&msg).unwrap_or_default();
+    }
+}
+
+/// The unsigned `models/set` payload (JSON) of an order, for devices with
+/// `updates.require_signed_orders = false`.
+pub fn order_payload(order: &Order) -> Vec<u8> {
+    let mut v = serde_json::to_value(order_message(order)).unwrap_or_default();
     // only the keys that say something (as `emotion-fleet rollback` always published)
     if let Some(m) = v.as_object_mut() {
         m.retain(|_, x| !x.is_null());
     }
     v.to_string().into_bytes()
+}
+
+/// Signs the backend's orders (`serve --order-key`): with the operator's key, or better a
+/// key of the backend's own that the operator endorsed (`emotion-fleet endorse`), carried in
+/// every order so a device that trusts the operator's key learns to trust the backend's.
+pub struct OrderSigner {
+    key: SigningKey,
+    endorsement: Option<Endorsement>,
+}
+
+impl std::fmt::Debug for OrderSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrderSigner")
+            .field("key_id", &self.key_id())
+            .field("endorsed_by", &self.endorsement.as_ref().map(|e| &e.by))
+            .finish()
+    }
+}
+
+impl OrderSigner {
+    /// `endorsement` must name `key` (checked here, so a wrong pair fails at start, not on
+    /// every device; whether its endorser is trusted is each device's decision).
+    pub fn new(key: SigningKey, endorsement: Option<Endorsement>) -> Result<Self, String> {
+        if let Some(e) = &endorsement {
+            let public = key.verifying_key();
+            let named = signed::parse_public(&e.key)
+                .map_err(|err| format!("the endorsement's key does not parse: {err}"))?;
+            if named != public {
+                return Err(format!(
+                    "the endorsement is for key {}, not the order key {}",
+                    signed::key_id(&named),
+                    signed::key_id(&public)
+                ));
+            }
+        }
+        Ok(OrderSigner { key, endorsement })
+    }
+
+    /// The signing key's id (what devices report in their logs and reasons).
+    pub fn key_id(&self) -> String {
+        signed::key_id(&self.key.verifying_key())
+    }
+
+    /// The signed payload of `order` for `topic` (a device refuses it on any other), issued
+    /// `now`; its `seq` is the issue time in ms, so a later order (a rollback after the
+    /// install) supersedes an earlier one.
+    pub fn payload(&self, order: &Order, topic: &str, now: SystemTime) -> Vec<u8> {
+        let mut m = order_message(order);
+        m.topic = Some(topic.to_string());
+        m.endorsement = self.endorsement.clone();
+        order::signed_order(&m, &self.key, now)
+    }
 }
 
 /// The package in retained chunks under `<prefix>/packages/<sha256>`: where, and the
@@ -170,6 +230,47 @@ mod tests {
             serde_json::json!({"slot": "detector", "action": "rollback"})
         );
         assert_eq!(parse_set(&p).unwrap(), Parsed::Rollback(Slot::Detector));
+    }
+
+    #[test]
+    fn signed_payloads_verify_for_their_topic_and_carry_the_endorsement() {
+        use emotiond_wire::order::{OrderAuth, endorse, parse_order, verify_order};
+        let operator = signed::generate_key().unwrap();
+        let backend = signed::generate_key().unwrap();
+        let e = endorse(&backend.verifying_key(), &operator);
+        // an endorsement of another key is refused up front
+        let other = signed::generate_key().unwrap();
+        let err = OrderSigner::new(other, Some(e.clone())).unwrap_err();
+        assert!(err.contains("not the order key"), "{err}");
+
+        let s = OrderSigner::new(backend.clone(), Some(e)).unwrap();
+        let t = "emotiond/kiosk-1/models/set";
+        let now = std::time::SystemTime::now();
+        let p = s.payload(&Order::Install(&offer()), t, now);
+        // a device that trusts only the operator verifies it and learns the backend's key
+        match verify_order(&p, &[operator.verifying_key()]).unwrap() {
+            OrderAuth::Signed { key_id, new_key } => {
+                assert_eq!(key_id, s.key_id());
+                assert_eq!(*new_key.unwrap(), backend.verifying_key());
+            }
+            OrderAuth::Unsigned => panic!("unsigned"),
+        }
+        let (order, fresh) = parse_order(&p).unwrap();
+        assert!(matches!(order, Parsed::Install(_)));
+        assert_eq!(fresh.topic.as_deref(), Some(t));
+        assert!(fresh.seq.is_some() && fresh.issued_at_ms == fresh.seq);
+        // a later rollback supersedes it (a higher seq)
+        let later = now + std::time::Duration::from_secs(1);
+        let r = s.payload(&Order::Rollback(Slot::Expression), t, later);
+        assert!(parse_order(&r).unwrap().1.seq > fresh.seq);
+        // one changed byte and it does not verify
+        let forged = String::from_utf8(p).unwrap().replace("\"emo\"", "\"emx\"");
+        assert!(verify_order(forged.as_bytes(), &[operator.verifying_key()]).is_err());
+        // without an endorsement, a device must trust the backend's key itself
+        let plain = OrderSigner::new(backend.clone(), None).unwrap();
+        let p = plain.payload(&Order::Install(&offer()), t, now);
+        assert!(verify_order(&p, &[operator.verifying_key()]).is_err());
+        assert!(verify_order(&p, &[backend.verifying_key()]).is_ok());
     }
 
     #[test]

@@ -47,10 +47,27 @@ struct Devices {
 }
 
 impl Devices {
+    /// Devices that follow any order (`updates.require_signed_orders = false`).
     fn start(broker: u16, first: usize, n: usize, spec: &str) -> Devices {
-        let mut child = Command::new(BIN)
-            .args(["simulate", "--mqtt-host", "127.0.0.1", "--mqtt-port"])
-            .arg(broker.to_string())
+        Devices::start_trusting(broker, first, n, spec, None)
+    }
+
+    /// With `trust` (a public key file): devices that, as real ones by default, refuse an
+    /// order not signed by that key for their own topic.
+    fn start_trusting(
+        broker: u16,
+        first: usize,
+        n: usize,
+        spec: &str,
+        trust: Option<&Path>,
+    ) -> Devices {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["simulate", "--mqtt-host", "127.0.0.1", "--mqtt-port"])
+            .arg(broker.to_string());
+        if let Some(t) = trust {
+            cmd.arg("--trust").arg(t);
+        }
+        let mut child = cmd
             .args(["--id-prefix", "ro-", "--first", &first.to_string()])
             .args(["--devices", &n.to_string(), "--answer-orders", spec])
             .args(["--window-ms", "500", "--run-for", "300"])
@@ -70,6 +87,19 @@ impl Devices {
             }
         });
         Devices { child, orders }
+    }
+
+    /// The orders devices refused (`refused`: the reason), as (device, reason).
+    fn refused(&self) -> Vec<(String, String)> {
+        self.orders
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|o| {
+                let r = o["refused"].as_str()?;
+                Some((o["device_id"].as_str()?.to_string(), r.to_string()))
+            })
+            .collect()
     }
 
     /// Orders of `action` each device received.
@@ -139,10 +169,14 @@ fn stages_advance_through_a_restart_without_duplicate_orders_and_late_joiners_fo
     let broker = Broker::start();
     let data = tempfile::tempdir().unwrap();
     let (archive, sig) = signed_package(data.path());
-    let serve = Serve::start_with(broker.port, data.path(), None, "a", FAST);
+    // orders signed with the operator's key, which the devices trust (and require)
+    let key = data.path().join("keys/fleet.key").display().to_string();
+    let public = data.path().join("keys/fleet.pub");
+    let signed: Vec<&str> = FAST.iter().copied().chain(["--order-key", &key]).collect();
+    let serve = Serve::start_with(broker.port, data.path(), None, "a", &signed);
     let token = serve.admin_token();
     // six devices, the first offline all along
-    let devices = Devices::start(broker.port, 0, 6, "offline:1");
+    let devices = Devices::start_trusting(broker.port, 0, 6, "offline:1", Some(&public));
     group(&serve.http, &token, &ids(0, 6), "g");
 
     let plan = serde_json::json!({
@@ -189,7 +223,7 @@ fn stages_advance_through_a_restart_without_duplicate_orders_and_late_joiners_fo
         (status(&serve.http, &token, &id)["stage"] == 2).then_some(())
     });
     serve.kill();
-    let serve = Serve::start_with(broker.port, data.path(), None, "a", FAST);
+    let serve = Serve::start_with(broker.port, data.path(), None, "a", &signed);
     let done = wait_until(90, "the rollout done", || {
         let s = status(&serve.http, &token, &id);
         (s["phase"] == "done").then_some(s)
@@ -223,7 +257,7 @@ fn stages_advance_through_a_restart_without_duplicate_orders_and_late_joiners_fo
     }
 
     // a device that joins the group now gets the model
-    let late = Devices::start(broker.port, 10, 1, "");
+    let late = Devices::start_trusting(broker.port, 10, 1, "", Some(&public));
     group(&serve.http, &token, &ids(10, 1), "g");
     wait_until(60, "the late joiner healthy", || {
         let s = status(&serve.http, &token, &id);
@@ -236,6 +270,8 @@ fn stages_advance_through_a_restart_without_duplicate_orders_and_late_joiners_fo
         (ok == 6).then_some(())
     });
     assert_eq!(late.count("install").get("ro-10"), Some(&1));
+    assert_eq!(devices.refused(), [], "every order verified");
+    assert_eq!(late.refused(), [], "the late joiner's order verified");
     let audit = call(&serve.http, "GET", "/api/v1/audit", &token, None).json();
     assert!(
         audit
@@ -257,10 +293,13 @@ fn failures_pause_and_an_abort_rolls_the_failed_stage_back() {
     let broker = Broker::start();
     let data = tempfile::tempdir().unwrap();
     let (archive, sig) = signed_package(data.path());
-    let serve = Serve::start_with(broker.port, data.path(), None, "a", FAST);
+    let key = data.path().join("keys/fleet.key").display().to_string();
+    let signed: Vec<&str> = FAST.iter().copied().chain(["--order-key", &key]).collect();
+    let serve = Serve::start_with(broker.port, data.path(), None, "a", &signed);
     let token = serve.admin_token();
     // every device goes active, then delivers windows without frames
-    let devices = Devices::start(broker.port, 0, 4, "unhealthy:4");
+    let public = data.path().join("keys/fleet.pub");
+    let devices = Devices::start_trusting(broker.port, 0, 4, "unhealthy:4", Some(&public));
     group(&serve.http, &token, &ids(0, 4), "g");
     let plan = serde_json::json!({
         "stages": [25, 100], "soak_ms": 1000, "healthy_windows": 2, "timeout_ms": 30000,
@@ -313,6 +352,11 @@ fn failures_pause_and_an_abort_rolls_the_failed_stage_back() {
         "later stages never ordered: {s}"
     );
     assert_eq!(devices.count("rollback").get(&canary), Some(&1));
+    assert_eq!(
+        devices.refused(),
+        [],
+        "the install and the rollback verified"
+    );
     let installs = devices.count("install");
     assert_eq!(
         installs.keys().collect::<Vec<_>>(),
@@ -578,4 +622,44 @@ fn the_rollout_page_shows_stages_and_failures_and_lets_an_operator_abort() {
     );
     assert_eq!(seen["rows"], 1, "{seen}");
     assert_eq!(seen["form"], false, "{seen}");
+}
+
+#[test]
+fn devices_refuse_unsigned_orders_and_the_rollout_names_why() {
+    let broker = Broker::start();
+    let data = tempfile::tempdir().unwrap();
+    let (archive, sig) = signed_package(data.path());
+    // an order key that is not a key: serve refuses to start, naming the flag
+    std::fs::write(data.path().join("not.key"), "hello").unwrap();
+    let o = Command::new(BIN)
+        .args(["serve", "--order-key"])
+        .arg(data.path().join("not.key"))
+        .arg("--data")
+        .arg(data.path().join("x"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--order-key"), "{err}");
+    // no --order-key: unsigned orders, which devices requiring signatures refuse
+    let serve = Serve::start_with(broker.port, data.path(), None, "a", FAST);
+    let token = serve.admin_token();
+    let public = data.path().join("keys/fleet.pub");
+    let devices = Devices::start_trusting(broker.port, 0, 2, "", Some(&public));
+    group(&serve.http, &token, &ids(0, 2), "g");
+    let plan = serde_json::json!({"stages": [50, 100], "min_failures": 1, "on_failure": "pause"});
+    let body = create_body(&archive, &sig, plan);
+    let a = call(&serve.http, "POST", "/api/v1/rollouts", &token, Some(&body));
+    assert_eq!(a.status, 201, "{}", a.body);
+    let id = a.json()["id"].as_str().unwrap().to_string();
+    let s = wait_until(60, "paused", || {
+        let s = status(&serve.http, &token, &id);
+        (s["phase"] == "paused").then_some(s)
+    });
+    assert_eq!(
+        s["failures"][0]["reason"], "rejected:bad_order_signature",
+        "{s}"
+    );
+    let refused = devices.refused();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].1, "bad_order_signature");
 }
