@@ -135,13 +135,14 @@ async fn create(
     let now = now_ms();
     let id = format!("r{now}-{}", &auth::new_secret("")[..6]);
     let members: Vec<(String, String, bool)> = devices
-        .into_iter()
-        .map(|(d, tags, online)| {
-            let stratum = c.plan.stratum(&tags);
-            (d, stratum, online)
-        })
+        .iter()
+        .map(|(d, tags, online)| (d.clone(), c.plan.stratum(tags), *online))
         .collect();
     let mut r = Rollout::new(&id, c.plan, &members, now);
+    for (d, tags, _) in &devices {
+        let tz = r.plan.device_zone(tags);
+        r.zone(d, tz, now);
+    }
     s.store
         .put_package(&Package {
             sha256: offer.sha256.clone(),

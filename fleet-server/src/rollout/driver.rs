@@ -219,12 +219,15 @@ async fn feed(
     r: &mut Rollout,
     now: i64,
 ) -> Result<(), StoreError> {
-    for (id, _tags, online) in store.group_devices(&meta.group).await? {
+    for (id, tags, online) in store.group_devices(&meta.group).await? {
         if r.members.contains_key(&id) {
             r.online(&id, online, now);
         } else {
             r.join(&id, online, now);
         }
+        // the zone its maintenance window is judged in (a retagged device moves)
+        let tz = r.plan.device_zone(&tags);
+        r.zone(&id, tz, now);
     }
     for (id, json) in store.group_model_states(&meta.group, &meta.slot).await? {
         let Some(m) = r.members.get(&id) else {

@@ -39,6 +39,10 @@ pub struct Rollout {
     /// An operator resumed after a feedback breach: not checked again until the next stage.
     #[serde(default)]
     feedback_accepted: bool,
+    /// The stage whose devices were last noted waiting for their maintenance window (one
+    /// `waiting_for_window` decision per stage, not one per tick).
+    #[serde(default)]
+    window_noted: Option<usize>,
     tokens: f64,
     tokens_ms: i64,
     pub members: BTreeMap<String, Member>,
@@ -59,20 +63,7 @@ impl Rollout {
         let members = devices
             .iter()
             .map(|(d, _, online)| {
-                let m = Member {
-                    stage: stages[d],
-                    progress: Progress::Pending,
-                    since_ms: now,
-                    online: *online,
-                    healthy: 0,
-                    reason: None,
-                    on_new: false,
-                    state_at_ms: 0,
-                    window_ms: 0,
-                    stalls: None,
-                    orders: 0,
-                    seen: Vec::new(),
-                };
+                let m = Member::new(stages[d], Progress::Pending, *online, now);
                 (d.clone(), m)
             })
             .collect();
@@ -89,6 +80,7 @@ impl Rollout {
             reason: None,
             feedback: None,
             feedback_accepted: false,
+            window_noted: None,
             tokens_ms: now,
             members,
             decisions: Vec::new(),
@@ -278,30 +270,35 @@ impl Rollout {
         }
     }
 
+    /// A device's maintenance zone tag (`Plan::device_zone` of its tags), each tick: a
+    /// changed tag is kept, and one naming no known zone is noted (the plan's zone applies).
+    pub fn zone(&mut self, device: &str, tag: Option<String>, now: i64) {
+        let Some(m) = self.members.get_mut(device) else {
+            return;
+        };
+        if m.tz == tag {
+            return;
+        }
+        m.tz = tag.clone();
+        self.dirty.insert(device.to_string());
+        if let Some(t) = tag.filter(|t| super::window::zone(t).is_none()) {
+            let why = format!("{device}: {t:?} is not a known time zone, the plan's applies");
+            self.decide(now, "device_zone_unknown", why);
+        }
+    }
+
     /// A device that joined the group after the rollout was created: it gets the model with
     /// the current stage (after an abort: nothing).
     pub fn join(&mut self, device: &str, online: bool, now: i64) {
         if self.members.contains_key(device) || self.phase == Phase::Aborted {
             return;
         }
-        let m = Member {
-            stage: self.stage,
-            progress: if online {
-                Progress::Pending
-            } else {
-                Progress::Offline
-            },
-            since_ms: now,
-            online,
-            healthy: 0,
-            reason: None,
-            on_new: false,
-            state_at_ms: 0,
-            window_ms: 0,
-            stalls: None,
-            orders: 0,
-            seen: Vec::new(),
+        let progress = if online {
+            Progress::Pending
+        } else {
+            Progress::Offline
         };
+        let m = Member::new(self.stage, progress, online, now);
         self.members.insert(device.to_string(), m);
         self.dirty.insert(device.to_string());
         let stage = self.stage + 1;
@@ -493,6 +490,8 @@ impl Rollout {
             Phase::Paused => return out,
         };
         let aborted = self.aborted_stage;
+        let mut gate = self.plan.maintenance.as_ref().map(|w| w.gate());
+        let mut waiting = false;
         for (d, m) in self.members.iter_mut() {
             if self.tokens < 1.0 {
                 break;
@@ -518,6 +517,11 @@ impl Rollout {
                     self.dirty.insert(d.clone());
                     continue;
                 }
+                // outside its maintenance window a device stays pending (no timeout)
+                if gate.as_mut().is_some_and(|g| !g.open(now, m.tz.as_deref())) {
+                    waiting = true;
+                    continue;
+                }
                 m.progress = Progress::Ordered;
                 m.orders += 1;
                 // windows that ended well before the order are not on the new model (the
@@ -530,6 +534,19 @@ impl Rollout {
             self.tokens -= 1.0;
             out.push(act);
         }
+        if waiting && self.window_noted != Some(stage) {
+            self.window_noted = Some(stage);
+            let hours = self
+                .plan
+                .maintenance
+                .as_ref()
+                .map_or("", |w| w.hours.as_str());
+            let why = format!(
+                "stage {}: devices outside their maintenance hours {hours} (local) wait, pending",
+                stage + 1
+            );
+            self.decide(now, "waiting_for_window", why);
+        }
         out
     }
 }
@@ -537,3 +554,7 @@ impl Rollout {
 #[cfg(test)]
 #[path = "machine_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "machine_window_tests.rs"]
+mod window_tests;

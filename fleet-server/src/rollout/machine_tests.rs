@@ -17,6 +17,7 @@ fn plan() -> Plan {
         stratify: None,
         feedback_min_labelled: 0,
         feedback_max_drop: 0.1,
+        maintenance: None,
     }
 }
 

@@ -1,17 +1,18 @@
-//! Staged model rollouts: [`plan`] (parameters, membership), [`machine`] (the pure state
-//! machine, time passed in), [`orders`] (what goes on the wire), [`driver`] (the task in
-//! `serve` that ticks them).
+//! Staged model rollouts: [`plan`] (parameters, membership), [`window`] (maintenance
+//! hours), [`machine`] (the pure state machine, time passed in), [`orders`] (what goes on
+//! the wire), [`driver`] (the task in `serve` that ticks them).
 
 pub mod driver;
 pub mod machine;
 pub mod orders;
 pub mod plan;
 pub mod types;
+pub mod window;
 
 pub use machine::{
     Action, Decision, FeedbackCount, Member, Phase, Progress, Report, Rollout, StageCount, Window,
 };
-pub use plan::{OnFailure, Plan, PlanError};
+pub use plan::{Maintenance, OnFailure, Plan, PlanError};
 
 /// Rollouts per phase and their devices per progress, over the active rollouts (for
 /// `/metrics`; set by the replica that drives rollouts).

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
+pub use super::window::Maintenance;
+
 /// What a breach of the failure threshold does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -46,6 +48,10 @@ pub struct Plan {
     /// `feedback_max_drop` below the old one's (0: not checked).
     pub feedback_min_labelled: u32,
     pub feedback_max_drop: f64,
+    /// Install orders go out only during these local hours of each device (rollback orders
+    /// after an abort are never held back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<Maintenance>,
 }
 
 impl Default for Plan {
@@ -64,6 +70,7 @@ impl Default for Plan {
             stratify: None,
             feedback_min_labelled: 0,
             feedback_max_drop: 0.1,
+            maintenance: None,
         }
     }
 }
@@ -111,6 +118,9 @@ impl Plan {
         if matches!(&self.stratify, Some(k) if k.trim().is_empty()) {
             return bad("`stratify` names a tag key".into());
         }
+        if let Some(m) = &self.maintenance {
+            m.check().map_err(PlanError)?;
+        }
         Ok(())
     }
 
@@ -120,14 +130,21 @@ impl Plan {
         let Some(key) = &self.stratify else {
             return String::new();
         };
-        tags.iter()
-            .find_map(|t| {
-                t.strip_prefix(key.as_str())
-                    .and_then(|r| r.strip_prefix('=').or_else(|| r.strip_prefix(':')))
-            })
-            .unwrap_or_default()
-            .to_string()
+        tag_value(tags, key).unwrap_or_default().to_string()
     }
+
+    /// The value of a device's maintenance zone tag (none without `maintenance.tz_tag`).
+    pub fn device_zone(&self, tags: &[String]) -> Option<String> {
+        self.maintenance.as_ref()?.device_zone(tags)
+    }
+}
+
+/// The value of the first tag `key=value` or `key:value`.
+pub fn tag_value<'a>(tags: &'a [String], key: &str) -> Option<&'a str> {
+    tags.iter().find_map(|t| {
+        t.strip_prefix(key)
+            .and_then(|r| r.strip_prefix('=').or_else(|| r.strip_prefix(':')))
+    })
 }
 
 /// A device's place in the random order of a rollout: the first 8 bytes of

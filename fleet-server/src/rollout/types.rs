@@ -89,6 +89,31 @@ pub struct Member {
     /// it after a newer one) still counts, and once.
     #[serde(default)]
     pub seen: Vec<i64>,
+    /// The device's maintenance zone tag (`maintenance.tz_tag`), as tagged: an unknown zone
+    /// counts as none (the plan's `tz`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tz: Option<String>,
+}
+
+impl Member {
+    /// A device not ordered yet.
+    pub fn new(stage: usize, progress: Progress, online: bool, now: i64) -> Member {
+        Member {
+            stage,
+            progress,
+            since_ms: now,
+            online,
+            healthy: 0,
+            reason: None,
+            on_new: false,
+            state_at_ms: 0,
+            window_ms: 0,
+            stalls: None,
+            orders: 0,
+            seen: Vec::new(),
+            tz: None,
+        }
+    }
 }
 
 /// What a device reported about the rollout's model on `models/state`.
