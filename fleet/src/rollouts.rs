@@ -16,6 +16,8 @@ pub struct Api {
     token: PathBuf,
 }
 
+// parsed once per run: Create's many flags cost nothing worth boxing
+#[allow(clippy::large_enum_variant)]
 #[derive(clap::Subcommand)]
 pub enum RolloutsCmd {
     /// Start a staged rollout of a signed package (its `.sig` beside it) to a group.
@@ -61,6 +63,16 @@ pub enum RolloutsCmd {
         feedback_min_labelled: u32,
         #[arg(long, default_value_t = 0.1)]
         feedback_max_drop: f64,
+        /// Maintenance window: install orders go out only during these local hours of each
+        /// device, HH:MM-HH:MM (22:00-04:00 wraps midnight); rollbacks are never held back.
+        #[arg(long)]
+        hours: Option<String>,
+        /// The IANA time zone of devices without a zone tag (default UTC), e.g. Europe/Berlin.
+        #[arg(long, requires = "hours")]
+        tz: Option<String>,
+        /// The tag key naming a device's own zone (`--tz-tag tz` reads tags tz=Asia/Tokyo).
+        #[arg(long, requires = "hours")]
+        tz_tag: Option<String>,
         #[command(flatten)]
         api: Api,
     },
@@ -178,6 +190,9 @@ pub fn run(cmd: RolloutsCmd, print: impl Fn(serde_json::Value)) -> Result<()> {
             stratify,
             feedback_min_labelled,
             feedback_max_drop,
+            hours,
+            tz,
+            tz_tag,
             api,
         } => {
             let archive = std::fs::read(&package)
@@ -199,6 +214,9 @@ pub fn run(cmd: RolloutsCmd, print: impl Fn(serde_json::Value)) -> Result<()> {
                     "orders_per_s": orders_per_s, "min_faces": min_faces, "stratify": stratify,
                     "feedback_min_labelled": feedback_min_labelled,
                     "feedback_max_drop": feedback_max_drop,
+                    "maintenance": hours.map(|h| serde_json::json!({
+                        "hours": h, "tz": tz, "tz_tag": tz_tag,
+                    })),
                 },
             });
             print(request(&api, "POST", "/api/v1/rollouts", Some(body))?);
