@@ -7,7 +7,8 @@ soak, and the time from a threshold breach to the pause.
 
 Starts its own mosquitto and `emotion-fleet serve` (embedded store, --rollout-tick), packs and
 signs the shipped expression package, starts `emotion-fleet simulate --answer-orders` with
---devices devices that accept every order and publish a summary every --window-ms, puts them
+--devices devices that accept every order (signed by the backend's --order-key, which they
+verify as real devices do) and publish a summary every --window-ms, puts them
 all in group `bench`, and starts a rollout in stages 1/10/50/100 (healthy after 2 windows,
 --orders-per-s). Per stage: devices, orders received by the devices, the rate at which they
 arrived from the stage's first order to its last (`burst_orders_per_s`: each tick sends up to
@@ -68,7 +69,8 @@ def sim(first, n, spec, events):
     p = subprocess.Popen([str(fleet), "simulate", "--mqtt-host", "127.0.0.1", "--mqtt-port", str(mport),
                           "--id-prefix", "b-", "--first", str(first), "--devices", str(n),
                           "--answer-orders", spec, "--window-ms", str(args.window_ms), "--run-for", "3600",
-                          "--expression-model", "old_model@1"], stdout=subprocess.PIPE)
+                          "--expression-model", "old_model@1", "--trust", str(tmp / "keys/fleet.pub")],
+                         stdout=subprocess.PIPE)
     procs.append(p)
 
     def read():
@@ -101,7 +103,7 @@ try:
     hport = free_port()
     serve = subprocess.Popen([str(fleet), "serve", "--data", str(data), "--http", f"127.0.0.1:{hport}",
                               "--mqtt-host", "127.0.0.1", "--mqtt-port", str(mport), "--replica", "bench",
-                              "--rollout-tick", str(args.tick_s)],
+                              "--rollout-tick", str(args.tick_s), "--order-key", str(tmp / "keys/fleet.key")],
                              stdout=subprocess.PIPE, stderr=open(tmp / "serve.log", "w"))
     procs.append(serve)
     json.loads(serve.stdout.readline())

@@ -22,9 +22,12 @@ pub struct Api {
 pub enum RolloutsCmd {
     /// Start a staged rollout of a signed package (its `.sig` beside it) to a group.
     Create {
+        /// The package archive (`model pack`), its signature in PACKAGE.sig (`model sign`).
         package: PathBuf,
+        /// The group to roll out to (devices join groups through the API or the dashboard).
         #[arg(long)]
         group: String,
+        /// expression or detector.
         #[arg(long, default_value = "expression")]
         slot: String,
         /// Cumulative percentages of the group, the last 100.
@@ -39,15 +42,19 @@ pub enum RolloutsCmd {
         /// An ordered device silent this long has failed.
         #[arg(long, default_value = "15m", value_parser = duration)]
         timeout: Duration,
+        /// Successes (percent of the stage's devices not offline) for the stage to advance.
         #[arg(long, default_value_t = 95)]
         success_pct: u8,
+        /// Failures (percent of the stage) that pause or abort, once --min-failures failed.
         #[arg(long, default_value_t = 5)]
         failure_pct: u8,
+        /// Failures before --failure-pct is judged.
         #[arg(long, default_value_t = 1)]
         min_failures: u32,
         /// pause or abort (abort orders the failed stage back).
         #[arg(long, default_value = "pause")]
         on_failure: String,
+        /// Orders (and rollback orders) per second.
         #[arg(long, default_value_t = 50)]
         orders_per_s: u32,
         /// A healthy window saw at least this many faces (0: not checked).
@@ -61,6 +68,7 @@ pub enum RolloutsCmd {
         /// the old model's in the group (0: not checked).
         #[arg(long, default_value_t = 0)]
         feedback_min_labelled: u32,
+        /// The largest drop in agreement (0 to 1) the feedback criterion accepts.
         #[arg(long, default_value_t = 0.1)]
         feedback_max_drop: f64,
         /// Maintenance window: install orders go out only during these local hours of each
@@ -87,15 +95,19 @@ pub enum RolloutsCmd {
         #[command(flatten)]
         api: Api,
     },
+    /// Stop ordering devices; those ordered go on (resume to go on).
     Pause {
         id: String,
+        /// Why (kept in the rollout's decisions and the audit log).
         #[arg(long)]
         reason: Option<String>,
         #[command(flatten)]
         api: Api,
     },
+    /// Go on from a pause, accepting the failures so far (only new ones breach again).
     Resume {
         id: String,
+        /// Why (kept in the rollout's decisions and the audit log).
         #[arg(long)]
         reason: Option<String>,
         #[command(flatten)]
@@ -104,6 +116,7 @@ pub enum RolloutsCmd {
     /// Stop, and order the devices of the current stage back to their previous model.
     Abort {
         id: String,
+        /// Why (kept in the rollout's decisions and the audit log).
         #[arg(long)]
         reason: Option<String>,
         #[command(flatten)]

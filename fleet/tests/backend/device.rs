@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// `emotiond`, built beside `emotion-fleet` by `cargo test --workspace`.
-fn emotiond() -> PathBuf {
+pub fn emotiond() -> PathBuf {
     let p = std::path::Path::new(BIN).with_file_name("emotiond");
     assert!(
         p.exists(),

@@ -7,6 +7,8 @@ mod dashboard;
 mod device;
 mod homeassistant;
 mod partitions;
+mod real_rollout;
+mod rollout_support;
 mod rollouts;
 mod support;
 mod tls;
