@@ -55,26 +55,32 @@ pub fn fsync_dir(p: &Path) -> std::io::Result<()> {
     std::fs::File::open(p)?.sync_all()
 }
 
-/// Replace `path` with `bytes` (see the module docs).
+/// Replace `path` with `bytes` (see the module docs). A failed write leaves no temporary file behind (on a full disk it would hold the space).
 pub fn write_atomic(path: &Path, bytes: &[u8], sync: Sync) -> std::io::Result<()> {
     let tmp = temp_path(path);
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(FILE_MODE)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        if sync == Sync::Durable {
-            f.sync_all()?;
-        }
+    let written = write_temp(&tmp, bytes, sync).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
-    std::fs::rename(&tmp, path)?;
     if sync == Sync::Durable {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fsync_dir(dir)?;
         }
+    }
+    Ok(())
+}
+
+fn write_temp(tmp: &Path, bytes: &[u8], sync: Sync) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(tmp)?;
+    f.write_all(bytes)?;
+    if sync == Sync::Durable {
+        f.sync_all()?;
     }
     Ok(())
 }
@@ -135,5 +141,17 @@ mod tests {
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
         create_dir_all(&open).unwrap();
         assert_eq!(mode(&open), 0o755);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_file() {
+        let d = tempfile::tempdir().unwrap();
+        // the rename fails: a folder is in the way
+        let p = d.path().join("busy");
+        std::fs::create_dir(&p).unwrap();
+        std::fs::write(p.join("inside"), b"x").unwrap();
+        assert!(write_atomic(&p, b"new", Sync::Durable).is_err());
+        assert!(!temp_path(&p).exists(), "the temporary file is left behind");
+        assert!(p.join("inside").exists());
     }
 }

@@ -136,6 +136,11 @@ pub struct PublishCounts {
     pub outbox: usize,
     pub outbox_dropped: u64,
     pub outbox_on_disk: bool,
+    /// Whether new summaries reach the disk, how many wait in memory only, failed writes
+    /// (health `outbox_state`, `outbox_memory_only`, `outbox_write_errors`).
+    pub outbox_state: emotiond_wire::OutboxState,
+    pub outbox_memory_only: usize,
+    pub outbox_write_errors: u64,
     pub summaries_sent: u64,
     /// Connections made to the broker (the first one included).
     pub connects: u64,

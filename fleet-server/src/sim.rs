@@ -207,6 +207,9 @@ pub async fn run(o: &SimOptions) -> anyhow::Result<SimReport> {
                 outbox: 0,
                 outbox_dropped: 0,
                 outbox_on_disk: true,
+                outbox_state: Some(emotiond_wire::OutboxState::Ok),
+                outbox_memory_only: 0,
+                outbox_write_errors: 0,
                 version: "0.1.0-sim".into(),
             };
             let state = ModelState::step(

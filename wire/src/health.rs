@@ -72,6 +72,43 @@ impl<'de> Deserialize<'de> for SourceState {
     }
 }
 
+/// Whether the outbox writes to disk (`health.outbox_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxState {
+    /// The last write succeeded and every queued summary is on disk.
+    #[default]
+    Ok,
+    /// The last write failed for lack of space (ENOSPC, or EDQUOT: over quota), also after
+    /// removing the oldest outbox files to make room: new summaries wait in memory.
+    DiskFull,
+    /// The last write failed for another reason (logged): new summaries wait in memory.
+    WriteError,
+    /// The outbox has no disk (no `state_dir`, or it was not usable at the start).
+    MemoryOnly,
+    /// A state this build does not know (a newer daemon).
+    #[serde(other)]
+    Unknown,
+}
+
+impl OutboxState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Ok => "ok",
+            OutboxState::DiskFull => "disk_full",
+            OutboxState::WriteError => "write_error",
+            OutboxState::MemoryOnly => "memory_only",
+            OutboxState::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for OutboxState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Camera health (`health.camera`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct CameraHealth {
@@ -107,6 +144,19 @@ pub struct Health {
     pub outbox: usize,
     pub outbox_dropped: u64,
     pub outbox_on_disk: bool,
+    /// Whether new summaries reach the disk (see [`OutboxState`]); absent from daemons
+    /// before it was added (None).
+    #[serde(default)]
+    pub outbox_state: Option<OutboxState>,
+    /// Of `outbox`, summaries held in memory only (a write failed, or files were removed to
+    /// make room on a full disk): lost if the daemon stops before they are delivered or
+    /// written again. 0 when absent.
+    #[serde(default)]
+    pub outbox_memory_only: usize,
+    /// Outbox writes that failed since the start, whatever the cause (each one logged);
+    /// 0 when absent.
+    #[serde(default)]
+    pub outbox_write_errors: u64,
     /// The daemon's version.
     pub version: String,
 }
@@ -157,11 +207,40 @@ mod tests {
             outbox: 1,
             outbox_dropped: 0,
             outbox_on_disk: true,
+            outbox_state: Some(OutboxState::DiskFull),
+            outbox_memory_only: 1,
+            outbox_write_errors: 4,
             version: "0.1.0".into(),
         };
         assert_eq!(
             String::from_utf8(h.to_json()).unwrap(),
-            r#"{"camera":{"error":"gone","reconnects":2,"source":"/dev/video0","state":"unavailable"},"microphone":null,"outbox":1,"outbox_dropped":0,"outbox_on_disk":true,"summaries_sent":3,"version":"0.1.0"}"#
+            r#"{"camera":{"error":"gone","reconnects":2,"source":"/dev/video0","state":"unavailable"},"microphone":null,"outbox":1,"outbox_dropped":0,"outbox_memory_only":1,"outbox_on_disk":true,"outbox_state":"disk_full","outbox_write_errors":4,"summaries_sent":3,"version":"0.1.0"}"#
         );
+        let back: Health = serde_json::from_slice(&h.to_json()).unwrap();
+        assert_eq!(back, h);
+    }
+
+    #[test]
+    fn health_of_a_daemon_before_the_outbox_state_still_parses() {
+        let old = r#"{"camera":{"error":null,"reconnects":0,"source":"/dev/video0","state":"ok"},"microphone":null,"outbox":2,"outbox_dropped":1,"outbox_on_disk":true,"summaries_sent":3,"version":"0.1.0"}"#;
+        let h: Health = serde_json::from_str(old).unwrap();
+        assert_eq!(h.outbox_state, None);
+        assert_eq!(
+            (h.outbox, h.outbox_dropped, h.outbox_memory_only),
+            (2, 1, 0)
+        );
+        assert_eq!(h.outbox_write_errors, 0);
+        // a state a newer daemon may add is not an error either
+        let newer = old.replace(
+            r#""outbox_on_disk":true"#,
+            r#""outbox_on_disk":true,"outbox_state":"frozen""#,
+        );
+        let h: Health = serde_json::from_str(&newer).unwrap();
+        assert_eq!(h.outbox_state, Some(OutboxState::Unknown));
+        for s in ["ok", "disk_full", "write_error", "memory_only"] {
+            let v: OutboxState = serde_json::from_value(s.into()).unwrap();
+            assert_eq!(v.as_str(), s);
+            assert_eq!(serde_json::to_value(v).unwrap(), s);
+        }
     }
 }

@@ -24,7 +24,7 @@ pub mod state;
 pub mod summary;
 pub mod topics;
 
-pub use health::{CameraHealth, Health, MicHealth, SourceState};
+pub use health::{CameraHealth, Health, MicHealth, OutboxState, SourceState};
 pub use kind::EngineKind;
 pub use manifest::{EMOTIONS, Manifest, Task};
 pub use package::{ModelPackage, PackageError};

@@ -83,6 +83,9 @@ pub fn health_value(st: &AppState) -> serde_json::Value {
         outbox: p.outbox,
         outbox_dropped: p.outbox_dropped,
         outbox_on_disk: p.outbox_on_disk,
+        outbox_state: Some(p.outbox_state),
+        outbox_memory_only: p.outbox_memory_only,
+        outbox_write_errors: p.outbox_write_errors,
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let mut v = serde_json::to_value(&h).unwrap_or_default();

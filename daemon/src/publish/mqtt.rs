@@ -12,7 +12,7 @@ use crate::outbox::{Outbox, entry_name};
 use crate::summary::{Encoding, Summary};
 use crate::updates::{Msg, Out};
 use emotiond_hal::Backoff;
-use emotiond_wire::{CameraHealth, Health, MicHealth};
+use emotiond_wire::{CameraHealth, Health, MicHealth, OutboxState};
 use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -55,6 +55,9 @@ fn health_json(
         outbox: outbox.len(),
         outbox_dropped: outbox.dropped,
         outbox_on_disk: outbox.is_persistent(),
+        outbox_state: Some(outbox.state()),
+        outbox_memory_only: outbox.memory_only(),
+        outbox_write_errors: outbox.write_errors,
         version: env!("CARGO_PKG_VERSION").to_string(),
     }
     .to_json()
@@ -72,8 +75,8 @@ struct Session {
     /// Which packet carries which summary (pure bookkeeping).
     in_flight: InFlight,
     sent: u64,
-    /// Camera state in the last health published.
-    last_camera: Option<(CameraHealth, Option<MicHealth>)>,
+    /// Camera, microphone and outbox state in the last health published.
+    last_camera: Option<(CameraHealth, Option<MicHealth>, OutboxState)>,
     drain: Duration,
     drain_deadline: Option<Instant>,
     tick: tokio::time::Interval,
@@ -157,12 +160,13 @@ impl Session {
         }
     }
 
-    /// Publish health when forced (a new connection) or when the camera or microphone state
-    /// changed.
+    /// Publish health when forced (a new connection) or when the camera, microphone or
+    /// outbox state changed (a full disk, and its end).
     fn publish_health(&mut self, client: &AsyncClient, force: bool) {
         let camera = (
             self.sources.camera.camera(),
             self.sources.microphone.as_ref().map(|m| m.microphone()),
+            self.outbox.state(),
         );
         if !force && self.last_camera.as_ref() == Some(&camera) {
             return;
@@ -183,6 +187,9 @@ impl Session {
             c.outbox = self.outbox.len();
             c.outbox_dropped = self.outbox.dropped;
             c.outbox_on_disk = self.outbox.is_persistent();
+            c.outbox_state = self.outbox.state();
+            c.outbox_memory_only = self.outbox.memory_only();
+            c.outbox_write_errors = self.outbox.write_errors;
             c.summaries_sent = self.sent;
         });
     }

@@ -2,8 +2,16 @@
 //! what was not acknowledged survives a restart or power loss. Each summary is one file,
 //! written atomically (write, fsync, rename, fsync the folder) and removed when the broker
 //! acknowledges it. Beyond `max` entries the oldest is dropped (and its file removed).
+//!
+//! A full disk (ENOSPC, or EDQUOT over a quota) neither stops nor loses anything by itself:
+//! the oldest outbox files are removed to make room (their summaries stay queued, in memory
+//! only) and the write is tried once more; if it still fails the new summary waits in memory
+//! only. Either way the queue stays bounded by `max` as always, and the state (see
+//! [`OutboxState`]) says so in the health document. Once a write succeeds without making
+//! room, a few memory-only summaries are written back to disk with each new one.
 
-use std::collections::VecDeque;
+use emotiond_wire::OutboxState;
+use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
 /// One summary on its way: payload and, when persisted, its file name. Names sort in
@@ -14,6 +22,28 @@ pub struct Entry {
     pub payload: Vec<u8>,
 }
 
+/// How an entry reaches the disk: [`crate::fsutil::write_atomic`] (durable), or what a test
+/// puts in its place.
+pub struct Writer(Box<WriteFn>);
+
+type WriteFn = dyn FnMut(&Path, &[u8]) -> std::io::Result<()> + Send;
+
+impl Writer {
+    pub fn new(f: impl FnMut(&Path, &[u8]) -> std::io::Result<()> + Send + 'static) -> Writer {
+        Writer(Box::new(f))
+    }
+
+    fn durable() -> Writer {
+        Writer::new(|p, b| crate::fsutil::write_atomic(p, b, crate::fsutil::Sync::Durable))
+    }
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Writer")
+    }
+}
+
 #[derive(Debug)]
 pub struct Outbox {
     dir: Option<PathBuf>,
@@ -21,14 +51,43 @@ pub struct Outbox {
     max: usize,
     /// Dropped because the outbox was full.
     pub dropped: u64,
-    /// Files on disk that could not be written or removed (logged each time).
+    /// Files that could not be read or removed (logged each time).
     pub io_errors: u64,
+    /// New summaries that could not be written (after making room, for a full disk): they
+    /// wait in memory only.
+    pub write_errors: u64,
+    /// Writes refused for lack of space (ENOSPC/EDQUOT), before making room.
+    pub disk_full: u64,
+    /// Files removed to make room on a full disk (their summaries stay queued in memory).
+    pub evicted: u64,
+    /// Memory-only summaries written to disk again once there was room.
+    pub rewritten: u64,
+    /// Names of the entries (queued or in flight) that have no file.
+    memory_only: HashSet<String>,
+    state: OutboxState,
+    write: Writer,
 }
 
 const EXT: &str = "sum";
 
+/// Memory-only summaries written back to disk with each new summary once writes succeed
+/// again (each is an fsync: a bound on the time one summary can take).
+pub const REWRITE_PER_PUSH: usize = 8;
+
+/// Bytes counted for a file when making room: at least one block.
+const BLOCK: u64 = 4096;
+
 pub fn entry_name(unix_ms: u64, boot_id: u32, seq: u64) -> String {
     format!("{unix_ms:013}-{boot_id:08x}-{seq:010}.{EXT}")
+}
+
+/// A write failed for lack of space: the file system is full (ENOSPC) or the user is over
+/// its quota (EDQUOT).
+pub fn is_no_space(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 impl Outbox {
@@ -40,6 +99,13 @@ impl Outbox {
             max: max.max(1),
             dropped: 0,
             io_errors: 0,
+            write_errors: 0,
+            disk_full: 0,
+            evicted: 0,
+            rewritten: 0,
+            memory_only: HashSet::new(),
+            state: OutboxState::MemoryOnly,
+            write: Writer::durable(),
         }
     }
 
@@ -47,6 +113,11 @@ impl Outbox {
     /// are loaded first, oldest first. Leftover temporary files of an interrupted write are
     /// removed.
     pub fn open(dir: &Path, max: usize) -> std::io::Result<Outbox> {
+        Outbox::open_with(dir, max, Writer::durable())
+    }
+
+    /// [`Outbox::open`] writing its entries with `write`.
+    pub fn open_with(dir: &Path, max: usize, write: Writer) -> std::io::Result<Outbox> {
         crate::fsutil::create_dir_all(dir)?;
         let mut names = Vec::new();
         for e in std::fs::read_dir(dir)? {
@@ -61,15 +132,15 @@ impl Outbox {
         names.sort();
         let mut ob = Outbox {
             dir: Some(dir.to_path_buf()),
-            queue: VecDeque::new(),
-            max: max.max(1),
-            dropped: 0,
-            io_errors: 0,
+            state: OutboxState::Ok,
+            write,
+            ..Outbox::in_memory(max)
         };
         for name in names {
             match std::fs::read(dir.join(&name)) {
                 Ok(payload) => ob.enqueue(Entry { name, payload }),
                 Err(e) => {
+                    ob.io_errors += 1;
                     log::warn!(
                         "outbox: cannot read {}: {e}; removing it",
                         dir.join(&name).display()
@@ -85,10 +156,20 @@ impl Outbox {
         self.dir.is_some()
     }
 
+    /// Whether new summaries reach the disk.
+    pub fn state(&self) -> OutboxState {
+        self.state
+    }
+
+    /// Summaries not acknowledged yet (queued or in flight) that have no file.
+    pub fn memory_only(&self) -> usize {
+        self.memory_only.len()
+    }
+
     fn enqueue(&mut self, e: Entry) {
         if self.queue.len() >= self.max {
             if let Some(old) = self.queue.pop_front() {
-                self.remove_file(&old);
+                self.forget(&old);
                 self.dropped += 1;
                 log::warn!(
                     "outbox full ({}): dropped the oldest summary {}",
@@ -102,20 +183,137 @@ impl Outbox {
 
     /// Add a new summary (persisted first when the outbox is on disk).
     pub fn push(&mut self, name: String, payload: Vec<u8>) {
-        if let Some(dir) = &self.dir {
-            if let Err(e) = crate::fsutil::write_atomic(
-                &dir.join(&name),
-                &payload,
-                crate::fsutil::Sync::Durable,
-            ) {
-                self.io_errors += 1;
-                log::error!(
-                    "outbox: cannot write {}: {e}; keeping it in memory only",
-                    dir.join(&name).display()
-                );
+        if self.dir.is_some() {
+            match self.write_new(&name, &payload) {
+                Written::Plainly => {
+                    self.set_state(OutboxState::Ok, None);
+                    self.enqueue(Entry { name, payload });
+                    self.rewrite(REWRITE_PER_PUSH);
+                    return;
+                }
+                Written::AfterMakingRoom => self.set_state(OutboxState::DiskFull, None),
+                Written::No(e) => {
+                    self.write_errors += 1;
+                    self.memory_only.insert(name.clone());
+                    let state = if is_no_space(&e) {
+                        OutboxState::DiskFull
+                    } else {
+                        OutboxState::WriteError
+                    };
+                    self.set_state(state, Some((&name, &e)));
+                }
             }
         }
         self.enqueue(Entry { name, payload });
+    }
+
+    /// Log a change of state (each failed write after the first of a run at debug level).
+    fn set_state(&mut self, state: OutboxState, failed: Option<(&str, &std::io::Error)>) {
+        let dir = self.dir.as_deref().unwrap_or(Path::new(""));
+        match failed {
+            Some((name, e)) if state != self.state => log::error!(
+                "outbox: cannot write {}: {e}; keeping it in memory only ({} so far) until \
+                 the disk takes writes again",
+                dir.join(name).display(),
+                self.memory_only.len()
+            ),
+            Some((name, e)) => log::debug!("outbox: cannot write {name} either: {e}"),
+            None if state == OutboxState::Ok && self.state != OutboxState::Ok => log::warn!(
+                "outbox {}: writes succeed again; {} summaries in memory only to write back",
+                dir.display(),
+                self.memory_only.len()
+            ),
+            None if state == OutboxState::DiskFull && self.state != state => log::warn!(
+                "outbox {}: the disk is full; making room by keeping the oldest summaries \
+                 in memory only",
+                dir.display()
+            ),
+            None => {}
+        }
+        self.state = state;
+    }
+
+    /// Write a new entry; on a full disk make room and try once more.
+    fn write_new(&mut self, name: &str, payload: &[u8]) -> Written {
+        let Some(path) = self.dir.as_ref().map(|d| d.join(name)) else {
+            return Written::No(std::io::Error::other("no outbox folder"));
+        };
+        match (self.write.0)(&path, payload) {
+            Ok(()) => Written::Plainly,
+            Err(e) if is_no_space(&e) => {
+                self.disk_full += 1;
+                if self.make_room(payload.len() as u64) == 0 {
+                    return Written::No(e);
+                }
+                match (self.write.0)(&path, payload) {
+                    Ok(()) => Written::AfterMakingRoom,
+                    Err(e) => Written::No(e),
+                }
+            }
+            Err(e) => Written::No(e),
+        }
+    }
+
+    /// Remove the files of the oldest queued entries that have one, until what they took
+    /// covers `need` bytes and a block more (a folder entry, the temporary file). Their
+    /// summaries stay queued, in memory only. Returns the files removed.
+    fn make_room(&mut self, need: u64) -> usize {
+        let Some(dir) = self.dir.clone() else {
+            return 0;
+        };
+        let target = need.div_ceil(BLOCK) * BLOCK + BLOCK;
+        let (mut freed, mut removed) = (0u64, 0usize);
+        for e in &self.queue {
+            if freed >= target {
+                break;
+            }
+            if self.memory_only.contains(&e.name) {
+                continue;
+            }
+            let p = dir.join(&e.name);
+            let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+            match std::fs::remove_file(&p) {
+                Ok(()) => {
+                    freed += len.div_ceil(BLOCK).max(1) * BLOCK;
+                    removed += 1;
+                    self.memory_only.insert(e.name.clone());
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    self.memory_only.insert(e.name.clone());
+                }
+                Err(err) => {
+                    self.io_errors += 1;
+                    log::error!("outbox: cannot remove {}: {err}", p.display());
+                }
+            }
+        }
+        self.evicted += removed as u64;
+        removed
+    }
+
+    /// Write up to `n` memory-only queued entries back to disk, oldest first; stop at the
+    /// first failure (without making room: that is for new summaries only).
+    fn rewrite(&mut self, n: usize) {
+        let Some(dir) = self.dir.clone() else { return };
+        if self.memory_only.is_empty() {
+            return;
+        }
+        let mut done = 0;
+        for e in &self.queue {
+            if done == n {
+                break;
+            }
+            if !self.memory_only.contains(&e.name) {
+                continue;
+            }
+            if let Err(err) = (self.write.0)(&dir.join(&e.name), &e.payload) {
+                log::debug!("outbox: cannot write {} back yet: {err}", e.name);
+                break;
+            }
+            self.memory_only.remove(&e.name);
+            self.rewritten += 1;
+            done += 1;
+        }
     }
 
     /// The oldest entry, taken out to be published.
@@ -131,7 +329,7 @@ impl Outbox {
         }
         while self.queue.len() > self.max {
             if let Some(old) = self.queue.pop_front() {
-                self.remove_file(&old);
+                self.forget(&old);
                 self.dropped += 1;
             }
         }
@@ -139,10 +337,13 @@ impl Outbox {
 
     /// The broker has it: forget it.
     pub fn acked(&mut self, e: &Entry) {
-        self.remove_file(e);
+        self.forget(e);
     }
 
-    fn remove_file(&mut self, e: &Entry) {
+    fn forget(&mut self, e: &Entry) {
+        if self.memory_only.remove(&e.name) {
+            return;
+        }
         if let Some(dir) = &self.dir {
             let p = dir.join(&e.name);
             match std::fs::remove_file(&p) {
@@ -163,6 +364,14 @@ impl Outbox {
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
+}
+
+/// How a new entry went to disk.
+enum Written {
+    Plainly,
+    /// Once files of older entries were removed.
+    AfterMakingRoom,
+    No(std::io::Error),
 }
 
 #[cfg(test)]
@@ -242,5 +451,162 @@ mod tests {
     #[test]
     fn unwritable_folder_is_an_error_at_open() {
         assert!(Outbox::open(Path::new("/proc/emotiond-outbox"), 2).is_err());
+    }
+
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+    /// A disk of `cap` bytes (each file takes whole blocks) over a real folder: a write
+    /// that would not fit fails with ENOSPC, as a full tmpfs does.
+    fn small_disk(cap: Arc<AtomicU64>) -> Writer {
+        Writer::new(move |p, b| {
+            let dir = p.parent().unwrap();
+            let used: u64 = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().metadata().unwrap().len().div_ceil(BLOCK).max(1) * BLOCK)
+                .sum();
+            if used + (b.len() as u64).div_ceil(BLOCK).max(1) * BLOCK > cap.load(Ordering::SeqCst) {
+                return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            crate::fsutil::write_atomic(p, b, crate::fsutil::Sync::Atomic)
+        })
+    }
+
+    fn sums(dir: &Path) -> Vec<String> {
+        files(dir)
+            .into_iter()
+            .filter(|f| f.ends_with(".sum"))
+            .collect()
+    }
+
+    #[test]
+    fn enospc_and_edquot_are_no_space_and_other_errors_are_not() {
+        assert!(is_no_space(&std::io::Error::from_raw_os_error(28)));
+        assert!(is_no_space(&std::io::Error::from_raw_os_error(122))); // EDQUOT
+        assert!(!is_no_space(&std::io::Error::from_raw_os_error(13))); // EACCES
+        assert!(!is_no_space(&std::io::Error::other("x")));
+    }
+
+    #[test]
+    fn a_full_disk_moves_the_oldest_files_to_memory_and_loses_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let cap = Arc::new(AtomicU64::new(4 * BLOCK));
+        let mut o = Outbox::open_with(d.path(), 100, small_disk(cap.clone())).unwrap();
+        assert_eq!(o.state(), OutboxState::Ok);
+        for i in 0..4u64 {
+            o.push(entry_name(5000 + i, 1, i), vec![i as u8; 100]);
+        }
+        assert_eq!((sums(d.path()).len(), o.memory_only()), (4, 0));
+        // the fifth does not fit: the oldest files make room, the newest is on disk
+        o.push(entry_name(5004, 1, 4), vec![4; 100]);
+        assert_eq!(o.disk_full, 1);
+        assert_eq!(o.evicted, 2, "the new entry and a block more");
+        assert_eq!(o.state(), OutboxState::DiskFull);
+        assert_eq!(o.write_errors, 0);
+        let on_disk = sums(d.path());
+        assert_eq!(on_disk.len(), 3);
+        assert!(on_disk.contains(&entry_name(5004, 1, 4)));
+        assert!(!on_disk.contains(&entry_name(5000, 1, 0)));
+        assert_eq!((o.len(), o.memory_only(), o.dropped), (5, 2, 0));
+        // a filler takes the rest: nothing left to remove but the queue's own files
+        cap.store(0, Ordering::SeqCst);
+        for i in 5..8u64 {
+            o.push(entry_name(5000 + i, 1, i), vec![i as u8; 100]);
+        }
+        assert_eq!(o.state(), OutboxState::DiskFull);
+        assert_eq!(sums(d.path()).len(), 0, "every file removed to make room");
+        assert_eq!(o.write_errors, 3);
+        assert_eq!((o.len(), o.memory_only(), o.dropped), (8, 8, 0));
+        // all of them still come out, in order
+        let got: Vec<u8> = std::iter::from_fn(|| o.take())
+            .map(|e| e.payload[0])
+            .collect();
+        assert_eq!(got, (0..8).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn memory_only_entries_stay_bounded_by_max_with_a_count() {
+        let d = tempfile::tempdir().unwrap();
+        let cap = Arc::new(AtomicU64::new(0));
+        let mut o = Outbox::open_with(d.path(), 3, small_disk(cap)).unwrap();
+        for i in 0..5u64 {
+            o.push(entry_name(6000 + i, 1, i), vec![i as u8]);
+        }
+        assert_eq!((o.len(), o.memory_only(), o.dropped), (3, 3, 2));
+        assert_eq!((o.write_errors, o.disk_full), (5, 5));
+        // acknowledged memory-only entries are forgotten, not counted as io errors
+        let e = o.take().unwrap();
+        assert_eq!(e.payload, vec![2]);
+        o.acked(&e);
+        assert_eq!((o.memory_only(), o.io_errors), (2, 0));
+    }
+
+    #[test]
+    fn when_space_returns_writes_succeed_and_memory_only_entries_go_back_to_disk() {
+        let d = tempfile::tempdir().unwrap();
+        let cap = Arc::new(AtomicU64::new(0));
+        let mut o = Outbox::open_with(d.path(), 100, small_disk(cap.clone())).unwrap();
+        let n = REWRITE_PER_PUSH as u64 + 3;
+        for i in 0..n {
+            o.push(entry_name(7000 + i, 1, i), vec![i as u8]);
+        }
+        assert_eq!(o.memory_only(), n as usize);
+        // one entry taken (in flight) is not written back; requeued, it is
+        let inflight = o.take().unwrap();
+        cap.store(1 << 30, Ordering::SeqCst);
+        o.push(entry_name(7000 + n, 1, n), vec![n as u8]);
+        assert_eq!(o.state(), OutboxState::Ok);
+        assert_eq!(
+            o.rewritten, REWRITE_PER_PUSH as u64,
+            "a bounded batch per summary"
+        );
+        assert_eq!(o.memory_only(), n as usize - REWRITE_PER_PUSH);
+        o.requeue(vec![inflight]);
+        o.push(entry_name(8000, 1, n + 1), vec![0]);
+        assert_eq!(o.memory_only(), 0);
+        assert_eq!(sums(d.path()).len(), n as usize + 2);
+        // and they survive a restart, in order
+        drop(o);
+        let mut again = Outbox::open(d.path(), 100).unwrap();
+        let got: Vec<u8> = std::iter::from_fn(|| again.take())
+            .map(|e| e.payload[0])
+            .collect();
+        let mut want: Vec<u8> = (0..=n as u8).collect();
+        want.push(0);
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn other_write_errors_keep_the_entry_in_memory_without_removing_files() {
+        let d = tempfile::tempdir().unwrap();
+        let fail = Arc::new(AtomicUsize::new(0));
+        let f = fail.clone();
+        let w = Writer::new(move |p, b| {
+            if f.load(Ordering::SeqCst) > 0 {
+                return Err(std::io::Error::from_raw_os_error(5)); // EIO
+            }
+            crate::fsutil::write_atomic(p, b, crate::fsutil::Sync::Atomic)
+        });
+        let mut o = Outbox::open_with(d.path(), 10, w).unwrap();
+        o.push(entry_name(9000, 1, 0), vec![0]);
+        fail.store(1, Ordering::SeqCst);
+        o.push(entry_name(9001, 1, 1), vec![1]);
+        assert_eq!(o.state(), OutboxState::WriteError);
+        assert_eq!((o.write_errors, o.disk_full, o.evicted), (1, 0, 0));
+        assert_eq!((sums(d.path()).len(), o.memory_only(), o.len()), (1, 1, 2));
+        fail.store(0, Ordering::SeqCst);
+        o.push(entry_name(9002, 1, 2), vec![2]);
+        assert_eq!((o.state(), o.memory_only()), (OutboxState::Ok, 0));
+        assert_eq!(sums(d.path()).len(), 3);
+    }
+
+    #[test]
+    fn a_memory_outbox_says_so() {
+        let mut o = Outbox::in_memory(2);
+        o.push(entry_name(1, 1, 0), vec![0]);
+        assert_eq!(
+            (o.state(), o.memory_only(), o.write_errors),
+            (OutboxState::MemoryOnly, 0, 0)
+        );
     }
 }
