@@ -255,13 +255,14 @@ impl Outbox {
     }
 
     /// Remove the files of the oldest queued entries that have one, until what they took
-    /// covers `need` bytes and a block more (a folder entry, the temporary file). Their
-    /// summaries stay queued, in memory only. Returns the files removed.
+    /// covers `need` bytes (in whole blocks: one file for one summary, so that a disk kept
+    /// full stays `disk_full` rather than taking every other write). Their summaries stay
+    /// queued, in memory only. Returns the files removed.
     fn make_room(&mut self, need: u64) -> usize {
         let Some(dir) = self.dir.clone() else {
             return 0;
         };
-        let target = need.div_ceil(BLOCK) * BLOCK + BLOCK;
+        let target = need.div_ceil(BLOCK).max(1) * BLOCK;
         let (mut freed, mut removed) = (0u64, 0usize);
         for e in &self.queue {
             if freed >= target {
@@ -500,28 +501,34 @@ mod tests {
         // the fifth does not fit: the oldest files make room, the newest is on disk
         o.push(entry_name(5004, 1, 4), vec![4; 100]);
         assert_eq!(o.disk_full, 1);
-        assert_eq!(o.evicted, 2, "the new entry and a block more");
+        assert_eq!(o.evicted, 1, "one block for one block");
         assert_eq!(o.state(), OutboxState::DiskFull);
         assert_eq!(o.write_errors, 0);
         let on_disk = sums(d.path());
-        assert_eq!(on_disk.len(), 3);
+        assert_eq!(on_disk.len(), 4);
         assert!(on_disk.contains(&entry_name(5004, 1, 4)));
         assert!(!on_disk.contains(&entry_name(5000, 1, 0)));
-        assert_eq!((o.len(), o.memory_only(), o.dropped), (5, 2, 0));
-        // a filler takes the rest: nothing left to remove but the queue's own files
+        assert_eq!((o.len(), o.memory_only(), o.dropped), (5, 1, 0));
+        // the disk stays full: each new one takes the place of the oldest file
+        o.push(entry_name(5005, 1, 5), vec![5; 100]);
+        assert_eq!(
+            (o.state(), o.evicted, o.memory_only()),
+            (OutboxState::DiskFull, 2, 2)
+        );
+        // a filler takes the rest: removing files no longer helps, until none is left
         cap.store(0, Ordering::SeqCst);
-        for i in 5..8u64 {
+        for i in 6..11u64 {
             o.push(entry_name(5000 + i, 1, i), vec![i as u8; 100]);
         }
         assert_eq!(o.state(), OutboxState::DiskFull);
         assert_eq!(sums(d.path()).len(), 0, "every file removed to make room");
-        assert_eq!(o.write_errors, 3);
-        assert_eq!((o.len(), o.memory_only(), o.dropped), (8, 8, 0));
+        assert_eq!((o.write_errors, o.evicted, o.disk_full), (5, 6, 7));
+        assert_eq!((o.len(), o.memory_only(), o.dropped), (11, 11, 0));
         // all of them still come out, in order
         let got: Vec<u8> = std::iter::from_fn(|| o.take())
             .map(|e| e.payload[0])
             .collect();
-        assert_eq!(got, (0..8).collect::<Vec<u8>>());
+        assert_eq!(got, (0..11).collect::<Vec<u8>>());
     }
 
     #[test]
