@@ -3,13 +3,14 @@
 //!
 //! One binary (`cargo test --test e2e`), in modules: [`support`] (broker, relay, daemon,
 //! helpers), [`delivery`], [`cli`], [`updates`], [`devices`], [`tls`], [`acl`], [`faults`],
-//! [`modes`].
+//! [`diskfull`], [`modes`].
 
 mod acl;
 mod api;
 mod cli;
 mod delivery;
 mod devices;
+mod diskfull;
 mod faults;
 mod freshness;
 mod modes;
