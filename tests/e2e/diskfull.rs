@@ -1,10 +1,13 @@
 //! The disk-full fault (issue 13, item 5) against the real binary and a real mosquitto: the
 //! daemon's outbox is a small tmpfs (256 KiB, mounted here: needs root). The broker goes
 //! away (the relay cut), summaries pile up in the outbox, a filler file takes the rest of
-//! the tmpfs; the daemon keeps running, moves its oldest files to memory to make room and
-//! then keeps new summaries in memory; back on the broker its health says `disk_full` with
-//! the counts and every summary arrives; the filler removed, the next write succeeds and
-//! the health says `ok` again. The (boot_id, seq) sequence has no holes but the counted
+//! the tmpfs; the daemon keeps running, its writes fail and new summaries wait in memory
+//! (making room by moving the oldest files to memory is for the unit tests in outbox.rs:
+//! here the outbox is empty when the disk fills); back on the broker its health says
+//! `disk_full` with
+//! the counts and every summary arrives; the broker away again, the filler removed, the
+//! next write succeeds, the summaries held in memory are written back to disk and the health
+//! says `ok` again. The (boot_id, seq) sequence has no holes but the counted
 //! drops. Prints one `fault:` JSON line with its figures.
 //!
 //! Not root (or the mount fails): the test fails saying so, unless
@@ -215,11 +218,13 @@ fn a_full_disk_keeps_the_daemon_running_reports_it_and_recovers() {
     // filler goes and it is tried again.
     let filler = outbox.join("filler");
     let mut filled = 0;
+    let mut attempts = 0;
     for attempt in 0.. {
         assert!(
             attempt < 5,
             "no moment with an empty outbox to fill the disk"
         );
+        attempts = attempt + 1;
         until(&rx, device, &mut arrived, 10, "a summary", |_, h| {
             h.is_none()
         });
@@ -273,15 +278,31 @@ fn a_full_disk_keeps_the_daemon_running_reports_it_and_recovers() {
         "the backlog delivered",
         |a, _| a.len() > seen + backlog,
     );
-    let still = api_health_until(&base, 5, "still disk_full", |_| true);
+    let still = api_health_until(&base, 10, "the backlog counted as sent", |h| {
+        h["broker"] == "connected" && n(h, "outbox") == 0 && n(h, "summaries_sent") > backlog as u64
+    });
     assert_eq!(still["outbox_state"], "disk_full", "{still}");
 
-    // space returns: the next write succeeds, memory-only summaries are written back or
-    // delivered, the state is ok again on both
+    // the broker away again, summaries pile up in memory; then space returns: the next
+    // write succeeds and those in memory are written back to disk (they survive a restart)
+    relay.cut();
+    let before = n(&still, "outbox_write_errors");
+    api_health_until(&base, 10, "more summaries in memory", |h| {
+        n(h, "outbox_write_errors") >= before + 2 && n(h, "outbox_memory_only") >= 2
+    });
     std::fs::remove_file(&filler).unwrap();
     let recovered = api_health_until(&base, 15, "ok again", |h| {
         h["outbox_state"] == "ok" && n(h, "outbox_memory_only") == 0
     });
+    // queued grows only (nothing is acknowledged while the broker is away), each on disk
+    let queued = n(&recovered, "outbox") as usize;
+    assert!(queued >= 3, "{recovered}");
+    assert!(
+        sums(&outbox) >= queued,
+        "{} files for {queued} queued summaries",
+        sums(&outbox)
+    );
+    relay.restore();
     until(&rx, device, &mut arrived, 15, "ok on the broker", |_, h| {
         h.is_some_and(|h| h["outbox_state"] == "ok")
     });
@@ -307,6 +328,7 @@ fn a_full_disk_keeps_the_daemon_running_reports_it_and_recovers() {
     println!(
         "fault: {}",
         serde_json::json!({"test": "disk_full", "tmpfs": "256k", "filler_bytes": filled,
+            "fill_attempts": attempts,
             "summaries": unique.len(), "arrivals": arrived.len(), "holes": holes,
             "outbox_dropped": dropped,
             "while_full": {"write_errors": full["outbox_write_errors"],
