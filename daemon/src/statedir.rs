@@ -299,6 +299,41 @@ pub fn assess(dir: &Path, seen: &Seen, who: &Account) -> Verdict {
     }
 }
 
+/// Below this much free space `emotiond check` fails the state line: the outbox would soon
+/// keep summaries in memory only (health `outbox_state` `disk_full`).
+pub const MIN_FREE_BYTES: u64 = 1 << 20;
+
+/// The space an unprivileged user can still take where the outbox writes (`dir/outbox`, else
+/// `dir`); None where neither exists yet.
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    [dir.join("outbox"), dir.to_path_buf()]
+        .iter()
+        .find_map(|p| rustix::fs::statvfs(p.as_path()).ok())
+        .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+}
+
+/// A usable state directory's verdict with its free space (`free`), failed below
+/// [`MIN_FREE_BYTES`]. Other verdicts are left as they are.
+pub fn with_space(v: Verdict, free: Option<u64>) -> Verdict {
+    let Some(free) = free.filter(|_| v.ok) else {
+        return v;
+    };
+    let mib = free as f64 / (1u64 << 20) as f64;
+    if free >= MIN_FREE_BYTES {
+        return Verdict {
+            detail: format!("{}; {mib:.1} MiB free for the outbox", v.detail),
+            ..v
+        };
+    }
+    Verdict {
+        ok: false,
+        detail: format!("{}; but only {free} bytes free for the outbox", v.detail),
+        hint: "free space on its file system: with the disk full, summaries wait in memory \
+               only (lost on a restart) and health says outbox_state disk_full"
+            .into(),
+    }
+}
+
 fn owner_mode(e: &Entry) -> String {
     format!("owner {}:{}, mode {:o}", e.uid, e.gid, e.mode & 0o7777)
 }
@@ -307,7 +342,7 @@ fn owner_mode(e: &Entry) -> String {
 pub fn check(dir: &Path) -> Verdict {
     let who = Account::daemon_user();
     match observe(dir) {
-        Ok(seen) => assess(dir, &seen, &who),
+        Ok(seen) => with_space(assess(dir, &seen, &who), free_bytes(dir)),
         Err(e) => Verdict {
             ok: false,
             detail: format!("{}: {e}", dir.display()),
@@ -475,5 +510,38 @@ mod tests {
         let v = assess(&d, &observe(&d).unwrap(), &nobody);
         assert!(!v.ok, "{v:?}");
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn a_state_directory_without_space_fails_the_check_and_says_why() {
+        let ok = Verdict {
+            ok: true,
+            detail: "/var/lib/emotiond writable".into(),
+            hint: String::new(),
+        };
+        let v = with_space(ok.clone(), Some(3 << 20));
+        assert!(v.ok);
+        assert_eq!(
+            v.detail,
+            "/var/lib/emotiond writable; 3.0 MiB free for the outbox"
+        );
+        let v = with_space(ok.clone(), Some(4096));
+        assert!(!v.ok);
+        assert!(
+            v.detail.ends_with("only 4096 bytes free for the outbox"),
+            "{}",
+            v.detail
+        );
+        assert!(v.hint.contains("disk_full"), "{}", v.hint);
+        // unknown space, or already failed: left as it is
+        assert_eq!(with_space(ok.clone(), None), ok);
+        let bad = Verdict {
+            ok: false,
+            ..ok.clone()
+        };
+        assert_eq!(with_space(bad.clone(), Some(0)), bad);
+        let d = tempfile::tempdir().unwrap();
+        assert!(free_bytes(d.path()).is_some());
+        assert_eq!(free_bytes(Path::new("/nonexistent/emotiond")), None);
     }
 }

@@ -36,7 +36,7 @@ impl Tmpfs {
                 "-t",
                 "tmpfs",
                 "-o",
-                &format!("size={size},mode=0750"),
+                &format!("size={size},mode=1777"),
                 "tmpfs",
             ])
             .arg(dir)
@@ -249,6 +249,26 @@ fn a_full_disk_keeps_the_daemon_running_reports_it_and_recovers() {
             && n(h, "outbox_memory_only") >= 3
     });
     assert_eq!(sums(&outbox), 0, "a summary was written on a full disk");
+    // `emotiond check` says so too (sticky, world-writable folders: as root it asks for the
+    // service user where one exists, see cli.rs)
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.path().join("state"),
+        std::fs::Permissions::from_mode(0o1777),
+    )
+    .unwrap();
+    let out = run_cli(&["check", "--json", "--config", cfg.to_str().unwrap()]);
+    let state = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| json(l.as_bytes()))
+        .find(|i| i["check"] == "state")
+        .expect("a state line from emotiond check");
+    assert_eq!(state["ok"], false, "{state}");
+    assert!(
+        state["detail"].as_str().unwrap().contains("bytes free"),
+        "{state}"
+    );
     assert!(
         daemon.0.try_wait().unwrap().is_none(),
         "the daemon exited on a full disk"
@@ -334,7 +354,7 @@ fn a_full_disk_keeps_the_daemon_running_reports_it_and_recovers() {
             "while_full": {"write_errors": full["outbox_write_errors"],
                 "memory_only": full["outbox_memory_only"], "queued": full["outbox"]},
             "health_on_reconnect": mqtt_full, "health_after_backlog": still,
-            "health_recovered": recovered,
+            "health_recovered": recovered, "check_while_full": state,
             "seconds": t0.elapsed().as_secs()})
     );
     assert_eq!(
