@@ -284,4 +284,24 @@ mod tests {
         );
         assert_eq!(shared("g", "e/+/summary"), "$share/g/e/+/summary");
     }
+
+    #[test]
+    fn health_of_old_and_new_daemons_parses() {
+        let old = br#"{"camera":{"error":null,"reconnects":0,"source":"/dev/video0","state":"ok"},"microphone":null,"outbox":2,"outbox_dropped":1,"outbox_on_disk":true,"summaries_sent":3,"version":"0.1.0"}"#;
+        let new = br#"{"camera":{"error":null,"reconnects":0,"source":"/dev/video0","state":"ok"},"microphone":null,"outbox":2,"outbox_dropped":1,"outbox_memory_only":2,"outbox_on_disk":true,"outbox_state":"disk_full","outbox_write_errors":5,"summaries_sent":3,"version":"0.1.1"}"#;
+        for (payload, state, errors) in [
+            (&old[..], None, 0),
+            (&new[..], Some(emotiond_wire::OutboxState::DiskFull), 5),
+        ] {
+            match parse("p", "p/k/health", payload).unwrap() {
+                Message::Health { device_id, health } => {
+                    assert_eq!(device_id, "k");
+                    assert_eq!(health.outbox_state, state);
+                    assert_eq!(health.outbox_write_errors, errors);
+                    assert_eq!(health.outbox_dropped, 1);
+                }
+                m => panic!("{m:?}"),
+            }
+        }
+    }
 }
