@@ -148,9 +148,10 @@ pub struct Health {
     /// before it was added (None).
     #[serde(default)]
     pub outbox_state: Option<OutboxState>,
-    /// Of `outbox`, summaries held in memory only (a write failed, or files were removed to
-    /// make room on a full disk): lost if the daemon stops before they are delivered or
-    /// written again. 0 when absent.
+    /// With the outbox on disk: unacknowledged summaries (queued or in flight) held in memory
+    /// only (a write failed, or their files were removed to make room on a full disk), lost
+    /// if the daemon stops before they are delivered or written again. 0 when absent, and
+    /// for an outbox without disk (`outbox_state` `memory_only`).
     #[serde(default)]
     pub outbox_memory_only: usize,
     /// Outbox writes that failed since the start, whatever the cause (each one logged);
