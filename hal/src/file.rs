@@ -154,7 +154,13 @@ impl FileSource {
         }
         let r = dec.get_framerate();
         let interval = if r.num > 0 && r.den > 0 {
-            Duration::from_secs_f64(r.den as f64 / r.num as f64)
+            // A header's ratio can be any pair of integers: 1/(2^64-1) fps is no Duration.
+            Duration::try_from_secs_f64(r.den as f64 / r.num as f64).map_err(|_| {
+                skip(format!(
+                    "Y4M frame rate {}/{} is out of range",
+                    r.num, r.den
+                ))
+            })?
         } else {
             Duration::from_millis(100)
         };
@@ -339,6 +345,26 @@ mod tests {
         let mut s = FileSource::new(&[bad, good], Pacing::AsFastAsPossible, false).unwrap();
         assert!(matches!(s.next_frame(), Err(CameraError::Skipped { .. })));
         assert_eq!(s.next_frame().unwrap().image.width(), 3);
+    }
+
+    /// Hostile input (found reading the Y4M path for issue 13's fuzzing): a frame rate of
+    /// 1/(2^64-1) fps made the interval too long for a `Duration`, and
+    /// `Duration::from_secs_f64` panicked.
+    #[test]
+    fn y4m_frame_rate_too_slow_for_a_duration_is_skipped_not_a_panic() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("slow.y4m");
+        let mut clip = b"YUV4MPEG2 W2 H2 F1:18446744073709551615 C420jpeg\n".to_vec();
+        clip.extend_from_slice(b"FRAME\n");
+        clip.extend_from_slice(&[128u8; 6]);
+        std::fs::write(&p, clip).unwrap();
+        let mut s = FileSource::new(&[p], Pacing::AsFastAsPossible, false).unwrap();
+        match s.next_frame() {
+            Err(CameraError::Skipped { reason, .. }) => {
+                assert!(reason.contains("frame rate"), "{reason}")
+            }
+            other => panic!("expected a skip, got {other:?}"),
+        }
     }
 
     #[test]
