@@ -254,8 +254,10 @@ impl Camera for FileSource {
                 continue;
             }
             let decoded = match item {
-                Item::Path(p) => image::open(p),
-                Item::Bytes(_, b) => image::load_from_memory(b),
+                Item::Path(p) => std::fs::read(p)
+                    .map_err(image::ImageError::IoError)
+                    .and_then(|b| crate::decode_image(&b)),
+                Item::Bytes(_, b) => crate::decode_image(b),
             };
             let img = decoded.map_err(|e| CameraError::Skipped {
                 item: name.to_string(),

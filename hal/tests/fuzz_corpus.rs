@@ -1,6 +1,6 @@
 //! Replays the committed corpus and crash regressions of the `image` fuzz target
 //! (fuzz/corpus/image/, fuzz/regressions/image/) through the entry point the target calls
-//! (fuzz/entry/image.rs: the daemon's `image::load_from_memory` decode), without
+//! (fuzz/entry/image.rs: `emotiond_hal::decode_image`), without
 //! instrumentation. `write_seeds` (ignored) regenerates the seeds from tests/data.
 
 #[path = "../../fuzz/entry/image.rs"]
