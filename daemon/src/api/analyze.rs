@@ -49,7 +49,7 @@ impl AnalyzeQueue {
             .spawn(move || {
                 // ends when the server (every sender) is gone
                 for job in rx {
-                    let out = match image::load_from_memory(&job.body) {
+                    let out = match emotiond_hal::decode_image(&job.body) {
                         Err(e) => Outcome::Undecodable(format!("cannot decode image: {e}")),
                         Ok(img) => {
                             let img = img.to_rgb8();
