@@ -58,6 +58,7 @@ fn v4l2_camera(cfg: &Config) -> Result<Box<dyn Camera>> {
             height: c.height,
             fps: c.fps,
             format: c.format.clone(),
+            frame_timeout: std::time::Duration::from_millis(c.frame_timeout_ms.into()),
         },
     )))
 }

@@ -20,6 +20,10 @@ pub struct V4l2Config {
     pub fps: u32,
     /// Preferred pixel format, "MJPG" or "YUYV"; the other is tried when refused.
     pub format: String,
+    /// A stream that delivers no frame for this long is wedged (the device stopped
+    /// delivering buffers without an error): it is closed and reopened. The first frame after
+    /// opening gets twice as long (cameras that settle exposure first).
+    pub frame_timeout: Duration,
 }
 
 /// What the driver granted.
@@ -37,6 +41,8 @@ struct Open {
     stream: Stream<'static>,
     _dev: Device,
     granted: Granted,
+    /// Whether this stream has delivered a frame yet.
+    delivered: bool,
 }
 
 pub struct V4l2Camera {
@@ -110,6 +116,7 @@ fn open(cfg: &V4l2Config) -> std::io::Result<Open> {
         stream,
         _dev: dev,
         granted,
+        delivered: false,
     })
 }
 
@@ -185,8 +192,20 @@ impl Camera for V4l2Camera {
             return Err(self.unavailable("not open".into()));
         };
         let granted = o.granted.clone();
+        let wait = wait_for_frame(self.cfg.frame_timeout, o.delivered);
+        o.stream.set_timeout(wait);
         let (buf, meta) = match o.stream.next() {
             Ok(x) => x,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                // No error, no frame: a wedged driver or device (seen with USB cameras after
+                // a bus reset, and vivid's "Percentage of Dropped Buffers" at 100). Without
+                // this bound the capture thread would wait forever, and shutdown with it.
+                return Err(self.unavailable(format!(
+                    "no frame for {} ms (the device stopped delivering buffers without an \
+                     error: wedged); reopening it",
+                    wait.as_millis()
+                )));
+            }
             Err(e) => {
                 // ENODEV (19) on unplug, EIO on driver trouble: close and reopen later.
                 return Err(self.unavailable(format!("capture failed: {e}")));
@@ -199,6 +218,7 @@ impl Camera for V4l2Camera {
                 reason: "driver flagged the buffer as damaged (V4L2_BUF_FLAG_ERROR)".into(),
             });
         }
+        o.delivered = true;
         let used = (meta.bytesused as usize).min(buf.len());
         let image = match decode(&buf[..used], &granted) {
             Ok(i) => i,
@@ -220,6 +240,11 @@ impl Camera for V4l2Camera {
         self.seq += 1;
         Ok(f)
     }
+}
+
+/// How long to wait for the next frame: `timeout`, or twice that for a stream's first frame.
+fn wait_for_frame(timeout: Duration, delivered: bool) -> Duration {
+    if delivered { timeout } else { timeout * 2 }
 }
 
 /// One pixel format a device offers, with its frame sizes and the frame rates of each.
@@ -368,6 +393,7 @@ mod tests {
             height: 480,
             fps: 30,
             format: "MJPG".into(),
+            frame_timeout: Duration::from_secs(3),
         });
         let mut waits = Vec::new();
         for _ in 0..3 {
@@ -382,6 +408,13 @@ mod tests {
             }
         }
         assert!(waits[0] < waits[1] && waits[1] < waits[2], "{waits:?}");
+    }
+
+    #[test]
+    fn the_first_frame_of_a_stream_may_take_twice_the_frame_timeout() {
+        let t = Duration::from_millis(3000);
+        assert_eq!(wait_for_frame(t, false), Duration::from_millis(6000));
+        assert_eq!(wait_for_frame(t, true), t);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 #
 # Proves the daemon's V4L2 path (open, format negotiation, mmap streaming, YUYV decode) delivers
 # frames into summaries, that it reports the camera `unavailable` when the device vanishes, and
-# that it reopens it and delivers frames again when it comes back.
+# that it reopens it and delivers frames again when it comes back; after an injected EIO; and
+# after a wedge (vivid drops every buffer: no frame, no error), also across a SIGTERM while wedged.
 #
 #   sudo tests/vm/vivid.sh [path/to/emotiond]      (default: target/debug/emotiond)
 #
@@ -181,7 +182,7 @@ say "modules loaded: $(ls /dev/video* 2>/dev/null | tr '\n' ' ')"
 ip link set lo up; ip link set eth0 up; ip addr add 10.0.2.15/24 dev eth0; ip route add default via 10.0.2.2
 v4l2-ctl -d /dev/video0 --info 2>&1 | grep -E 'Driver name|Card type' | sed 's/^/VM: /'
 say "vivid capture formats: $(v4l2-ctl -d /dev/video0 --list-formats 2>&1 | grep -cE "^\s*\[") offered; YUYV: $(v4l2-ctl -d /dev/video0 --list-formats 2>&1 | grep -c "'YUYV'"), MJPG: $(v4l2-ctl -d /dev/video0 --list-formats 2>&1 | grep -c "'MJPG'")"
-v4l2-ctl -d /dev/video0 -l 2>&1 | grep -iE 'disconnect|inject' | sed 's/^/VM: control: /'
+v4l2-ctl -d /dev/video0 -l 2>&1 | grep -iE 'disconnect|inject|dropped' | sed 's/^/VM: control: /'
 mkdir -p /tmp/state
 say "sound cards: $(grep -c Loopback /proc/asound/cards 2>/dev/null) loopback"
 if [ "$AUDIO" = 1 ]; then
@@ -233,9 +234,31 @@ else
     say "EIO NOT INJECTED: v4l2-ctl exit $rc: $(echo "$out" | tr '\n' ' ')"
 fi
 sleep 15
+say "MARK wedge"
+# vivid's "Percentage of Dropped Buffers" at 100: the stream stays on, no buffer comes back and
+# no error either (a wedged camera); the daemon must notice (camera.frame_timeout_ms) and reopen
+out=$(v4l2-ctl -d /dev/video0 --set-ctrl=percentage_of_dropped_buffers=100 2>&1)
+rc=$?
+[ -n "$out" ] && echo "$out" | sed 's/^/VM: v4l2-ctl: /'
+if [ $rc -eq 0 ]; then
+    say "MARK wedged at $(date +%s) s since the epoch"
+    sleep 15
+    v4l2-ctl -d /dev/video0 --set-ctrl=percentage_of_dropped_buffers=0 2>&1 | sed 's/^/VM: v4l2-ctl: /'
+    say "MARK unwedged at $(date +%s) s since the epoch"
+    sleep 20
+    # wedged again, then SIGTERM: shutdown must not hang on the capture thread
+    v4l2-ctl -d /dev/video0 --set-ctrl=percentage_of_dropped_buffers=100 2>&1 | sed 's/^/VM: v4l2-ctl: /'
+    say "MARK wedged for the shutdown"
+    sleep 8
+else
+    say "WEDGE NOT INJECTED: v4l2-ctl exit $rc: $(echo "$out" | tr '\n' ' ')"
+fi
 say "MARK stop daemon"
+t_stop=$(date +%s)
 kill -TERM $D
-wait $D; say "daemon exit status $?"
+# a hung shutdown is killed after 40 s (exit status 137, a failed check)
+( sleep 40; kill -KILL $D 2>/dev/null && say "MARK daemon killed: no exit 40 s after SIGTERM" ) &
+wait $D; say "daemon exit status $? after $(( $(date +%s) - t_stop )) s"
 say "MARK done"
 poweroff -f
 EOF
@@ -324,6 +347,35 @@ elif refused:
         not_run[name] = f"vivid did not accept inject_fatal_streaming_error ({refused.group(1).strip()})"
 else:
     checks["the guest reached the EIO injection"] = False
+# the wedge (vivid delivers no buffer and no error): noticed within the 15 s it lasts, the
+# camera reopened and frames again after it, and SIGTERM while wedged ends the daemon with 0
+WEDGE_CHECKS = [
+    "wedge: 'no frame for' logged as unavailable while vivid dropped every buffer (15 s)",
+    "wedge: camera ok again after the wedge ended (log)",
+    "wedge: summary with frames_processed > 0 and camera ok from a window begun after the wedge",
+    "wedge: SIGTERM while wedged: the daemon exited 0",
+]
+wedged = re.search(r"MARK wedged at (\d+) s", con)
+unwedged = re.search(r"MARK unwedged at (\d+) s", con)
+wedge_refused = re.search(r"WEDGE NOT INJECTED: (.*)", con)
+if wedged and unwedged:
+    during = con[wedged.end():unwedged.start()]
+    checks[WEDGE_CHECKS[0]] = "unavailable: no frame for" in during
+    second = con.find("MARK wedged for the shutdown")
+    checks[WEDGE_CHECKS[1]] = "camera ok:" in con[unwedged.end():second if second >= 0 else len(con)]
+    after_ms = (int(unwedged.group(1)) + 1) * 1000
+    after = [p for k, p in events if ok(k, p) and p.get("window_start_ms", 0) >= after_ms]
+    print(f"info: {len(after)} summaries with frames from windows begun after the wedge (>= {after_ms} ms)")
+    checks[WEDGE_CHECKS[2]] = bool(after)
+    stop = re.search(r"daemon exit status (\d+) after (\d+) s", con)
+    if stop:
+        print(f"info: the daemon stopped {stop.group(2)} s after SIGTERM with the camera wedged")
+    checks[WEDGE_CHECKS[3]] = second >= 0 and bool(stop) and stop.group(1) == "0"
+elif wedge_refused:
+    for name in WEDGE_CHECKS:
+        not_run[name] = f"vivid did not accept percentage_of_dropped_buffers ({wedge_refused.group(1).strip()})"
+else:
+    checks["the guest reached the wedge"] = False
 statuses = [p for k, p in events if k == "status"]
 if statuses[:1] == ["offline"]:
     print("info: a retained status 'offline' (Last Will) arrived before the first 'online': "

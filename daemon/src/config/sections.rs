@@ -202,6 +202,9 @@ pub struct CameraConfig {
     pub fps: u32,
     /// "MJPG" or "YUYV": tried first; the other is the fallback.
     pub format: String,
+    /// V4L2: no frame for this long (twice that for the first after opening) and the camera
+    /// is wedged: reported unavailable, closed and reopened.
+    pub frame_timeout_ms: u32,
     pub paths: Vec<PathBuf>,
     pub pace: Pace,
     pub stills_fps: f32,
@@ -299,6 +302,7 @@ impl Default for CameraConfig {
             height: 480,
             fps: 15,
             format: "MJPG".into(),
+            frame_timeout_ms: 3000,
             paths: Vec::new(),
             pace: Pace::Realtime,
             stills_fps: 5.0,

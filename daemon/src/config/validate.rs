@@ -36,6 +36,12 @@ impl Config {
         if !matches!(c.format.to_ascii_uppercase().as_str(), "MJPG" | "YUYV") {
             bad("camera.format", "must be \"MJPG\" or \"YUYV\"");
         }
+        if !(100..=600_000).contains(&c.frame_timeout_ms) {
+            bad(
+                "camera.frame_timeout_ms",
+                "must be within 100..=600000 (ms without a frame before the camera is reopened)",
+            );
+        }
         if !(c.stills_fps > 0.0 && c.stills_fps <= 240.0) {
             bad("camera.stills_fps", "must be within 0..=240 and above 0");
         }
