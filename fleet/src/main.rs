@@ -6,6 +6,8 @@
 //! emotion-fleet model sign FILE --key fleet.key       FILE.sig
 //! emotion-fleet model verify FILE --key fleet.pub     checks the hash, the signature, every file
 //! emotion-fleet model inspect FILE                    the index and the manifest
+//! emotion-fleet model import MODEL.tflite|.onnx --task expression|detector --name N --version V
+//!     [--labels a,b,..] --input-range 0..1|-1..1|0..255 --out DIR   your own model → package folder
 //! emotion-fleet endorse --key fleet.key --new NEW.pub --out NEW.endorsement   key rotation
 //! emotion-fleet rollout FILE --slot S (--device ID | --group G) (--url URL | --chunks)
 //!     [--allow-downgrade]
@@ -19,10 +21,13 @@
 //! ```
 //! Output: one JSON object per line. Exit code 1 when a check fails, 2 on bad input.
 //!
-//! It depends on `emotiond-wire` only (package format, signatures, topics, the desired-state
-//! message): no inference engine is compiled into it.
+//! It depends on `emotiond-wire` (package format, signatures, topics, the desired-state
+//! message); only `model import` (feature `import`, on by default) adds `emotiond-models` and its
+//! pure-Rust engine: `--no-default-features` builds the tool with no inference engine.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "import")]
+mod import;
 mod rollouts;
 mod server;
 
@@ -209,6 +214,10 @@ enum ModelCmd {
     },
     /// Print the index and the manifest.
     Inspect { package: PathBuf },
+    /// Make a package folder from your own model: shapes checked for the task, test vectors
+    /// computed on the pure-Rust engine, a PROVENANCE.md to fill in.
+    #[cfg(feature = "import")]
+    Import(Box<import::ImportArgs>),
 }
 
 fn sig_path(p: &Path) -> PathBuf {
@@ -420,6 +429,8 @@ fn run() -> Result<ExitCode> {
             }
         }
         Cmd::Model(ModelCmd::Inspect { package }) => inspect(&package)?,
+        #[cfg(feature = "import")]
+        Cmd::Model(ModelCmd::Import(args)) => print(import::import(&args)?.report),
         Cmd::Rollout {
             package,
             slot,
@@ -525,8 +536,10 @@ fn run() -> Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,sqlx=warn"))
-        .init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,sqlx=warn,tract_linalg=warn"),
+    )
+    .init();
     match run() {
         Ok(c) => c,
         Err(e) => {
