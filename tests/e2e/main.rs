@@ -3,11 +3,12 @@
 //!
 //! One binary (`cargo test --test e2e`), in modules: [`support`] (broker, relay, daemon,
 //! helpers), [`delivery`], [`cli`], [`updates`], [`devices`], [`tls`], [`acl`], [`faults`],
-//! [`diskfull`], [`modes`].
+//! [`diskfull`], [`clockjump`], [`modes`].
 
 mod acl;
 mod api;
 mod cli;
+mod clockjump;
 mod delivery;
 mod devices;
 mod diskfull;

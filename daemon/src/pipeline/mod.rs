@@ -8,6 +8,7 @@
 //! [`window`] (pure), [`demo`] (the built-in sample).
 
 pub mod analyzer;
+pub mod clock;
 pub mod demo;
 pub mod queue;
 pub mod track;
@@ -240,6 +241,7 @@ impl Pipeline {
             max_missed_s: self.cfg.track_max_missed_s,
             smoothing_tau_s: self.cfg.smoothing_tau_s,
         });
+        let mut wall = clock::WallMap::new(0.0, unix_ms(start_wall));
         let mut window = Window::new(self.cfg.window_s, 0.0, unix_ms(start_wall));
         let mut seq = 0u64;
         let (mut seen_dropped, mut seen_skipped) = (0u64, 0u64);
@@ -321,13 +323,18 @@ impl Pipeline {
             }
             let now = start.elapsed().as_secs_f64();
             if window.due(now) || stopping {
-                let end_wall = if stopping {
-                    SystemTime::now()
-                } else {
-                    start_wall + Duration::from_secs_f64(window.end_t())
-                };
+                if let Some(step) = wall.observe(now, unix_ms(SystemTime::now())) {
+                    log::warn!(
+                        "the wall clock stepped by {:+.1} s: summaries are stamped on the new \
+                         time from window {seq} on (windows are timed by the monotonic clock; \
+                         seq goes on)",
+                        step as f64 / 1e3
+                    );
+                    window.restamp(wall.wall_ms(window.start_t()));
+                }
+                let end_t = if stopping { now } else { window.end_t() };
                 let meta = self.meta(seq, self.voice.as_ref().map(VoiceInput::finish));
-                sink(window.finish(unix_ms(end_wall), meta));
+                sink(window.finish(wall.wall_ms(end_t), meta));
                 seq += 1;
             }
             if stopping {

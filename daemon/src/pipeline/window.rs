@@ -143,6 +143,16 @@ impl Window {
         self.start_t + self.len_s
     }
 
+    /// Monotonic time the window began.
+    pub fn start_t(&self) -> f64 {
+        self.start_t
+    }
+
+    /// Stamp the window's start anew (the wall clock stepped, see [`super::clock`]).
+    pub fn restamp(&mut self, start_wall_ms: u64) {
+        self.start_wall_ms = start_wall_ms;
+    }
+
     pub fn add_frame(&mut self, obs: &[Observation], inference_ms: f32) {
         self.frames_processed += 1;
         if !obs.is_empty() {

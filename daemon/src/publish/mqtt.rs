@@ -8,7 +8,7 @@ use super::delivery::{self, Action, InFlight, Leave, Requests};
 use super::inbound::{Handed, Inbound};
 use crate::config::MqttConfig;
 use crate::health::DeviceHealth;
-use crate::outbox::{Outbox, entry_name};
+use crate::outbox::Outbox;
 use crate::summary::{Encoding, Summary};
 use crate::updates::{Msg, Out};
 use emotiond_hal::Backoff;
@@ -236,7 +236,10 @@ impl Session {
                 s = self.rx.recv(), if self.input_open => match s {
                     Some(s) => {
                         match s.encode(self.encoding) {
-                            Ok(p) => self.outbox.push(entry_name(s.window_end_ms, s.boot_id, s.seq), p),
+                            Ok(p) => {
+                                let name = self.outbox.name_for(s.window_end_ms, s.boot_id, s.seq);
+                                self.outbox.push(name, p);
+                            }
                             Err(e) => log::error!("mqtt: cannot encode summary {}: {e}", s.seq),
                         }
                         self.flush(client);

@@ -64,6 +64,8 @@ pub struct Outbox {
     pub rewritten: u64,
     /// Names of the entries (queued or in flight) that have no file.
     memory_only: HashSet<String>,
+    /// The time part of the newest name given (see [`Outbox::name_for`]).
+    last_name_ms: u64,
     state: OutboxState,
     write: Writer,
 }
@@ -104,6 +106,7 @@ impl Outbox {
             evicted: 0,
             rewritten: 0,
             memory_only: HashSet::new(),
+            last_name_ms: 0,
             state: OutboxState::MemoryOnly,
             write: Writer::durable(),
         }
@@ -130,7 +133,12 @@ impl Outbox {
             }
         }
         names.sort();
+        let last_name_ms = names
+            .last()
+            .and_then(|n| n.split('-').next()?.parse().ok())
+            .unwrap_or(0);
         let mut ob = Outbox {
+            last_name_ms,
             dir: Some(dir.to_path_buf()),
             state: OutboxState::Ok,
             write,
@@ -179,6 +187,15 @@ impl Outbox {
             }
         }
         self.queue.push_back(e);
+    }
+
+    /// The name of a new summary closed at wall time `window_end_ms`: [`entry_name`] with a
+    /// time part that never goes back (not after a backward step of the wall clock either,
+    /// nor below what an earlier run left), so that the names sort in the order the
+    /// summaries were made and a restart delivers them in that order.
+    pub fn name_for(&mut self, window_end_ms: u64, boot_id: u32, seq: u64) -> String {
+        self.last_name_ms = self.last_name_ms.max(window_end_ms);
+        entry_name(self.last_name_ms, boot_id, seq)
     }
 
     /// Add a new summary (persisted first when the outbox is on disk).
@@ -421,6 +438,27 @@ mod tests {
             .collect();
         assert_eq!(got, vec![second.payload, b"s2".to_vec(), b"s3".to_vec()]);
         assert!(!files(d.path()).iter().any(|f| f.ends_with(".tmp")));
+    }
+
+    #[test]
+    fn names_keep_their_order_when_the_wall_clock_steps_back_and_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ob = Outbox::open(dir.path(), 10).unwrap();
+        let a = ob.name_for(5_000_000, 7, 1);
+        // the clock went back an hour: the name does not
+        let b = ob.name_for(1_400_000, 7, 2);
+        assert!(a < b, "{a} {b}");
+        assert_eq!(b, entry_name(5_000_000, 7, 2));
+        ob.push(a.clone(), b"1".to_vec());
+        ob.push(b.clone(), b"2".to_vec());
+        drop(ob);
+        // a restart with the clock still behind: new names sort after what was left
+        let mut ob = Outbox::open(dir.path(), 10).unwrap();
+        let c = ob.name_for(1_500_000, 9, 0);
+        assert!(b < c, "{b} {c}");
+        assert_eq!(c, entry_name(5_000_000, 9, 0));
+        // and the clock moving on is followed
+        assert_eq!(ob.name_for(6_000_000, 9, 1), entry_name(6_000_000, 9, 1));
     }
 
     #[test]
