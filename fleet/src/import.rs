@@ -40,6 +40,7 @@ pub struct ImportArgs {
     /// Package name (letters, digits, `_`, `-`, `.`).
     #[arg(long)]
     pub name: String,
+    /// Package version, free text (e.g. `2.0`); devices report `name@version`.
     #[arg(long)]
     pub version: String,
     /// Release number (anti-rollback): raise it with every package of this name you publish.
