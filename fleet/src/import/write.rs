@@ -281,5 +281,15 @@ fn provenance(plan: &Plan, source: &str, sha: &str, vectors: &[Vector]) -> Strin
     for v in vectors {
         let _ = writeln!(s, "- `vectors/{}.in.f32`: {}", v.stem, v.note);
     }
+    if plan.format == Format::TfLite {
+        let _ = writeln!(
+            s,
+            "\nA `.tflite` file: tract-tflite 0.22 computes a few operators differently from \
+             TFLite (it rounds `MEAN`'s float result to whole numbers; see \
+             `models/tools/rewrite_for_tract.py`). Run the package once on the TFLite runtime \
+             (`models.engine = \"tflite\"`, `emotiond analyze`): when it fails these vectors, \
+             its log names the vector and the element, rewrite the file with that script and import it again."
+        );
+    }
     s
 }
