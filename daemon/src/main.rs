@@ -1,4 +1,4 @@
-//! `emotiond run | demo | analyze PATH... | bench | check | config`: parses the command
+//! `emotiond run | demo | analyze PATH... | eval PATH | bench | check | config`: parses the command
 //! line, loads the config and hands over to the library ([`emotiond::app::run`] and
 //! [`emotiond::cli`]); errors become one line on stderr and exit code 2.
 #![forbid(unsafe_code)]
@@ -54,6 +54,31 @@ enum Cmd {
     Analyze {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+    },
+    /// Measure expression models on a labelled set (a folder of label folders, or a CSV of
+    /// path,label[,x,y,w,h]) and the detector on face boxes: one JSON object per model, one per
+    /// pair of models (McNemar's exact test), one for detection. Exit code 2 on a bad layout.
+    Eval {
+        /// Folder of label folders (happy/, neutral/, ...) or CSV file; optional with --boxes.
+        #[arg(required_unless_present = "boxes")]
+        path: Option<PathBuf>,
+        /// Expression model (builtin:NAME or a package folder); repeat to compare. Default:
+        /// the config's models.expression.
+        #[arg(long)]
+        expression: Vec<String>,
+        /// The images are face crops: the expression model alone, on the whole image.
+        #[arg(long)]
+        crops: bool,
+        /// Write index.html and SVG figures (confusion matrix, per-class bars) into DIR.
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
+        /// Face boxes (JSON {"image.jpg": [[x,y,w,h], ...]} or CSV path,x,y,w,h; pixels, paths
+        /// relative to the file): precision, recall and AP at IoU 0.5 of the detector.
+        #[arg(long, value_name = "FILE")]
+        boxes: Option<PathBuf>,
+        /// Also print one line per labelled face and model (label, prediction, box).
+        #[arg(long)]
+        per_face: bool,
     },
     /// Measure frames/s and per-stage times on an input (default: the sample clip): one JSON
     /// line. `decode_ms` is reading and decoding a frame; fps counts inference (detect +
@@ -186,6 +211,24 @@ fn dispatch(cli: Cli, explicit: bool) -> Result<ExitCode> {
         Cmd::Analyze { paths } => {
             cli::analyze::analyze(&load_config(&cli.config, explicit)?, &paths)
         }
+        Cmd::Eval {
+            path,
+            expression,
+            crops,
+            report,
+            boxes,
+            per_face,
+        } => cli::eval::eval(
+            &load_config(&cli.config, explicit)?,
+            &cli::eval::Options {
+                path,
+                expression,
+                crops,
+                report,
+                boxes,
+                per_face,
+            },
+        ),
         Cmd::Bench {
             input,
             frames,

@@ -5,6 +5,7 @@
 pub mod analyze;
 pub mod bench;
 pub mod check;
+pub mod eval;
 
 use crate::config::Config;
 use crate::summary::ModelInfo;
