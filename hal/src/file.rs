@@ -5,7 +5,7 @@
 
 use crate::camera::{Camera, CameraError, Frame};
 use crate::pixel::i420_to_rgb;
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -20,7 +20,23 @@ pub enum Pacing {
 
 enum Item {
     Path(PathBuf),
-    Bytes(Arc<str>, &'static [u8]),
+    Bytes(Arc<str>, Bytes),
+}
+
+/// A clip in memory: built in (the demo's) or owned.
+#[derive(Clone)]
+enum Bytes {
+    Static(&'static [u8]),
+    Owned(Arc<[u8]>),
+}
+
+impl AsRef<[u8]> for Bytes {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Bytes::Static(b) => b,
+            Bytes::Owned(b) => b,
+        }
+    }
 }
 
 impl Item {
@@ -50,6 +66,47 @@ fn wanted_in_folder(p: &Path) -> bool {
     p.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| IMAGE_EXT.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// The most a Y4M frame may hold: its RGB conversion is twice as big (4:2:0), within
+/// [`crate::decode::MAX_IMAGE_ALLOC`]. The y4m crate allocates a frame's buffer from the
+/// header (its own limit is 1 GiB): a 30-byte header declaring 7 x 52222222 pixels made it
+/// allocate 548 MiB (found by fuzzing, issue 13 item 4).
+const MAX_Y4M_FRAME: usize = (crate::decode::MAX_IMAGE_ALLOC / 2) as usize;
+
+/// The header's width and height checked against [`crate::decode::MAX_IMAGE_SIDE`] before the
+/// y4m crate multiplies them (unchecked: W and H near 2^32 overflow it); the header's bytes
+/// are put back in front of the stream.
+fn y4m_size_checked(reader: Box<dyn Read + Send>) -> Result<Box<dyn Read + Send>, String> {
+    let mut r = BufReader::new(reader);
+    let mut header = Vec::new();
+    (&mut r)
+        .take(1024)
+        .read_until(b'\n', &mut header)
+        .map_err(|e| format!("cannot read the Y4M header: {e}"))?;
+    // Not Y4M, or a value that is not a number: the y4m crate says what is wrong.
+    let fields = header
+        .strip_prefix(b"YUV4MPEG2 ")
+        .unwrap_or_default()
+        .split(|&b| b == b' ' || b == b'\n');
+    for field in fields {
+        let Some((&k, v)) = field
+            .split_first()
+            .filter(|(k, _)| matches!(k, b'W' | b'H'))
+        else {
+            continue;
+        };
+        let n: Option<u64> = std::str::from_utf8(v).ok().and_then(|v| v.parse().ok());
+        if n.is_some_and(|n| n > u64::from(crate::decode::MAX_IMAGE_SIDE)) {
+            return Err(format!(
+                "Y4M {} {} is not supported (1..={} pixels)",
+                if k == b'W' { "width" } else { "height" },
+                String::from_utf8_lossy(v),
+                crate::decode::MAX_IMAGE_SIDE
+            ));
+        }
+    }
+    Ok(Box::new(Cursor::new(header).chain(r)))
 }
 
 impl FileSource {
@@ -92,7 +149,21 @@ impl FileSource {
         pacing: Pacing,
         looping: bool,
     ) -> FileSource {
-        Self::with_items(vec![Item::Bytes(name.into(), bytes)], pacing, looping)
+        Self::with_items(
+            vec![Item::Bytes(name.into(), Bytes::Static(bytes))],
+            pacing,
+            looping,
+        )
+    }
+
+    /// A Y4M clip held in memory that is not built in (the `y4m` fuzz target and its replay
+    /// test read clips this way).
+    pub fn from_y4m_vec(name: &str, bytes: Vec<u8>, pacing: Pacing, looping: bool) -> FileSource {
+        Self::with_items(
+            vec![Item::Bytes(name.into(), Bytes::Owned(bytes.into()))],
+            pacing,
+            looping,
+        )
     }
 
     fn with_items(items: Vec<Item>, pacing: Pacing, looping: bool) -> FileSource {
@@ -139,8 +210,17 @@ impl FileSource {
             item: name.to_string(),
             reason,
         };
-        let dec =
-            y4m::decode(reader).map_err(|e| skip(format!("not a readable Y4M stream: {e:?}")))?;
+        let reader = y4m_size_checked(reader).map_err(&skip)?;
+        let limits = y4m::Limits {
+            bytes: MAX_Y4M_FRAME,
+        };
+        let dec = y4m::Decoder::new_with_limits(reader, limits).map_err(|e| match e {
+            y4m::Error::OutOfMemory => skip(format!(
+                "a Y4M frame over {} MiB is not read",
+                MAX_Y4M_FRAME >> 20
+            )),
+            e => skip(format!("not a readable Y4M stream: {e:?}")),
+        })?;
         match dec.get_colorspace() {
             y4m::Colorspace::C420
             | y4m::Colorspace::C420jpeg
@@ -235,7 +315,7 @@ impl Camera for FileSource {
             let name = item.name();
             let is_y4m = match item {
                 Item::Path(p) => p.extension().is_some_and(|e| e.eq_ignore_ascii_case("y4m")),
-                Item::Bytes(_, b) => b.starts_with(b"YUV4MPEG2"),
+                Item::Bytes(_, b) => b.as_ref().starts_with(b"YUV4MPEG2"),
             };
             if is_y4m {
                 let reader: Box<dyn Read + Send> = match item {
@@ -248,7 +328,7 @@ impl Camera for FileSource {
                             });
                         }
                     },
-                    Item::Bytes(_, b) => Box::new(*b),
+                    Item::Bytes(_, b) => Box::new(Cursor::new(b.clone())),
                 };
                 self.video = Some(Self::open_video(name, reader)?);
                 continue;
@@ -257,7 +337,7 @@ impl Camera for FileSource {
                 Item::Path(p) => std::fs::read(p)
                     .map_err(image::ImageError::IoError)
                     .and_then(|b| crate::decode_image(&b)),
-                Item::Bytes(_, b) => crate::decode_image(b),
+                Item::Bytes(_, b) => crate::decode_image(b.as_ref()),
             };
             let img = decoded.map_err(|e| CameraError::Skipped {
                 item: name.to_string(),
@@ -367,6 +447,44 @@ mod tests {
             }
             other => panic!("expected a skip, got {other:?}"),
         }
+    }
+
+    /// Found by fuzzing (issue 13 item 4; the input is fuzz/regressions/y4m/): a 35-byte
+    /// header declaring 7 x 52222222 pixels made the y4m crate allocate 548 MiB for a frame.
+    /// A side over 8192 pixels, or a frame over 32 MiB (8-bit 4:2:0 up to ~4730 x 4730), is
+    /// skipped with a reason; a side near 2^32 no longer reaches the y4m crate's unchecked
+    /// multiplication.
+    #[test]
+    fn y4m_header_declaring_a_huge_frame_is_skipped_with_a_reason() {
+        let fuzzed = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fuzz/regressions/y4m/w7-h52222222-574MB"
+        ))
+        .unwrap();
+        for (clip, why) in [
+            (fuzzed, "Y4M height 52222222 is not supported"),
+            (
+                b"YUV4MPEG2 W4294967296 H4294967296 F25:1\n".to_vec(),
+                "Y4M width 4294967296 is not supported",
+            ),
+            (
+                b"YUV4MPEG2 W8192 H8192 F25:1 C444p12\n".to_vec(),
+                "a Y4M frame over 32 MiB is not read",
+            ),
+        ] {
+            let mut s = FileSource::from_y4m_vec("big", clip, Pacing::AsFastAsPossible, false);
+            match s.next_frame() {
+                Err(CameraError::Skipped { reason, .. }) => {
+                    assert!(reason.starts_with(why), "{reason}")
+                }
+                other => panic!("expected a skip ({why}), got {other:?}"),
+            }
+            assert!(matches!(s.next_frame(), Err(CameraError::End)));
+        }
+        // full HD is well within the limits
+        let hd = y4m_bytes(1920, 1080, 1, 0);
+        let mut s = FileSource::from_y4m_vec("hd", hd, Pacing::AsFastAsPossible, false);
+        assert_eq!(s.next_frame().unwrap().image.width(), 1920);
     }
 
     #[test]

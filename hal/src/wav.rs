@@ -11,7 +11,7 @@
 //! the resampling to 16 kHz mono, with the error that names each unsupported encoding.
 
 use crate::audio::{AudioChunk, Chunker, Converter, MicError, Microphone, SAMPLE_RATE, to_i16};
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -46,11 +46,11 @@ pub struct WavInfo {
     pub seconds: f64,
 }
 
-type Reader = hound::WavReader<BufReader<std::fs::File>>;
+type FileReader = BufReader<std::fs::File>;
 
-struct OpenWav {
+struct OpenWav<R: Read = FileReader> {
     path: PathBuf,
-    reader: Reader,
+    reader: hound::WavReader<R>,
     info: WavInfo,
     conv: Converter,
     frames_read: u64,
@@ -73,6 +73,11 @@ fn format_error(path: &Path, e: hound::Error) -> WavError {
 
 fn open_wav(path: &Path) -> Result<OpenWav, WavError> {
     let reader = hound::WavReader::open(path).map_err(|e| format_error(path, e))?;
+    open_reader(path, reader)
+}
+
+/// The header checks and the converter of an opened reader; `path` names it in errors.
+fn open_reader<R: Read>(path: &Path, reader: hound::WavReader<R>) -> Result<OpenWav<R>, WavError> {
     let spec = reader.spec();
     let float = spec.sample_format == hound::SampleFormat::Float;
     if float && spec.bits_per_sample != 32 {
@@ -102,7 +107,7 @@ fn open_wav(path: &Path) -> Result<OpenWav, WavError> {
     })
 }
 
-impl OpenWav {
+impl<R: Read> OpenWav<R> {
     /// Read up to `frames` frames into the converter. Ok(false) at the end of the data.
     fn pump(&mut self, frames: usize) -> Result<bool, WavError> {
         let n = frames * self.info.channels as usize;
@@ -162,7 +167,19 @@ impl OpenWav {
 
 /// Read a whole WAV file as mono 16 kHz S16 (batch analysis).
 pub fn read_wav(path: &Path) -> Result<(WavInfo, Vec<i16>), WavError> {
-    let mut w = open_wav(path)?;
+    read_all(open_wav(path)?)
+}
+
+/// [`read_wav`] of a WAV file held in memory; `name` stands for its path in errors (the
+/// `wav` fuzz target and its replay test feed the header parser and converter this way).
+pub fn read_wav_bytes(name: &str, bytes: &[u8]) -> Result<(WavInfo, Vec<i16>), WavError> {
+    let path = Path::new(name);
+    let reader =
+        hound::WavReader::new(std::io::Cursor::new(bytes)).map_err(|e| format_error(path, e))?;
+    read_all(open_reader(path, reader)?)
+}
+
+fn read_all<R: Read>(mut w: OpenWav<R>) -> Result<(WavInfo, Vec<i16>), WavError> {
     let mut out = Vec::new();
     while w.pump(4096)? {
         w.conv.take(&mut out);
@@ -532,5 +549,48 @@ mod tests {
         assert!((20.0 * rms.log10() + 30.0).abs() < 0.3, "{rms}");
         let mut m = MemorySource::new("t", x);
         assert_eq!(m.read().unwrap().samples.len(), CHUNK);
+    }
+
+    /// Found by fuzzing (issue 13 item 4; the input is fuzz/regressions/wav/): a 32-bit
+    /// float WAV whose samples reach 7.5e31 made the resampler's FFT panic (rubato unwraps
+    /// realfft's "imaginary part of first value was non-zero"). Samples beyond full scale are
+    /// clipped and NaN is silence before resampling.
+    #[test]
+    fn float_samples_far_beyond_full_scale_or_nan_are_clipped_not_a_panic() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("wild.wav");
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 44_100,
+            bits_per_sample: 32,
+            sample_format: hound::SampleFormat::Float,
+        };
+        let mut w = hound::WavWriter::create(&p, spec).unwrap();
+        let wild = [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            7.5e31,
+            -3.9e31,
+            12884.5,
+        ];
+        for i in 0..4410 {
+            w.write_sample(wild[i % wild.len()]).unwrap();
+            w.write_sample(0.25f32).unwrap();
+        }
+        w.finalize().unwrap();
+        let (info, out) = read_wav(&p).unwrap();
+        assert!(info.float);
+        assert_eq!(out.len(), 1600, "0.1 s at 16 kHz");
+        let fuzzed = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fuzz/regressions/wav/f32-nan-resampler-fft-panic"
+        ))
+        .unwrap();
+        // it reads, or is refused with a reason (its data chunk is cut short)
+        match read_wav_bytes("fuzzed.wav", &fuzzed) {
+            Ok((info, _)) => assert!(info.float),
+            Err(e) => assert!(e.to_string().starts_with("fuzzed.wav: "), "{e}"),
+        }
     }
 }
