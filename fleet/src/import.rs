@@ -16,9 +16,10 @@ use emotiond_models::manifest::{
     ClassifierDecode, Color, CropSpec, InputSpec, Manifest, Resize, SsdDecode, Task,
 };
 use emotiond_models::preprocess::{Region, fill_tensor};
+use emotiond_models::tflite_engine::Delegate;
 use emotiond_models::{
-    Attempt, CheckVectors, Engine, ExpressionClassifier, FaceDetector, ModelPackage, Runtimes,
-    Tensor, builtin, load_engine, sha256_hex,
+    Attempt, CheckVectors, Engine, EngineKind, ExpressionClassifier, FaceDetector, ModelPackage,
+    Runtimes, Tensor, builtin, load_engine, sha256_hex,
 };
 use image::RgbImage;
 use std::path::{Path, PathBuf};
@@ -71,6 +72,14 @@ pub struct ImportArgs {
     /// photo with one face, built in, and its mirror image).
     #[arg(long, num_args = 1..)]
     pub vectors_from: Vec<PathBuf>,
+    /// The TFLite C library: its reference kernels compute a `.tflite` model's vectors
+    /// (without it, or when it cannot load: tract, the pure-Rust engine).
+    #[arg(long, env = "EMOTIOND_TFLITE_LIB")]
+    pub tflite_library: Option<PathBuf>,
+    /// ONNX Runtime's library: it computes an `.onnx` model's vectors on CPU (without it:
+    /// tract).
+    #[arg(long, env = "EMOTIOND_ONNXRUNTIME_LIB")]
+    pub onnxruntime_library: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -81,9 +90,11 @@ pub enum ColorArg {
     Gray,
 }
 
-/// What `import` found and wrote, printed as one JSON line.
+/// What `import` found and wrote, printed as one JSON line; `tract_agrees` false: the
+/// package is written, but tract (every device's fallback) computes other outputs.
 pub struct Imported {
     pub report: serde_json::Value,
+    pub tract_agrees: bool,
 }
 
 /// One test vector: where its input came from, the tensor, and the model's outputs.
@@ -138,19 +149,98 @@ fn bare_package(name: &str, bytes: &[u8]) -> Result<ModelPackage> {
         manifest,
         origin: "import".into(),
         model: bytes.to_vec().into(),
-        engine_files: Vec::new(),
+        // the same bytes for ONNX Runtime (for a .tflite, the TFLite runtime takes `model`)
+        engine_files: if emotiond_models::package::is_tflite(bytes) {
+            Vec::new()
+        } else {
+            vec![(EngineKind::OnnxRuntime, bytes.to_vec().into())]
+        },
         vectors: Vec::new(),
     })
+}
+
+/// The model's own runtime, when its library loads: TFLite's reference kernels (no delegate)
+/// for a `.tflite`, ONNX Runtime on CPU for an `.onnx`. Err: why not (tract computes the
+/// vectors then).
+fn native(
+    pkg: &ModelPackage,
+    format: Format,
+    args: &ImportArgs,
+) -> std::result::Result<(Box<dyn Engine>, Attempt, String), String> {
+    let runtimes = Runtimes {
+        tflite_library: args.tflite_library.clone(),
+        onnxruntime_library: args.onnxruntime_library.clone(),
+    };
+    let (attempt, label) = match format {
+        Format::TfLite => {
+            let (version, path) =
+                emotiond_models::tflite_engine::library_info(args.tflite_library.as_deref())?;
+            (
+                Attempt::TfLite(Delegate::None),
+                format!(
+                    "TFLite {version} reference kernels (no delegate; {}), float32",
+                    file_name(&path)
+                ),
+            )
+        }
+        Format::Onnx => {
+            let (path, version) =
+                emotiond_models::onnxruntime_info(args.onnxruntime_library.as_deref())?;
+            (
+                Attempt::OnnxRuntime(vec!["cpu".into()]),
+                format!(
+                    "ONNX Runtime {version} on CPU ({}), float32",
+                    file_name(&path)
+                ),
+            )
+        }
+    };
+    let engine = load_engine(pkg, &attempt, &runtimes, 1).map_err(|e| e.reason)?;
+    Ok((engine, attempt, label))
+}
+
+/// A library's file name (the folder it was in on this machine is no business of the package).
+fn file_name(path: &str) -> String {
+    Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.to_string())
+}
+
+/// Largest |difference| between two engines' outputs (infinite when their shapes differ).
+fn max_diff(a: &[Tensor], b: &[Tensor]) -> f32 {
+    if a.len() != b.len() || a.iter().zip(b).any(|(x, y)| x.shape != y.shape) {
+        return f32::INFINITY;
+    }
+    a.iter()
+        .zip(b)
+        .flat_map(|(x, y)| x.data.iter().zip(&y.data))
+        .map(|(u, w)| {
+            if (u - w).is_nan() {
+                f32::INFINITY
+            } else {
+                (u - w).abs()
+            }
+        })
+        .fold(0.0, f32::max)
 }
 
 fn tract(pkg: &ModelPackage) -> Result<Box<dyn Engine>> {
     load_engine(pkg, &Attempt::Tract, &Runtimes::default(), 1).map_err(|e| {
         let hint = if e.reason.contains("not fixed") {
             " (export the model with a fixed input shape, batch 1)"
+        } else if e.reason.contains("Unsupported") {
+            " (an operator or type tract does not support; for a .tflite, \
+             models/tools/rewrite_for_tract.py rewrites fp16 and int8 weights, PRELU, MEAN and others)"
         } else {
             ""
         };
-        anyhow::anyhow!("tract cannot load the model: {}{hint}", e.reason)
+        // tract's reasons can hold a whole operator dump: one line, bounded
+        let mut reason = e.reason.split_whitespace().collect::<Vec<_>>().join(" ");
+        if reason.chars().count() > 400 {
+            reason = reason.chars().take(400).collect::<String>() + " ...";
+        }
+        anyhow::anyhow!("tract cannot load the model: {reason}{hint}")
     })
 }
 
@@ -287,6 +377,15 @@ pub fn import(args: &ImportArgs) -> Result<Imported> {
         margin: 0.1,
     };
 
+    let (mut reference, not_native) = match native(&bare, format, args) {
+        Ok(r) => (Some(r), None),
+        Err(why) => (None, Some(why)),
+    };
+    let reference_label = match &reference {
+        Some((_, _, l)) => l.clone(),
+        None => write::REFERENCE.to_string(),
+    };
+    let mut tract_diff = 0.0f32;
     let mut detector = None;
     let mut vectors = Vec::new();
     for (stem, name, img) in images(args)? {
@@ -301,7 +400,12 @@ pub fn import(args: &ImportArgs) -> Result<Imported> {
         };
         let mut tensor = Vec::new();
         fill_tensor(&img, region, &input, &mut tensor);
-        let outputs = run(engine.as_mut(), &tensor)?;
+        let mut outputs = run(engine.as_mut(), &tensor)?;
+        if let Some((n, _, label)) = &mut reference {
+            let theirs = run(n.as_mut(), &tensor).with_context(|| label.clone())?;
+            tract_diff = tract_diff.max(max_diff(&outputs, &theirs));
+            outputs = theirs;
+        }
         vectors.push(Vector {
             note: format!(
                 "{name} ({}x{}): {how}, {h}x{w} {color:?}",
@@ -322,6 +426,17 @@ pub fn import(args: &ImportArgs) -> Result<Imported> {
         _ if softmax_applied => 1e-4,
         _ => 1e-3,
     };
+    let tract_agrees = tract_diff <= atol;
+    let tract_note = reference.as_ref().map(|_| {
+        if tract_agrees {
+            format!("tract reproduces them (max diff {tract_diff:.1e})")
+        } else {
+            format!(
+                "tract does NOT reproduce them (max diff {tract_diff:.1e}, tolerance {atol:.0e}): \
+                 a device without this runtime, or whose runtime fails, refuses the model"
+            )
+        }
+    });
     let classifier = (task == Task::Expression).then_some(ClassifierDecode {
         output: classes_output,
         softmax_applied,
@@ -337,13 +452,27 @@ pub fn import(args: &ImportArgs) -> Result<Imported> {
         crop: &crop,
         atol,
         out_shapes: &out_shapes,
+        reference: &reference_label,
+        tract_note: tract_note.as_deref(),
     };
     let written = write::package(&plan, &vectors)?;
 
     // Load the folder as the daemon does (hashes, vectors) and run it once more.
     let pkg = ModelPackage::load_dir(&args.out)
         .with_context(|| format!("the written package {}", args.out.display()))?;
-    let mut fresh = tract(&pkg)?;
+    let mut fresh = match &reference {
+        Some((_, attempt, _)) => load_engine(
+            &pkg,
+            attempt,
+            &Runtimes {
+                tflite_library: args.tflite_library.clone(),
+                onnxruntime_library: args.onnxruntime_library.clone(),
+            },
+            1,
+        )
+        .map_err(|e| anyhow::anyhow!("{reference_label}: {}", e.reason))?,
+        None => tract(&pkg)?,
+    };
     let worst = pkg
         .check_vectors(fresh.as_mut())
         .map_err(|e| anyhow::anyhow!("the written package fails its own vectors: {e}"))?;
@@ -369,9 +498,15 @@ pub fn import(args: &ImportArgs) -> Result<Imported> {
         "vectors": vectors.iter().map(|v| &v.note).collect::<Vec<_>>(),
         "atol": atol,
         "vectors_check_max_diff": worst,
-        "reference_engine": write::REFERENCE,
+        "reference_engine": reference_label,
+        "reference_not_used": not_native,
+        "tract": reference.as_ref().map(|_| serde_json::json!({
+            "agrees": tract_agrees, "max_diff": tract_diff})),
     });
-    Ok(Imported { report })
+    Ok(Imported {
+        report,
+        tract_agrees,
+    })
 }
 
 fn builtin_detector() -> Result<FaceDetector> {

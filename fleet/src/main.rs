@@ -430,7 +430,17 @@ fn run() -> Result<ExitCode> {
         }
         Cmd::Model(ModelCmd::Inspect { package }) => inspect(&package)?,
         #[cfg(feature = "import")]
-        Cmd::Model(ModelCmd::Import(args)) => print(import::import(&args)?.report),
+        Cmd::Model(ModelCmd::Import(args)) => {
+            let done = import::import(&args)?;
+            print(done.report);
+            if !done.tract_agrees {
+                eprintln!(
+                    "emotion-fleet: the package is written, but tract computes other outputs than {}: devices that run tract (the default, and every fallback) refuse it",
+                    args.model.display()
+                );
+                return Ok(ExitCode::from(1));
+            }
+        }
         Cmd::Rollout {
             package,
             slot,

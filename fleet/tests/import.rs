@@ -21,13 +21,22 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// (exit code, JSON lines on stdout, stderr)
+/// (exit code, JSON lines on stdout, stderr), with tract computing imported vectors (no
+/// TFLite or ONNX Runtime library named).
 fn fleet(args: &[&str]) -> (i32, Vec<serde_json::Value>, String) {
-    let out = Command::new(BIN)
-        .args(args)
+    fleet_with(args, &[])
+}
+
+fn fleet_with(args: &[&str], env: &[(&str, &Path)]) -> (i32, Vec<serde_json::Value>, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
         .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+        .env_remove("EMOTIOND_TFLITE_LIB")
+        .env_remove("EMOTIOND_ONNXRUNTIME_LIB");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
     let lines = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -76,6 +85,15 @@ fn analyze(dir: &Path, models: &str) -> (i32, Option<String>, String) {
 }
 
 fn import(model: &Path, out: &Path, extra: &[&str]) -> (i32, Vec<serde_json::Value>, String) {
+    import_with(model, out, extra, &[])
+}
+
+fn import_with(
+    model: &Path,
+    out: &Path,
+    extra: &[&str],
+    env: &[(&str, &Path)],
+) -> (i32, Vec<serde_json::Value>, String) {
     let mut args = vec![
         "model",
         "import",
@@ -88,7 +106,7 @@ fn import(model: &Path, out: &Path, extra: &[&str]) -> (i32, Vec<serde_json::Val
         s(out),
     ];
     args.extend_from_slice(extra);
-    fleet(&args)
+    fleet_with(&args, env)
 }
 
 #[test]
@@ -269,4 +287,134 @@ fn models_that_do_not_fit_are_refused_with_the_tensor_named() {
     std::fs::write(&onnx, "these are my notes, not a model\n").unwrap();
     refused(&onnx, expr(LABELS), "tract cannot load the model");
     refused(&d.path().join("missing.onnx"), expr(LABELS), "cannot read");
+}
+
+/// A run-time library from `models/tools/fetch_runtimes.sh` (`runtimes-cache/`) or the
+/// environment; without it the test says so and passes, unless EMOTIOND_REQUIRE_RUNTIMES=1
+/// (CI), as in models/tests/engines.rs.
+fn library(env: &str, cached: &str) -> Option<PathBuf> {
+    let p = match std::env::var_os(env) {
+        Some(p) => PathBuf::from(p),
+        None => repo().join("runtimes-cache").join(cached),
+    };
+    if p.is_file() {
+        return Some(p);
+    }
+    let msg = format!(
+        "{} not found (set {env} or run models/tools/fetch_runtimes.sh)",
+        p.display()
+    );
+    if std::env::var("EMOTIOND_REQUIRE_RUNTIMES").as_deref() == Ok("1") {
+        panic!("{msg}");
+    }
+    eprintln!("SKIPPED: {msg}");
+    None
+}
+
+#[test]
+fn the_models_own_runtime_computes_the_vectors_and_tract_is_held_to_them() {
+    let (Some(tfl), Some(ort)) = (
+        library("EMOTIOND_TFLITE_LIB", "tflite/libtensorflowlite_c.so"),
+        library(
+            "EMOTIOND_ONNXRUNTIME_LIB",
+            "onnxruntime/libonnxruntime.so.1.32.0",
+        ),
+    ) else {
+        return;
+    };
+    let env = [
+        ("EMOTIOND_TFLITE_LIB", tfl.as_path()),
+        ("EMOTIOND_ONNXRUNTIME_LIB", ort.as_path()),
+    ];
+    let d = tempfile::tempdir().unwrap();
+    let data = repo().join("tests/data");
+    let (coffee, astronaut) = (data.join("coffee.png"), data.join("astronaut.png"));
+    let args = [
+        "--task",
+        "expression",
+        "--labels",
+        LABELS,
+        "--input-range",
+        "-1..1",
+        "--vectors-from",
+        s(&coffee),
+        s(&astronaut),
+    ];
+
+    // .onnx: ONNX Runtime computes the vectors, tract agrees; the daemon runs it on both
+    let onnx = d.path().join("onnx");
+    let (c, r, e) = import_with(
+        &shipped("fer_mini_xception", "fer_mini_xception.onnx"),
+        &onnx,
+        &args,
+        &env,
+    );
+    assert_eq!(c, 0, "{e}");
+    assert!(
+        r[0]["reference_engine"]
+            .as_str()
+            .unwrap()
+            .starts_with("ONNX Runtime 1.32.0 on CPU"),
+        "{r:?}"
+    );
+    assert_eq!(r[0]["tract"]["agrees"], true, "{r:?}");
+    let on_ort = format!(
+        "engine = \"onnxruntime\"\nonnxruntime_library = {:?}\nexpression = {:?}",
+        s(&ort),
+        s(&onnx)
+    );
+    let (c, dominant, e) = analyze(d.path(), &on_ort);
+    assert_eq!((c, dominant.as_deref()), (0, Some("happy")), "{e}");
+    assert!(e.contains("passes 2 test vector(s) on onnxruntime"), "{e}");
+
+    // fer's original .tflite keeps its MEAN, which tract-tflite 0.22 rounds: TFLite computes
+    // the vectors, tract is found to differ (exit 1, the package still written) and the
+    // daemon refuses it on tract but runs it on TFLite
+    let orig = d.path().join("tflite-mean");
+    let (c, r, e) = import_with(
+        &shipped("fer_mini_xception", "fer_mini_xception.tflite"),
+        &orig,
+        &args,
+        &env,
+    );
+    assert_eq!(c, 1, "{e}");
+    assert!(
+        r[0]["reference_engine"]
+            .as_str()
+            .unwrap()
+            .starts_with("TFLite 2.6.0 reference kernels"),
+        "{r:?}"
+    );
+    assert_eq!(r[0]["tract"]["agrees"], false, "{r:?}");
+    assert!(r[0]["tract"]["max_diff"].as_f64().unwrap() > 1e-2, "{r:?}");
+    assert!(e.contains("tract computes other outputs"), "{e}");
+    let provenance = std::fs::read_to_string(orig.join("PROVENANCE.md")).unwrap();
+    assert!(
+        provenance.contains("tract does NOT reproduce them"),
+        "{provenance}"
+    );
+    let (c, _, e) = analyze(d.path(), &format!("expression = {:?}", s(&orig)));
+    assert_ne!(c, 0);
+    assert!(e.contains("test vectors fail"), "{e}");
+    let on_tflite = format!(
+        "engine = \"tflite\"\ntflite_library = {:?}\nexpression = {:?}",
+        s(&tfl),
+        s(&orig)
+    );
+    let (c, dominant, e) = analyze(d.path(), &on_tflite);
+    assert_eq!((c, dominant.as_deref()), (0, Some("happy")), "{e}");
+    assert!(e.contains("passes 2 test vector(s) on tflite"), "{e}");
+
+    // the rewrite for tract (MEAN as SUM x 1/N) agrees with TFLite
+    let (c, r, e) = import_with(
+        &shipped("fer_mini_xception", "fer_mini_xception_f32.tflite"),
+        &d.path().join("tflite-rewrite"),
+        &args,
+        &env,
+    );
+    assert_eq!(
+        (c, &r[0]["tract"]["agrees"]),
+        (0, &serde_json::json!(true)),
+        "{e}"
+    );
 }

@@ -23,6 +23,10 @@ pub struct Plan<'a> {
     pub crop: &'a CropSpec,
     pub atol: f32,
     pub out_shapes: &'a [Vec<usize>],
+    /// The engine that computed the expected outputs.
+    pub reference: &'a str,
+    /// How tract compares, when another engine computed them.
+    pub tract_note: Option<&'a str>,
 }
 
 pub struct Written {
@@ -178,8 +182,12 @@ pub fn package(plan: &Plan, vectors: &[Vector]) -> Result<Written> {
     }
     let _ = writeln!(
         m,
-        "\n# Expected outputs computed by {REFERENCE}.\n\
-         # Every engine a device tries must reproduce them within atol before it runs the model."
+        "\n# Expected outputs computed by {}.{}\n\
+         # Every engine a device tries must reproduce them within atol before it runs the model.",
+        plan.reference,
+        plan.tract_note
+            .map(|n| format!("\n# {n}."))
+            .unwrap_or_default()
     );
     for v in vectors {
         let input = format!("vectors/{}.in.f32", v.stem);
@@ -268,27 +276,35 @@ fn provenance(plan: &Plan, source: &str, sha: &str, vectors: &[Vector]) -> Strin
             plan.crop.margin
         );
     }
+    let who = match plan.tract_note {
+        Some(n) => format!("{}, the model's own runtime. {n}", plan.reference),
+        None => format!(
+            "{}: the engine every device runs by default and falls back to, so the vectors are \
+             what tract computes (no TFLite or ONNX Runtime library was found at import: \
+             --tflite-library, --onnxruntime-library)",
+            plan.reference
+        ),
+    };
     let _ = writeln!(
         s,
-        "\n## Test vectors\n\nComputed at import by {REFERENCE}: the engine every device \
-         runs by default and falls back to, so the vectors are what tract computes, not what the \
-         framework the model was trained in computes. Tolerance {:?}. A device runs them on each \
-         engine before using it (tract, the TFLite runtime, ONNX Runtime); an engine that \
-         disagrees beyond the tolerance is skipped. Check once that your own framework gives the \
-         same outputs on these inputs (raw little-endian float32 files).\n",
+        "\n## Test vectors\n\nComputed at import by {who}. Tolerance {:?}. A device runs them \
+         on each engine before using it (tract, the TFLite runtime, ONNX Runtime); an engine \
+         that disagrees beyond the tolerance is skipped. Check once that your own framework \
+         gives the same outputs on these inputs (raw little-endian float32 files).\n",
         plan.atol
     );
     for v in vectors {
         let _ = writeln!(s, "- `vectors/{}.in.f32`: {}", v.stem, v.note);
     }
-    if plan.format == Format::TfLite {
+    if plan.format == Format::TfLite && plan.tract_note.is_none() {
         let _ = writeln!(
             s,
             "\nA `.tflite` file: tract-tflite 0.22 computes a few operators differently from \
              TFLite (it rounds `MEAN`'s float result to whole numbers; see \
-             `models/tools/rewrite_for_tract.py`). Run the package once on the TFLite runtime \
-             (`models.engine = \"tflite\"`, `emotiond analyze`): when it fails these vectors, \
-             its log names the vector and the element, rewrite the file with that script and import it again."
+             `models/tools/rewrite_for_tract.py`). Import it again with --tflite-library, or run \
+             the package once on the TFLite runtime (`models.engine = \"tflite\"`, `emotiond \
+             analyze`): when it fails these vectors, its log names the vector and the element; \
+             rewrite the file with that script and import it again."
         );
     }
     s
