@@ -74,11 +74,11 @@ pub struct ImportArgs {
     pub vectors_from: Vec<PathBuf>,
     /// The TFLite C library: its reference kernels compute a `.tflite` model's vectors
     /// (without it, or when it cannot load: tract, the pure-Rust engine).
-    #[arg(long, env = "EMOTIOND_TFLITE_LIB")]
+    #[arg(long, env = "EMOTIOND_TFLITE_LIB", hide_env_values = true)]
     pub tflite_library: Option<PathBuf>,
     /// ONNX Runtime's library: it computes an `.onnx` model's vectors on CPU (without it:
     /// tract).
-    #[arg(long, env = "EMOTIOND_ONNXRUNTIME_LIB")]
+    #[arg(long, env = "EMOTIOND_ONNXRUNTIME_LIB", hide_env_values = true)]
     pub onnxruntime_library: Option<PathBuf>,
 }
 
