@@ -16,6 +16,17 @@ pub fn emotiond() -> PathBuf {
     p
 }
 
+/// `emotiond run --config cfg`, logging warnings and errors to the test's stderr.
+pub fn spawn_emotiond(cfg: &std::path::Path) -> std::process::Child {
+    Command::new(emotiond())
+        .args(["run", "--config"])
+        .arg(cfg)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn a_real_device_is_registered_and_its_summaries_and_feedback_stored() {
     let broker = Broker::start();
@@ -40,13 +51,7 @@ fn a_real_device_is_registered_and_its_summaries_and_feedback_stored() {
         ),
     )
     .unwrap();
-    let mut daemon = Command::new(emotiond())
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = spawn_emotiond(&cfg);
     let get = |p: &str| {
         let a = http("GET", &format!("{}{p}", serve.http), Some(&token), None);
         assert_eq!(a.status, 200, "{p}: {}", a.body);

@@ -5,11 +5,11 @@
 //! health (`min_faces`), the rollout aborts and the canary is rolled back, the rest never
 //! ordered.
 
-use crate::device::emotiond;
+use crate::device::spawn_emotiond;
 use crate::rollout_support::*;
 use crate::support::*;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 /// A copy of the shipped short-range detector as `<version>`/`<release>`, its manifest
 /// edited by `edit`, packed and signed with `key`: (archive, signature file).
@@ -97,14 +97,7 @@ impl Daemon {
             ),
         )
         .unwrap();
-        let child = Command::new(emotiond())
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        Daemon(child, dir)
+        Daemon(spawn_emotiond(&cfg), dir)
     }
 }
 
@@ -211,10 +204,10 @@ fn real_daemons_take_a_good_detector_through_every_stage_and_a_faceless_one_is_s
         "success_pct": 100, "min_faces": 1, "min_failures": 1, "on_failure": "abort",
     });
     let id = start_rollout(&serve, &token, &good.0, &good.1, plan.clone());
-    let done = wait_until(150, "the good rollout done", || {
+    let done = wait_until_showing(150, "the good rollout done", || {
         let s = status(&serve.http, &token, &id);
         assert_ne!(s["phase"], "aborted", "{s}");
-        (s["phase"] == "done").then_some(s)
+        if s["phase"] == "done" { Ok(s) } else { Err(s) }
     });
     let stages = done["stages"].as_array().unwrap();
     assert_eq!(
@@ -236,15 +229,14 @@ fn real_daemons_take_a_good_detector_through_every_stage_and_a_faceless_one_is_s
     // the faceless package: the canary goes active, its windows show no faces, the rollout
     // aborts and orders it back; the other device is never ordered
     let id = start_rollout(&serve, &token, &faceless.0, &faceless.1, plan);
-    let last = std::cell::RefCell::new(serde_json::Value::Null);
-    let s = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        wait_until(150, "the canary rolled back", || {
-            let s = status(&serve.http, &token, &id);
-            *last.borrow_mut() = s.clone();
-            (s["stages"][0]["rolled_back"] == 1).then_some(s)
-        })
-    }))
-    .unwrap_or_else(|_| panic!("the canary was not rolled back: {}", last.borrow()));
+    let s = wait_until_showing(150, "the canary rolled back", || {
+        let s = status(&serve.http, &token, &id);
+        if s["stages"][0]["rolled_back"] == 1 {
+            Ok(s)
+        } else {
+            Err(s)
+        }
+    });
     assert_eq!(s["phase"], "aborted", "{s}");
     let f = &s["failures"][0];
     assert!(

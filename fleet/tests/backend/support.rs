@@ -393,14 +393,25 @@ pub fn http(method: &str, url: &str, auth: Option<&str>, body: Option<&str>) -> 
 
 /// Poll `f` until it gives Some, for up to `secs`.
 pub fn wait_until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    wait_until_showing(secs, what, || f().ok_or(""))
+}
+
+/// [`wait_until`] where `f` says what it saw when it is not there yet (`Err(seen)`): a
+/// timeout shows the last of it.
+pub fn wait_until_showing<T, S: std::fmt::Display>(
+    secs: u64,
+    what: &str,
+    mut f: impl FnMut() -> Result<T, S>,
+) -> T {
     let t = Instant::now();
     loop {
-        if let Some(v) = f() {
-            return v;
-        }
+        let seen = match f() {
+            Ok(v) => return v,
+            Err(seen) => seen,
+        };
         assert!(
             t.elapsed() < Duration::from_secs(secs),
-            "timed out waiting for {what}"
+            "timed out waiting for {what}; last seen: {seen}"
         );
         std::thread::sleep(Duration::from_millis(200));
     }
