@@ -3,31 +3,32 @@
 //! store → hand the model to the pipeline; operator rollbacks; what the pipeline reports
 //! back (switched, passed or failed probation).
 //!
-//! Length: ~540 lines: the steps of an update, top to bottom, with their I/O (download,
-//! fsync, model building). Its decisions that need no I/O are in [`super::plan`]; the rest
-//! (the order of steps and their reports) is still here, not yet a pure state machine.
+//! A state machine driven by its inputs ([`Manager::inbound`]: a message on a set or chunk
+//! topic; [`Manager::pipeline_event`]; [`Manager::tick`]: time passing;
+//! [`Manager::report_startup`]) whose every I/O goes through the trait [`Io`]: MQTT
+//! publishes and subscriptions, the clock, HTTP downloads, model building, the hand-over to
+//! the pipeline. [`Shell`] is the real one; [`Manager::run`] is the thread's loop. The store
+//! on disk (`models/`) is used directly. Its decisions that need no I/O are in
+//! [`super::plan`] and [`super::admit`]; the unit tests (`manager/tests.rs`) drive every
+//! transition with a test double of [`Io`].
 
 mod orders;
+mod shell;
+#[cfg(test)]
+mod tests;
+
+pub use shell::{Io, Shell};
 
 use super::plan::{self, Refusals};
 use super::store::{SlotFile, Store, StoredRef};
-use super::{Model, Msg, Out, Swap, SwapEvent};
-use crate::analyzer::{build_classifier, build_detector};
+use super::{Msg, Out, Swap, SwapEvent};
 use crate::config::ModelsConfig;
 use emotiond_models::signed::{self, Install, Order, Slot, Source};
 use emotiond_models::{ModelPackage, RejectCode};
 use emotiond_wire::state::{ModelState, UpdateState};
 use emotiond_wire::topics;
-use std::io::Read;
-use std::sync::mpsc::{Receiver, SyncSender};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
 
 /// A rejection with a stable reason code.
 #[derive(Debug)]
@@ -48,15 +49,15 @@ struct Pending {
     chunks: plan::Chunks,
 }
 
-pub struct Manager {
+pub struct Manager<I: Io = Shell> {
     pub models: ModelsConfig,
     pub trusted: Vec<signed::VerifyingKey>,
     pub store: Store,
     pub state_topic: String,
     pub set_topics: Vec<String>,
     pub download_timeout: Duration,
-    pub out: tokio::sync::mpsc::Sender<Out>,
-    pub swaps: SyncSender<Swap>,
+    /// Everything outside: MQTT, clocks, downloads, engines, the pipeline.
+    pub io: I,
     pending: Option<Pending>,
     /// Orders refused in this run, by archive hash and signature (a retained order is
     /// delivered again on every reconnect; it is not retried).
@@ -75,8 +76,31 @@ impl Manager {
         set_topics: Vec<String>,
         download_timeout: Duration,
         out: tokio::sync::mpsc::Sender<Out>,
-        swaps: SyncSender<Swap>,
+        swaps: std::sync::mpsc::SyncSender<Swap>,
     ) -> Manager {
+        Manager::with_io(
+            models,
+            trusted,
+            store,
+            state_topic,
+            set_topics,
+            download_timeout,
+            Shell { out, swaps },
+        )
+    }
+}
+
+impl<I: Io> Manager<I> {
+    /// A manager whose I/O is `io`.
+    pub fn with_io(
+        models: ModelsConfig,
+        trusted: Vec<signed::VerifyingKey>,
+        store: Store,
+        state_topic: String,
+        set_topics: Vec<String>,
+        download_timeout: Duration,
+        io: I,
+    ) -> Manager<I> {
         let mut trusted = trusted;
         // Keys trusted through rotation, kept in the state folder.
         for k in store.added_keys() {
@@ -93,15 +117,21 @@ impl Manager {
             state_topic,
             set_topics,
             download_timeout,
-            out,
-            swaps,
+            io,
             pending: None,
             refused: Refusals::default(),
             require_signed_orders: true,
         }
     }
 
-    fn state(&self, slot: Slot, state: UpdateState, id: &str, sha: &str, reason: Option<&Reject>) {
+    fn state(
+        &mut self,
+        slot: Slot,
+        state: UpdateState,
+        id: &str,
+        sha: &str,
+        reason: Option<&Reject>,
+    ) {
         // An update in flight is marked in staging, so a start after a crash can report it.
         if !sha.is_empty() {
             let marker = self.store.staging().join(format!("{sha}.order"));
@@ -111,7 +141,7 @@ impl Manager {
                 let _ = std::fs::remove_file(&marker);
             }
         }
-        let mut m = ModelState::step(slot, state, id, sha).at(now_ms());
+        let mut m = ModelState::step(slot, state, id, sha).at(self.io.now_ms());
         if let Some(r) = reason {
             m = m.with_reason(r.code, &r.detail);
         }
@@ -124,7 +154,7 @@ impl Manager {
             ),
             _ => log::info!("model update {}: {state} {id}", slot.as_str()),
         }
-        let _ = self.out.blocking_send(Out::Publish {
+        self.io.send(Out::Publish {
             topic: self.state_topic.clone(),
             payload,
             retain: true,
@@ -132,7 +162,7 @@ impl Manager {
     }
 
     /// Report what a start found: an update cut short, or a stored model that did not load.
-    pub fn report_startup(&self, notes: &[(Slot, String)]) {
+    pub fn report_startup(&mut self, notes: &[(Slot, String)]) {
         for (left, what) in self.store.clear_staging() {
             let r = reject(
                 RejectCode::Interrupted,
@@ -141,7 +171,8 @@ impl Manager {
                     if what.is_empty() { left } else { what }
                 ),
             );
-            self.publish_state(ModelState::unattached(r.code, &r.detail).at(now_ms()));
+            let at = self.io.now_ms();
+            self.publish_state(ModelState::unattached(r.code, &r.detail).at(at));
         }
         for (slot, note) in notes {
             self.state(
@@ -157,9 +188,7 @@ impl Manager {
     /// Serve orders from MQTT (`rx`) and events from the pipeline (`events`) until MQTT
     /// ends.
     pub fn run(mut self, rx: Receiver<Msg>, events: Receiver<SwapEvent>) {
-        for t in self.set_topics.clone() {
-            let _ = self.out.blocking_send(Out::Subscribe(t));
-        }
+        self.subscribe();
         loop {
             while let Ok(ev) = events.try_recv() {
                 self.pipeline_event(ev);
@@ -169,13 +198,26 @@ impl Manager {
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
             }
-            let expired = self
-                .pending
-                .as_ref()
-                .and_then(|p| p.chunks.expired(Instant::now(), self.download_timeout));
-            if let Some(why) = expired {
-                self.abandon(reject(RejectCode::Download, why));
-            }
+            self.tick();
+        }
+    }
+
+    /// Subscribe to the set topics (the first thing the thread does).
+    pub fn subscribe(&mut self) {
+        for t in self.set_topics.clone() {
+            self.io.send(Out::Subscribe(t));
+        }
+    }
+
+    /// Time passed: a chunk download that took too long is given up (`download`).
+    pub fn tick(&mut self) {
+        let now = self.io.now();
+        let expired = self
+            .pending
+            .as_ref()
+            .and_then(|p| p.chunks.expired(now, self.download_timeout));
+        if let Some(why) = expired {
+            self.abandon(reject(RejectCode::Download, why));
         }
     }
 
@@ -189,25 +231,25 @@ impl Manager {
     }
 
     /// A state message that concerns no single slot (malformed orders, start-up findings).
-    fn publish_state(&self, m: ModelState) {
+    fn publish_state(&mut self, m: ModelState) {
         let payload = m.to_json();
         log::warn!("model update: {}", String::from_utf8_lossy(&payload));
-        let _ = self.out.blocking_send(Out::Publish {
+        self.io.send(Out::Publish {
             topic: self.state_topic.clone(),
             payload,
             retain: true,
         });
     }
 
-    fn end_download(&self, p: &Pending) {
+    fn end_download(&mut self, p: &Pending) {
         if let Source::Chunks(c) = &p.install.source {
-            let _ = self
-                .out
-                .blocking_send(Out::Unsubscribe(topics::chunk_filter(&c.topic)));
+            self.io
+                .send(Out::Unsubscribe(topics::chunk_filter(&c.topic)));
         }
     }
 
-    fn inbound(&mut self, topic: &str, payload: Vec<u8>) {
+    /// A message from the MQTT session: on a set topic (an order) or a chunk topic.
+    pub fn inbound(&mut self, topic: &str, payload: Vec<u8>) {
         if self.set_topics.iter().any(|t| t == topic) {
             if payload.is_empty() {
                 return; // a cleared retained message
@@ -260,14 +302,12 @@ impl Manager {
                 self.state(i.slot, UpdateState::Downloading, &id, &i.sha256, None);
                 match &i.source {
                     Source::Chunks(c) => {
-                        let _ = self
-                            .out
-                            .blocking_send(Out::Subscribe(topics::chunk_filter(&c.topic)));
+                        self.io.send(Out::Subscribe(topics::chunk_filter(&c.topic)));
                         self.pending = Some(Pending {
                             chunks: plan::Chunks::new(
                                 c.count,
                                 i.size,
-                                Instant::now(),
+                                self.io.now(),
                                 self.download_timeout,
                             ),
                             install: i,
@@ -275,7 +315,8 @@ impl Manager {
                     }
                     Source::Url(u) => {
                         let u = u.clone();
-                        match self.download(&i, &u) {
+                        let staging = self.store.staging();
+                        match self.io.download(&staging, &i, &u) {
                             Ok(archive) => self.install(i, archive),
                             Err(r) => {
                                 self.state(i.slot, UpdateState::Rejected, &id, &i.sha256, Some(&r))
@@ -285,69 +326,6 @@ impl Manager {
                 }
             }
         }
-    }
-
-    /// HTTP(S) download into `staging/<sha256>.part`, resumed with a Range request when an
-    /// earlier attempt (or an earlier run) left part of it.
-    fn download(&self, i: &Install, url: &str) -> Result<Vec<u8>, Reject> {
-        let staging = self.store.staging();
-        let part = staging.join(format!("{}.part", i.sha256));
-        // Parts of other packages are abandoned downloads.
-        if let Ok(rd) = std::fs::read_dir(&staging) {
-            for e in rd.flatten() {
-                if e.path() != part && e.file_name().to_string_lossy().ends_with(".part") {
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
-        }
-        let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
-        let have = if have >= i.size { 0 } else { have };
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(15))
-            .timeout_read(Duration::from_secs(30))
-            .build();
-        let mut req = agent.get(url);
-        if have > 0 {
-            req = req.set("Range", &format!("bytes={have}-"));
-        }
-        let resp = req
-            .call()
-            .map_err(|e| reject(RejectCode::Download, format!("{url}: {e}")))?;
-        let resumed = have > 0 && resp.status() == 206;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(resumed)
-            .write(true)
-            .truncate(!resumed)
-            .open(&part)
-            .map_err(|e| reject(RejectCode::Io, format!("{}: {e}", part.display())))?;
-        if resumed {
-            log::info!("model download {url}: resuming at byte {have}");
-        }
-        let start = if resumed { have } else { 0 };
-        let mut body = resp.into_reader().take(i.size - start + 1);
-        let copied = std::io::copy(&mut body, &mut f);
-        let _ = f.sync_all();
-        let got = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
-        if let Err(e) = copied {
-            return Err(reject(
-                RejectCode::Download,
-                format!(
-                    "{url}: {e} after {got} of {} bytes (kept; the next attempt resumes)",
-                    i.size
-                ),
-            ));
-        }
-        if got != i.size {
-            let _ = std::fs::remove_file(&part);
-            return Err(reject(
-                plan::size_mismatch(got, i.size).unwrap_or(RejectCode::HashMismatch),
-                format!("{url} gave {got} bytes, {} announced", i.size),
-            ));
-        }
-        let bytes = std::fs::read(&part).map_err(|e| reject(RejectCode::Io, e.to_string()))?;
-        let _ = std::fs::remove_file(&part);
-        Ok(bytes)
     }
 
     fn install(&mut self, i: Install, archive: Vec<u8>) {
@@ -406,13 +384,7 @@ impl Manager {
         self.state(i.slot, UpdateState::Testing, &id, &i.sha256, None);
         let mut cfg = self.models.clone();
         cfg.verify_test_vectors = true;
-        let model = match i.slot {
-            Slot::Detector => build_detector(&pkg, &cfg).map(|d| Model::Detector(Box::new(d))),
-            Slot::Expression => {
-                build_classifier(&pkg, &cfg).map(|c| Model::Classifier(Box::new(c)))
-            }
-        }
-        .map_err(|e| reject(e.reject_code(), e.to_string()))?;
+        let model = self.io.build(i.slot, &pkg, &cfg)?;
         let dir = self
             .store
             .put(&i.sha256, &files)
@@ -430,15 +402,16 @@ impl Manager {
         self.store
             .set_slot(i.slot, &f)
             .map_err(|e| reject(RejectCode::Io, e.to_string()))?;
-        self.swaps
-            .send(Swap {
-                slot: i.slot,
-                model,
-                id: id.clone(),
-                budget_ms: pkg.manifest.budget_ms,
-                probation: true,
-            })
-            .map_err(|_| reject(RejectCode::Io, "the pipeline has stopped"))?;
+        let sent = self.io.swap(Swap {
+            slot: i.slot,
+            model,
+            id: id.clone(),
+            budget_ms: pkg.manifest.budget_ms,
+            probation: true,
+        });
+        if !sent {
+            return Err(reject(RejectCode::Io, "the pipeline has stopped"));
+        }
         Ok(())
     }
 
@@ -479,28 +452,24 @@ impl Manager {
             None => crate::analyzer::load_package(self.configured(slot))
                 .map_err(|e| reject(RejectCode::Io, format!("{e:#}")))?,
         };
-        let model = match slot {
-            Slot::Detector => {
-                build_detector(&pkg, &self.models).map(|d| Model::Detector(Box::new(d)))
-            }
-            Slot::Expression => {
-                build_classifier(&pkg, &self.models).map(|c| Model::Classifier(Box::new(c)))
-            }
-        }
-        .map_err(|e| reject(RejectCode::Engine, e.to_string()))?;
+        let model = self
+            .io
+            .build(slot, &pkg, &self.models)
+            .map_err(|r| reject(RejectCode::Engine, r.detail))?;
         let nf = f.after_rollback();
         self.store
             .set_slot(slot, &nf)
             .map_err(|e| reject(RejectCode::Io, e.to_string()))?;
-        self.swaps
-            .send(Swap {
-                slot,
-                model,
-                id: pkg.id(),
-                budget_ms: None,
-                probation: false,
-            })
-            .map_err(|_| reject(RejectCode::Io, "the pipeline has stopped"))?;
+        let sent = self.io.swap(Swap {
+            slot,
+            model,
+            id: pkg.id(),
+            budget_ms: None,
+            probation: false,
+        });
+        if !sent {
+            return Err(reject(RejectCode::Io, "the pipeline has stopped"));
+        }
         if let Some(a) = &f.active {
             self.state(
                 slot,
@@ -520,7 +489,8 @@ impl Manager {
         Ok(())
     }
 
-    fn pipeline_event(&mut self, ev: SwapEvent) {
+    /// What the pipeline reports: swapped in, passed probation, rolled back.
+    pub fn pipeline_event(&mut self, ev: SwapEvent) {
         let slot = match &ev {
             SwapEvent::Swapped { slot, .. }
             | SwapEvent::Passed { slot, .. }

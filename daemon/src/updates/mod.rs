@@ -40,10 +40,10 @@ pub enum Model {
     Classifier(Box<ExpressionClassifier>),
 }
 
-/// Manager → pipeline.
-pub struct Swap {
+/// Manager → pipeline (`M`: the model; another type in the manager's unit tests).
+pub struct Swap<M = Model> {
     pub slot: Slot,
-    pub model: Model,
+    pub model: M,
     pub id: String,
     /// Budget per inference from the manifest, for probation.
     pub budget_ms: Option<f32>,

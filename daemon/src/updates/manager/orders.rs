@@ -1,19 +1,20 @@
 //! A desired-state message in: its order signature (and a key it endorses), then whether it
 //! is replayed or expired ([`crate::updates::admit`]), before the order is followed.
 
-use super::{Manager, now_ms, reject};
+use super::{Io, Manager, reject};
 use crate::updates::admit::{self, Admit, Followed};
 use emotiond_models::RejectCode;
 use emotiond_models::signed::Order;
 use emotiond_wire::order::{self, OrderAuth};
 use emotiond_wire::state::{ModelState, UpdateState};
 
-impl Manager {
+impl<I: Io> Manager<I> {
     /// A refusal of a message that cannot be tied to a slot (not trusted, not parsed).
-    fn refuse_message(&self, topic: &str, code: RejectCode, detail: &str) {
+    fn refuse_message(&mut self, topic: &str, code: RejectCode, detail: &str) {
         let mut m = ModelState::unattached(code, detail);
         m.topic = Some(topic.to_string());
-        self.publish_state(m.at(now_ms()));
+        let at = self.io.now_ms();
+        self.publish_state(m.at(at));
     }
 
     /// A message on a models/set topic.
@@ -55,7 +56,7 @@ impl Manager {
             topic,
             &fresh,
             &last,
-            now_ms(),
+            self.io.now_ms(),
         );
         let admitted = match admitted {
             Ok(a) => a,
