@@ -1,6 +1,9 @@
 //! The HTTP API (fleet-server/API.md) and the dashboard's files. Every `/api/v1/` route and
 //! `/metrics` needs a bearer token or a session cookie; bodies are capped; every refusal is
 //! a status code with `{"error": "..."}`.
+//!
+//! Length: ~530 lines: the router and one short handler per route, read top to bottom against
+//! API.md; the rollout routes are already in `api/rollouts.rs`.
 
 use crate::auth::{self, Role, Who};
 use crate::store::{Scope, Store, StoreError};

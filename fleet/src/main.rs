@@ -24,6 +24,9 @@
 //! It depends on `emotiond-wire` (package format, signatures, topics, the desired-state
 //! message); only `model import` (feature `import`, on by default) adds `emotiond-models` and its
 //! pure-Rust engine: `--no-default-features` builds the tool with no inference engine.
+//!
+//! Length: ~560 lines: the clap definitions of every subcommand (mostly documentation) and
+//! the thin calls into the modules that do the work.
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "import")]

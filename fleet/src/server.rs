@@ -1,6 +1,9 @@
 //! `emotion-fleet serve` and `emotion-fleet simulate`: the fleet backend and its load tool
 //! (both in crate `emotion-fleet-server`), on a tokio runtime of their own so the other
 //! subcommands stay plain blocking code.
+//!
+//! Length: ~510 lines: the flags of `serve`, `simulate` and `demo` (mostly documentation) and
+//! their start-up; the backend itself is the `fleet-server` crate.
 
 use anyhow::{Context, Result};
 use emotion_fleet_server::homeassistant::HaConfig;

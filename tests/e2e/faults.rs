@@ -17,6 +17,9 @@
 //! writes a message to its subscribers before it acknowledges it to the publisher, so what
 //! the daemon saw acknowledged has reached the observer's socket even when the broker is
 //! killed right after.
+//!
+//! Length: ~570 lines: three fault tests that share the harness for kill points, relays and
+//! (boot_id, seq) accounting; the disk-full and clock-jump faults are in their own files.
 
 use crate::support::*;
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};

@@ -1,5 +1,8 @@
 //! Signed model updates end to end: verification, test, live switch, probation and
 //! rollback, reasons, HTTP resume, and SIGKILL at any moment of an update.
+//!
+//! Length: ~530 lines: the end-to-end update scenarios with one real daemon each; the
+//! reason-by-reason cases are unit tests in `daemon/src/updates/manager/tests/`.
 
 use crate::support::*;
 use emotiond_models::signed;

@@ -12,6 +12,9 @@
 //! Key rotation: an order may carry an [`Endorsement`], a new public key signed by a
 //! trusted key; a device that verifies the order (signed by the endorser, or by the new key
 //! itself) trusts the new key from then on.
+//!
+//! Length: ~510 lines: signing, verification, replay/expiry and key endorsement of orders
+//! belong together (one signed byte layout); every rule has its test below.
 
 use crate::signed::{MAX_ARCHIVE_BYTES, SignatureFile, SigningKey, VerifyingKey, key_id};
 use crate::state::RejectCode;

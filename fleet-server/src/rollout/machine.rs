@@ -9,6 +9,9 @@
 //! apart: it does not stall the stage, and it is ordered when it comes back. After an abort
 //! the devices of the failed stage that may run the new model are ordered back
 //! (`rollback_ordered`, then `rolled_back`).
+//!
+//! Length: ~550 lines: one pure state machine (stages, gates, timeouts, abort and rollback)
+//! whose transitions read best in one place; its I/O is in `driver.rs`.
 
 use super::plan::{OnFailure, Plan};
 use serde::{Deserialize, Serialize};

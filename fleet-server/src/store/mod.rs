@@ -2,6 +2,9 @@
 //! queries through sqlx's `any` driver. Writes happen in batches, one transaction each;
 //! the MQTT messages of a batch are acknowledged only after it commits (see `mqtt.rs`), so a
 //! crash loses nothing the broker delivered and a redelivery is stored once.
+//!
+//! Length: ~580 lines: the one set of queries both databases run, kept together so a schema
+//! change is made once; reads for the API are in `read.rs`, rollouts in `rollouts.rs`.
 
 mod auth;
 mod read;

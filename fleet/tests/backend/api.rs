@@ -1,5 +1,8 @@
 //! Bad input over MQTT and HTTP, and the API's roles, on one backend; login rate limiting on
 //! another.
+//!
+//! Length: ~510 lines: one backend started once for many bad-input cases (starting one per
+//! file would cost seconds each).
 
 use crate::support::*;
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
