@@ -24,14 +24,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from benchlib import free_port
 
 
 def metric(base, name):

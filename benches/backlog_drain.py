@@ -34,6 +34,7 @@ or came twice. The daemon's backoff doubles up to 30 s, so after a real hour wit
 broker `reconnect_s` can be up to 30 s; the drain itself does not depend on it. ~50 s.
 """
 import argparse, json, os, pathlib, shutil, signal, socket, subprocess, sys, tempfile, threading, time
+from benchlib import free_port, wait_port
 
 root = pathlib.Path(__file__).resolve().parent.parent
 ap = argparse.ArgumentParser()
@@ -47,24 +48,6 @@ if not emotiond.is_file():
 mosq = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 if not os.path.exists(mosq) or not shutil.which("mosquitto_sub"):
     raise SystemExit("mosquitto and mosquitto_sub are needed (apt-get install mosquitto mosquitto-clients)")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, what):
-    t = time.time()
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            if time.time() - t > 30:
-                raise SystemExit(f"{what} did not start")
-            time.sleep(0.005)
 
 
 def config(tmp, port, window_s):
@@ -137,7 +120,7 @@ try:
                "-c", "-q", "1", "-t", "emotiond/+/summary"]
     b = subprocess.Popen([mosq, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     procs.append(b)
-    wait_port(port, "mosquitto")
+    wait_port(port, "mosquitto", poll=0.005)
     subprocess.run(sub_cmd + ["-E"], check=True, timeout=10)
     stop(b)
     if not any(pdir.iterdir()):
@@ -167,7 +150,7 @@ try:
     t0 = time.time()
     b = subprocess.Popen([mosq, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     procs.append(b)
-    wait_port(port, "mosquitto")
+    wait_port(port, "mosquitto", poll=0.005)
     s = subprocess.Popen(sub_cmd + ["-d"], stdout=subprocess.PIPE, text=True)
     procs.append(s)
     seen, times, dups, done, sub_connack = {}, [], 0, threading.Event(), []

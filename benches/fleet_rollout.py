@@ -22,6 +22,7 @@ failure (its publish time, printed by the simulator) to the `paused` decision. O
 object per line. Benchmarks report; nothing here asserts beyond "done" and "paused".
 """
 import argparse, base64, json, pathlib, shutil, socket, subprocess, tempfile, threading, time, urllib.request
+from benchlib import free_port, wait_port, out
 
 root = pathlib.Path(__file__).resolve().parent.parent
 ap = argparse.ArgumentParser()
@@ -36,28 +37,6 @@ args = ap.parse_args()
 fleet = pathlib.Path(args.bin_dir) / "emotion-fleet"
 if not fleet.is_file():
     raise SystemExit(f"{fleet} is missing: cargo build --release -p emotion-fleet (or --bin-dir)")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, what):
-    t = time.time()
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            if time.time() - t > 30:
-                raise SystemExit(f"{what} did not start")
-            time.sleep(0.05)
-
-
-def out(**kv):
-    print(json.dumps(kv), flush=True)
 
 
 tmp = pathlib.Path(tempfile.mkdtemp(prefix="fleet-rollout-bench-"))

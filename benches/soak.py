@@ -29,27 +29,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from benchlib import free_port, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, what, timeout=20):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    sys.exit(f"soak: {what} did not listen on port {port}")
 
 
 class Relay:

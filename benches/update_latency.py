@@ -15,6 +15,7 @@ by `mosquitto_sub`, measured from just before `emotion-fleet` is started. One JS
 line. Benchmarks report; nothing here asserts.
 """
 import argparse, json, os, pathlib, shutil, socket, subprocess, tempfile, time
+from benchlib import free_port
 
 root = pathlib.Path(__file__).resolve().parent.parent
 ap = argparse.ArgumentParser()
@@ -27,14 +28,6 @@ bin_d, bin_f = pathlib.Path(args.bin_dir) / "emotiond", pathlib.Path(args.bin_di
 for b in (bin_d, bin_f):
     if not b.is_file():
         raise SystemExit(f"{b} is missing: cargo build --release -p emotiond -p emotion-fleet (or --bin-dir)")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 tmp = pathlib.Path(tempfile.mkdtemp())
