@@ -44,7 +44,7 @@ fn scratch() -> PathBuf {
 /// a later file of the same name replaces an earlier one.
 pub fn outbox_files(mut rest: &[u8]) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
-    let mut take = |rest: &mut &[u8], n: usize| {
+    let take = |rest: &mut &[u8], n: usize| {
         let (a, b) = rest.split_at(n.min(rest.len()));
         *rest = b;
         a.to_vec()
