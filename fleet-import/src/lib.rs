@@ -5,10 +5,13 @@
 //! The model is run on the pure-Rust tract engine of `emotiond-models` (the engine every
 //! device runs by default and falls back to): it tells the input and output shapes, which
 //! are checked against the task before anything is written, and it computes the test
-//! vectors from real images. Compiled with the `import` feature (on by default).
+//! vectors from real images (or, with its library named, the model's own runtime does).
+//!
+//! A crate and a binary of its own (`emotion-fleet-import`) so that `emotion-fleet` links no
+//! inference engine; `emotion-fleet model import ...` runs this binary.
 //!
 //! Length: ~560 lines: the import's steps in order (load, check, crop, vectors, manifest);
-//! the shape checks are in `import/shapes.rs`, the files written in `import/write.rs`.
+//! the shape checks are in `shapes.rs`, the files written in `write.rs`.
 #![forbid(unsafe_code)]
 
 mod shapes;

@@ -1,12 +1,24 @@
 //! `emotion-fleet model import` on real model files (the shipped packages' .tflite and .onnx
 //! files, imported as if they were a data scientist's own), then `pack`, `sign`, `verify`, and
-//! the real `emotiond analyze` running the imported package on a real photo.
-#![cfg(feature = "import")]
+//! the real `emotiond analyze` running the imported package on a real photo. Every call goes
+//! through `emotion-fleet` (its `model import` runs `emotion-fleet-import` beside it), as a
+//! user types it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_emotion-fleet");
+const IMPORT_BIN: &str = env!("CARGO_BIN_EXE_emotion-fleet-import");
+
+/// `emotion-fleet`, built beside `emotion-fleet-import` by `cargo test --workspace`.
+fn bin() -> PathBuf {
+    let p = Path::new(IMPORT_BIN).with_file_name("emotion-fleet");
+    assert!(
+        p.exists(),
+        "{} is not built: run the workspace's tests (cargo test --workspace), or cargo build -p emotion-fleet first",
+        p.display()
+    );
+    p
+}
 const LABELS: &str = "angry,disgust,fear,happy,sad,surprise,neutral";
 
 fn repo() -> PathBuf {
@@ -28,7 +40,7 @@ fn fleet(args: &[&str]) -> (i32, Vec<serde_json::Value>, String) {
 }
 
 fn fleet_with(args: &[&str], env: &[(&str, &Path)]) -> (i32, Vec<serde_json::Value>, String) {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.args(args)
         .env("RUST_LOG", "warn")
         .env_remove("EMOTIOND_TFLITE_LIB")
@@ -51,7 +63,7 @@ fn fleet_with(args: &[&str], env: &[(&str, &Path)]) -> (i32, Vec<serde_json::Val
 
 /// `emotiond`, built beside `emotion-fleet` by `cargo test --workspace`.
 fn emotiond() -> PathBuf {
-    let p = Path::new(BIN).with_file_name("emotiond");
+    let p = Path::new(IMPORT_BIN).with_file_name("emotiond");
     assert!(
         p.exists(),
         "{} is not built: run the workspace's tests (cargo test --workspace), or cargo build -p emotiond first",

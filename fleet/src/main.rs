@@ -22,15 +22,13 @@
 //! Output: one JSON object per line. Exit code 1 when a check fails, 2 on bad input.
 //!
 //! It depends on `emotiond-wire` (package format, signatures, topics, the desired-state
-//! message); only `model import` (feature `import`, on by default) adds `emotiond-models` and its
-//! pure-Rust engine: `--no-default-features` builds the tool with no inference engine.
+//! message), not on any inference engine: `model import`, which must run the model, is the
+//! binary `emotion-fleet-import` (crate `fleet-import`), run with the arguments given here.
 //!
 //! Length: ~560 lines: the clap definitions of every subcommand (mostly documentation) and
 //! the thin calls into the modules that do the work.
 #![forbid(unsafe_code)]
 
-#[cfg(feature = "import")]
-mod import;
 mod rollouts;
 mod server;
 
@@ -218,9 +216,14 @@ enum ModelCmd {
     /// Print the index and the manifest.
     Inspect { package: PathBuf },
     /// Make a package folder from your own model: shapes checked for the task, test vectors
-    /// computed on the pure-Rust engine, a PROVENANCE.md to fill in.
-    #[cfg(feature = "import")]
-    Import(Box<import::ImportArgs>),
+    /// computed by its own runtime or the pure-Rust engine, a PROVENANCE.md to fill in. Runs
+    /// `emotion-fleet-import` (beside this binary, or on PATH) with these arguments; `model
+    /// import --help` lists them.
+    #[command(disable_help_flag = true)]
+    Import {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 fn sig_path(p: &Path) -> PathBuf {
@@ -432,18 +435,7 @@ fn run() -> Result<ExitCode> {
             }
         }
         Cmd::Model(ModelCmd::Inspect { package }) => inspect(&package)?,
-        #[cfg(feature = "import")]
-        Cmd::Model(ModelCmd::Import(args)) => {
-            let done = import::import(&args)?;
-            print(done.report);
-            if !done.tract_agrees {
-                eprintln!(
-                    "emotion-fleet: the package is written, but tract computes other outputs than {}: devices that run tract (the default, and every fallback) refuse it",
-                    args.model.display()
-                );
-                return Ok(ExitCode::from(1));
-            }
-        }
+        Cmd::Model(ModelCmd::Import { args }) => return run_import(&args),
         Cmd::Rollout {
             package,
             slot,
@@ -546,6 +538,26 @@ fn run() -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `model import`: the `emotion-fleet-import` binary beside this one (as installed, and as
+/// cargo builds them), else on PATH, with the same arguments; its exit code is ours.
+fn run_import(args: &[std::ffi::OsString]) -> Result<ExitCode> {
+    const NAME: &str = "emotion-fleet-import";
+    let beside = std::env::current_exe()
+        .ok()
+        .map(|p| p.with_file_name(NAME))
+        .filter(|p| p.is_file());
+    let bin = beside.unwrap_or_else(|| PathBuf::from(NAME));
+    let status = std::process::Command::new(&bin).args(args).status();
+    match status {
+        Ok(s) => Ok(ExitCode::from(s.code().map_or(2, |c| c as u8))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
+            "model import needs the {NAME} binary (beside emotion-fleet or on PATH), which \
+             this installation lacks: cargo build --release -p emotion-fleet-import"
+        ),
+        Err(e) => Err(anyhow::anyhow!("{}: {e}", bin.display())),
+    }
 }
 
 fn main() -> ExitCode {

@@ -163,3 +163,24 @@ fn keygen_pack_sign_verify_inspect_and_each_failure_named() {
     assert_eq!(c, 2);
     assert!(err.contains("manifest.toml"), "{err}");
 }
+
+#[test]
+fn model_import_without_its_binary_says_how_to_build_it() {
+    // emotion-fleet alone in a folder, nothing on PATH: `model import` cannot find
+    // emotion-fleet-import and says so (exit 2), instead of failing to spawn
+    let dir = tempfile::tempdir().unwrap();
+    let lone = dir.path().join("emotion-fleet");
+    std::fs::copy(BIN, &lone).unwrap();
+    let out = std::process::Command::new(&lone)
+        .args(["model", "import", "--help"])
+        .env("PATH", dir.path().join("empty"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("needs the emotion-fleet-import binary")
+            && err.contains("cargo build --release -p emotion-fleet-import"),
+        "{err}"
+    );
+}
