@@ -53,8 +53,10 @@ pub fn outbox_files(mut rest: &[u8]) -> BTreeMap<String, Vec<u8>> {
         let n = usize::from(take(&mut rest, 1)[0]);
         let name = take(&mut rest, n);
         let len = take(&mut rest, 2);
-        let len = usize::from(len.first().copied().unwrap_or(0))
-            | usize::from(len.get(1).copied().unwrap_or(0)) << 8;
+        let len = usize::from(u16::from_le_bytes([
+            len.first().copied().unwrap_or(0),
+            len.get(1).copied().unwrap_or(0),
+        ]));
         let contents = take(&mut rest, len);
         let mut name = String::from_utf8_lossy(&name).replace(['/', '\0'], "_");
         while name.len() > 100 {
@@ -91,8 +93,8 @@ pub fn outbox(data: &[u8]) {
     assert_eq!(ob.len(), expected.len());
     for (name, contents) in expected {
         let e = ob.take().unwrap();
-        assert_eq!(&&e.name, name);
-        assert_eq!(&&e.payload, contents);
+        assert_eq!(&e.name, *name);
+        assert_eq!(&e.payload, *contents);
         ob.acked(&e);
     }
     assert!(ob.take().is_none());
