@@ -188,6 +188,12 @@ fn the_api_serves_analyze_live_feedback_and_survives_bad_requests() {
             "{text}"
         );
     }
+    // one client, one image at a time, with no queue (analyze_queue = 0): never busy, also
+    // when the next image arrives the moment the last answer did
+    for _ in 0..20 {
+        let (status, _, text) = post(&url, b"\xff\xd8\xff\xe0 not a whole JPEG");
+        assert_eq!(status, 400, "{text}");
+    }
     assert_eq!(request("GET", &url, None, Some(TOKEN)).0, 405);
     assert_eq!(
         request("DELETE", &format!("{base}/v1/live"), None, Some(TOKEN)).0,

@@ -12,12 +12,15 @@ use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc::{SyncSender, TrySendError};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 struct Job {
     body: axum::body::Bytes,
     name: String,
     reply: oneshot::Sender<Outcome>,
+    /// Its place among the `queue + 1` images waiting or in analysis, given back before the
+    /// reply is sent (so a client that sends its next image on the answer finds it free).
+    slot: OwnedSemaphorePermit,
 }
 
 enum Outcome {
@@ -31,6 +34,8 @@ enum Outcome {
 /// The analysis thread's queue and the bound on requests in progress.
 pub struct AnalyzeQueue {
     tx: SyncSender<Job>,
+    /// Images waiting or in analysis: `queue + 1`.
+    slots: Arc<Semaphore>,
     permits: Arc<Semaphore>,
     max_body: usize,
 }
@@ -43,32 +48,39 @@ impl AnalyzeQueue {
         queue: usize,
         max_body: usize,
     ) -> std::io::Result<AnalyzeQueue> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(queue);
+        // The slots bound what waits; the channel holds all of them, so a send never fails
+        // for a worker that has answered but not yet come back for the next job (with a
+        // rendezvous channel, `queue = 0`, it did: a 503 to a client sending one at a time).
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(queue + 1);
         std::thread::Builder::new()
             .name("api-analyze".into())
             .spawn(move || {
                 // ends when the server (every sender) is gone
                 for job in rx {
-                    let out = match emotiond_hal::decode_image(&job.body) {
+                    let Job {
+                        body,
+                        name,
+                        reply,
+                        slot,
+                    } = job;
+                    let out = match emotiond_hal::decode_image(&body) {
                         Err(e) => Outcome::Undecodable(format!("cannot decode image: {e}")),
                         Ok(img) => {
                             let img = img.to_rgb8();
-                            match crate::cli::analyze::analyze_image(
-                                &mut analyzer,
-                                &job.name,
-                                0,
-                                &img,
-                            ) {
+                            match crate::cli::analyze::analyze_image(&mut analyzer, &name, 0, &img)
+                            {
                                 Ok(l) => Outcome::Done(l),
                                 Err(l) => Outcome::Failed(l),
                             }
                         }
                     };
-                    let _ = job.reply.send(out);
+                    drop(slot);
+                    let _ = reply.send(out);
                 }
             })?;
         Ok(AnalyzeQueue {
             tx,
+            slots: Arc::new(Semaphore::new(queue + 1)),
             // bodies being read or waiting: the queue, the one in analysis, one more
             permits: Arc::new(Semaphore::new(queue + 2)),
             max_body,
@@ -146,11 +158,16 @@ pub async fn analyze(
             );
         }
     }
+    let Ok(slot) = a.slots.clone().try_acquire_owned() else {
+        count(&metrics.analyze_busy);
+        return busy();
+    };
     let (reply, answer) = oneshot::channel();
     let job = Job {
         body: bytes,
         name: q.get("name").cloned().unwrap_or_default(),
         reply,
+        slot,
     };
     match a.tx.try_send(job) {
         Ok(()) => {}
