@@ -23,6 +23,7 @@ use tokio::sync::broadcast;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
+mod limit;
 mod login;
 mod rollouts;
 pub use login::Logins;
@@ -114,6 +115,7 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(limit::refuse_oversized))
         .layer(middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)
 }
