@@ -169,7 +169,9 @@ pub fn start(mut cfg: Config, opts: Options, shutdown: Shutdown) -> Result<Runni
     if cfg.mqtt.enabled {
         mqtt::options(&cfg.mqtt, "emotiond", None)?;
     }
-    let analyzer = Analyzer::load(&cfg.models)?;
+    let threads = cfg.pipeline.analysis_threads();
+    let analyzers = Analyzer::load_copies(&cfg.models, threads)?;
+    log::info!("pipeline: {threads} analysis thread(s)");
     let camera = camera_for(&cfg)?;
     log::info!(
         "emotiond {} device {} camera {}",
@@ -238,6 +240,7 @@ pub fn start(mut cfg: Config, opts: Options, shutdown: Shutdown) -> Result<Runni
             Duration::from_secs(cfg.updates.download_timeout_s),
             out_tx.clone(),
             swap_tx,
+            threads,
         );
         manager.require_signed_orders = cfg.updates.require_signed_orders;
         std::thread::Builder::new()
@@ -348,7 +351,7 @@ pub fn start(mut cfg: Config, opts: Options, shutdown: Shutdown) -> Result<Runni
         None => (None, None, None, None),
     };
     let pipeline = Pipeline {
-        analyzer,
+        analyzers,
         cfg: cfg.pipeline.clone(),
         device_id: cfg.device_id.clone(),
         boot_id: boot_id(),

@@ -255,6 +255,26 @@ pub struct PipelineConfig {
     pub smoothing_tau_s: f64,
     pub track_iou: f32,
     pub track_max_missed_s: f64,
+    /// Threads analysing frames, each with its own copy of the models (frames are taken in
+    /// turn and their results put back in capture order); 0: one per CPU core, at most 4.
+    pub threads: usize,
+}
+
+impl PipelineConfig {
+    /// Most analysis threads `threads = 0` picks.
+    pub const AUTO_THREADS_MAX: usize = 4;
+
+    /// The analysis threads to run: `threads`, or for 0 the CPU cores this process may use
+    /// (at most [`Self::AUTO_THREADS_MAX`]).
+    pub fn analysis_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .min(Self::AUTO_THREADS_MAX),
+            n => n,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -337,6 +357,7 @@ impl Default for PipelineConfig {
             smoothing_tau_s: 0.5,
             track_iou: 0.3,
             track_max_missed_s: 1.0,
+            threads: 0,
         }
     }
 }

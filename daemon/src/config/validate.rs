@@ -126,6 +126,12 @@ impl Config {
         if pl.queue_frames == 0 || pl.queue_frames > 64 {
             bad("pipeline.queue_frames", "must be within 1..=64");
         }
+        if pl.threads > 64 {
+            bad(
+                "pipeline.threads",
+                "must be within 0..=64 (0: one per CPU core, at most 4)",
+            );
+        }
         if !(pl.smoothing_tau_s >= 0.0 && pl.smoothing_tau_s <= 60.0) {
             bad("pipeline.smoothing_tau_s", "must be within 0..=60 seconds");
         }

@@ -115,6 +115,20 @@ impl Analyzer {
         })
     }
 
+    /// `n` analyzers (at least one) on the same models, one per analysis thread: the first
+    /// runs the test vectors when configured, the copies load the same files without.
+    pub fn load_copies(cfg: &ModelsConfig, n: usize) -> Result<Vec<Analyzer>> {
+        let mut out = vec![Analyzer::load(cfg)?];
+        let again = ModelsConfig {
+            verify_test_vectors: false,
+            ..cfg.clone()
+        };
+        for _ in 1..n {
+            out.push(Analyzer::load(&again)?);
+        }
+        Ok(out)
+    }
+
     /// Put a new detector in place; returns the old one with its id.
     pub fn swap_detector(&mut self, det: FaceDetector, id: String) -> (FaceDetector, String) {
         (

@@ -1,11 +1,13 @@
-//! The running pipeline: a capture thread feeding a drop-oldest queue, an inference thread
-//! (detect → classify → track → window), and summaries handed to a sink when each window
-//! closes. Shutdown: trigger the [`Shutdown`]; the final partial window is summarised
+//! The running pipeline: a capture thread feeding a drop-oldest queue, analysis threads
+//! (detect → classify, `pipeline.threads` of them, [`workers`]) and the pipeline thread
+//! (results in capture order → track → window), and summaries handed to a sink when each
+//! window closes. Shutdown: trigger the [`Shutdown`]; the final partial window is summarised
 //! before exit. What it shares with other threads is passed in: the camera's
 //! [`SourceHealth`], the audio path ([`VoiceInput`]), feedback presses over a channel.
 //!
-//! Files: [`queue`] (the hand-off), [`analyzer`] (models on one frame), [`track`] and
-//! [`window`] (pure), [`demo`] (the built-in sample).
+//! Files: [`queue`] (the hand-off), [`analyzer`] (models on one frame), [`workers`] (the
+//! analysis threads, results back in order), [`track`] and [`window`] (pure), [`demo`] (the
+//! built-in sample).
 
 pub mod analyzer;
 pub mod clock;
@@ -13,12 +15,13 @@ pub mod demo;
 pub mod queue;
 pub mod track;
 pub mod window;
+pub mod workers;
 
 use crate::analyzer::Analyzer;
 use crate::audio::VoiceInput;
 use crate::config::PipelineConfig;
 use crate::health::SourceHealth;
-use crate::queue::{DropOldest, Pop};
+use crate::queue::DropOldest;
 use crate::shutdown::Shutdown;
 use crate::summary::Summary;
 use crate::track::{Tracker, TrackerConfig};
@@ -28,6 +31,7 @@ use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use workers::{Next, Pool};
 
 pub fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
@@ -100,7 +104,8 @@ pub fn spawn_capture(
 }
 
 pub struct Pipeline {
-    pub analyzer: Analyzer,
+    /// One per analysis thread (`pipeline.threads`), each with its own copy of the models.
+    pub analyzers: Vec<Analyzer>,
     pub cfg: PipelineConfig,
     pub device_id: String,
     pub boot_id: u32,
@@ -125,14 +130,14 @@ pub struct FeedbackSink {
 }
 
 impl Pipeline {
-    fn meta(&self, seq: u64, voice: Option<crate::voice::WindowVoice>) -> SummaryMeta {
+    fn meta(&self, pool: &Pool, seq: u64, voice: Option<crate::voice::WindowVoice>) -> SummaryMeta {
         SummaryMeta {
             device_id: self.device_id.clone(),
             boot_id: self.boot_id,
             seq,
             camera: self.camera.state(),
-            detector: self.analyzer.detector_info(),
-            expression: self.analyzer.expression_info(),
+            detector: pool.detector_info(),
+            expression: pool.expression_info(),
             voice,
         }
     }
@@ -141,6 +146,7 @@ impl Pipeline {
     /// in progress; Ok: the topic it was queued for.
     fn send_feedback(
         &self,
+        pool: &Pool,
         window: &Window,
         seq: u64,
         label: Option<String>,
@@ -148,7 +154,7 @@ impl Pipeline {
         let now_ms = unix_ms(SystemTime::now());
         let partial = window.snapshot(
             now_ms,
-            self.meta(seq, self.voice.as_ref().map(VoiceInput::peek)),
+            self.meta(pool, seq, self.voice.as_ref().map(VoiceInput::peek)),
         );
         let Some(f) = &self.feedback else {
             log::info!("feedback (MQTT is off): window {seq}");
@@ -172,6 +178,7 @@ impl Pipeline {
     #[allow(clippy::too_many_arguments)]
     fn hand_to_api(
         &mut self,
+        pool: &Pool,
         window: &Window,
         seq: u64,
         frame: &Frame,
@@ -185,16 +192,11 @@ impl Pipeline {
         let snapshot = api.live_wanted().then(|| {
             window.snapshot(
                 unix_ms(SystemTime::now()),
-                self.meta(seq, self.voice.as_ref().map(VoiceInput::peek)),
+                self.meta(pool, seq, self.voice.as_ref().map(VoiceInput::peek)),
             )
         });
         let due = self.api.as_mut().is_some_and(|a| a.models_due());
-        let models = due.then(|| {
-            (
-                self.analyzer.detector_info(),
-                self.analyzer.expression_info(),
-            )
-        });
+        let models = due.then(|| (pool.detector_info(), pool.expression_info()));
         let Some(api) = &mut self.api else { return };
         if let Some((d, e)) = models {
             api.hub.metrics.models(d, e);
@@ -234,6 +236,15 @@ impl Pipeline {
         shutdown: Shutdown,
         mut sink: impl FnMut(Summary),
     ) -> u64 {
+        let analyzers = std::mem::take(&mut self.analyzers);
+        let mut pool = match Pool::start(analyzers, queue.clone(), shutdown.clone()) {
+            Ok(p) => p,
+            Err(e) => {
+                log::error!("pipeline: cannot start the analysis threads: {e}");
+                shutdown.trigger();
+                return 0;
+            }
+        };
         let start = Instant::now();
         let start_wall = SystemTime::now();
         let mut tracker = Tracker::new(TrackerConfig {
@@ -250,35 +261,31 @@ impl Pipeline {
         let mut notifier = crate::service::Notifier::from_env();
         loop {
             notifier.tick(|| {
+                let (d, e) = (pool.detector_info(), pool.expression_info());
                 format!(
-                    "running: {} on {}, {} on {}",
-                    self.analyzer.detector_info().id,
-                    self.analyzer.detector_info().engine,
-                    self.analyzer.expression_info().id,
-                    self.analyzer.expression_info().engine
+                    "running: {} on {}, {} on {} ({} analysis threads)",
+                    d.id,
+                    d.engine,
+                    e.id,
+                    e.engine,
+                    pool.threads()
                 )
             });
             let now = start.elapsed().as_secs_f64();
             let wait = Duration::from_secs_f64((window.end_t() - now).clamp(0.0, 0.2));
-            let popped = queue.pop_timeout(wait);
-            let closed = matches!(popped, Pop::Closed);
+            let popped = pool.next(wait);
+            let closed = matches!(popped, Next::Closed);
             if let Some(u) = &mut self.updates {
-                u.poll(&mut self.analyzer, start.elapsed().as_secs_f64());
+                u.poll(&mut pool, start.elapsed().as_secs_f64());
             }
-            if let Pop::Item(frame) = popped {
-                let result = self.analyzer.analyze(&frame.image);
+            if let Next::Item(done) = popped {
+                let workers::Done { frame, result, .. } = done;
                 if let Some(u) = &mut self.updates {
                     let (faces, d, c) = match &result {
                         Ok(r) => (Some(r.faces.len()), r.detect_ms, r.classify_ms),
                         Err(_) => (None, 0.0, 0.0),
                     };
-                    u.observe(
-                        &mut self.analyzer,
-                        start.elapsed().as_secs_f64(),
-                        faces,
-                        d,
-                        c,
-                    );
+                    u.observe(&mut pool, start.elapsed().as_secs_f64(), faces, d, c);
                 }
                 match result {
                     Ok(r) => {
@@ -291,7 +298,7 @@ impl Pipeline {
                         let obs = tracker.update(t, &faces_buf);
                         window.add_frame(&obs, r.detect_ms + r.classify_ms);
                         if self.api.is_some() {
-                            self.hand_to_api(&window, seq, &frame, t, &r, &faces_buf, &obs);
+                            self.hand_to_api(&pool, &window, seq, &frame, t, &r, &faces_buf, &obs);
                         }
                         let done = Instant::now();
                         if let Some(l) = last_done {
@@ -313,11 +320,11 @@ impl Pipeline {
             seen_skipped = s;
             let stopping = closed || shutdown.is_triggered();
             if self.pressed() {
-                let _ = self.send_feedback(&window, seq, None);
+                let _ = self.send_feedback(&pool, &window, seq, None);
             }
             if let Some(api) = &self.api {
                 for req in api.feedback.try_iter() {
-                    let r = self.send_feedback(&window, seq, req.label);
+                    let r = self.send_feedback(&pool, &window, seq, req.label);
                     let _ = req.reply.send(r.map(|topic| (topic, seq)));
                 }
             }
@@ -333,7 +340,7 @@ impl Pipeline {
                     window.restamp(wall.wall_ms(window.start_t()));
                 }
                 let end_t = if stopping { now } else { window.end_t() };
-                let meta = self.meta(seq, self.voice.as_ref().map(VoiceInput::finish));
+                let meta = self.meta(&pool, seq, self.voice.as_ref().map(VoiceInput::finish));
                 sink(window.finish(wall.wall_ms(end_t), meta));
                 seq += 1;
             }
@@ -371,6 +378,15 @@ mod tests {
 
     #[test]
     fn every_frame_is_processed_or_counted_as_dropped_when_inference_falls_behind() {
+        frames_are_processed_or_counted(1);
+    }
+
+    #[test]
+    fn with_three_analysis_threads_every_frame_is_still_processed_or_counted() {
+        frames_are_processed_or_counted(3);
+    }
+
+    fn frames_are_processed_or_counted(threads: usize) {
         // a camera far faster than inference (decoding a tiny frame vs running two models)
         const N: u64 = 300;
         let cam =
@@ -385,13 +401,16 @@ mod tests {
             shutdown.clone(),
         )
         .unwrap();
-        let analyzer = Analyzer::load(&ModelsConfig {
-            verify_test_vectors: false,
-            ..ModelsConfig::default()
-        })
+        let analyzers = Analyzer::load_copies(
+            &ModelsConfig {
+                verify_test_vectors: false,
+                ..ModelsConfig::default()
+            },
+            threads,
+        )
         .unwrap();
         let p = Pipeline {
-            analyzer,
+            analyzers,
             cfg: PipelineConfig {
                 window_s: 3600.0,
                 ..PipelineConfig::default()

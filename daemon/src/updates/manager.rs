@@ -77,6 +77,7 @@ impl Manager {
         download_timeout: Duration,
         out: tokio::sync::mpsc::Sender<Out>,
         swaps: std::sync::mpsc::SyncSender<Swap>,
+        copies: usize,
     ) -> Manager {
         Manager::with_io(
             models,
@@ -85,7 +86,7 @@ impl Manager {
             state_topic,
             set_topics,
             download_timeout,
-            Shell { out, swaps },
+            Shell { out, swaps, copies },
         )
     }
 }

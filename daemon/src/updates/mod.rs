@@ -34,10 +34,11 @@ pub use switcher::Switcher;
 use emotiond_models::signed::Slot;
 use emotiond_models::{ExpressionClassifier, FaceDetector};
 
-/// A model built and tested, on its way into the pipeline.
+/// A model built and tested, on its way into the pipeline: one copy per analysis thread
+/// (`pipeline.threads`).
 pub enum Model {
-    Detector(Box<FaceDetector>),
-    Classifier(Box<ExpressionClassifier>),
+    Detector(Vec<FaceDetector>),
+    Classifier(Vec<ExpressionClassifier>),
 }
 
 /// Manager → pipeline (`M`: the model; another type in the manager's unit tests).

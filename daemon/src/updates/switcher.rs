@@ -44,19 +44,19 @@ impl Switcher {
     }
 
     /// Between frames: take a pending swap.
-    pub fn poll(&mut self, analyzer: &mut crate::analyzer::Analyzer, now_t: f64) {
+    pub fn poll(&mut self, analyzer: &mut crate::pipeline::workers::Pool, now_t: f64) {
         let Ok(s) = self.swaps.try_recv() else { return };
         let t0 = Instant::now();
         // A swap during probation ends it: the model under watch is replaced.
         self.watching = None;
         let (old, old_id) = match s.model {
             Model::Detector(d) => {
-                let (o, id) = analyzer.swap_detector(*d, s.id.clone());
-                (Model::Detector(Box::new(o)), id)
+                let (o, id) = analyzer.swap_detector(d, s.id.clone());
+                (Model::Detector(o), id)
             }
             Model::Classifier(c) => {
-                let (o, id) = analyzer.swap_classifier(*c, s.id.clone());
-                (Model::Classifier(Box::new(o)), id)
+                let (o, id) = analyzer.swap_classifier(c, s.id.clone());
+                (Model::Classifier(o), id)
             }
         };
         log::info!(
@@ -92,7 +92,7 @@ impl Switcher {
     /// classifier's time on it (the budget in a manifest is per inference).
     pub fn observe(
         &mut self,
-        analyzer: &mut crate::analyzer::Analyzer,
+        analyzer: &mut crate::pipeline::workers::Pool,
         now_t: f64,
         faces: Option<usize>,
         detect_ms: f32,
@@ -124,10 +124,10 @@ impl Switcher {
             crate::probation::Verdict::Failed(reason) => {
                 match w.old {
                     Model::Detector(d) => {
-                        analyzer.swap_detector(*d, w.old_id.clone());
+                        analyzer.swap_detector(d, w.old_id.clone());
                     }
                     Model::Classifier(c) => {
-                        analyzer.swap_classifier(*c, w.old_id.clone());
+                        analyzer.swap_classifier(c, w.old_id.clone());
                     }
                 }
                 log::warn!(

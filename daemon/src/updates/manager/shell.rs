@@ -44,6 +44,8 @@ pub trait Io {
 pub struct Shell {
     pub out: tokio::sync::mpsc::Sender<Out>,
     pub swaps: std::sync::mpsc::SyncSender<Swap>,
+    /// Copies of each model to build: one per analysis thread of the pipeline.
+    pub copies: usize,
 }
 
 impl Io for Shell {
@@ -74,9 +76,21 @@ impl Io for Shell {
         pkg: &ModelPackage,
         cfg: &ModelsConfig,
     ) -> Result<Model, Reject> {
+        // the first copy runs the test vectors (when configured); the others are the same file
+        let again = ModelsConfig {
+            verify_test_vectors: false,
+            ..cfg.clone()
+        };
+        let n = self.copies.max(1);
         match slot {
-            Slot::Detector => build_detector(pkg, cfg).map(|d| Model::Detector(Box::new(d))),
-            Slot::Expression => build_classifier(pkg, cfg).map(|c| Model::Classifier(Box::new(c))),
+            Slot::Detector => (0..n)
+                .map(|i| build_detector(pkg, if i == 0 { cfg } else { &again }))
+                .collect::<Result<_, _>>()
+                .map(Model::Detector),
+            Slot::Expression => (0..n)
+                .map(|i| build_classifier(pkg, if i == 0 { cfg } else { &again }))
+                .collect::<Result<_, _>>()
+                .map(Model::Classifier),
         }
         .map_err(|e| reject(e.reject_code(), e.to_string()))
     }
