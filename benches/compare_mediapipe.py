@@ -29,7 +29,7 @@ hits both sides alike.
 
     python3 -m venv /tmp/mpvenv && /tmp/mpvenv/bin/pip install mediapipe==0.10.21 pillow
     models/tools/fetch_runtimes.sh && cargo build --release -p emotiond
-    /tmp/mpvenv/bin/python benches/compare_mediapipe.py            # ~5 min
+    /tmp/mpvenv/bin/python benches/compare_mediapipe.py            # ~8 min on the 2-core VM
     /tmp/mpvenv/bin/python benches/compare_mediapipe.py --quick    # one photo, few frames (CI)
 
 or without a venv, only what the face detection imports (what CI does, ~25 s of pip):
@@ -125,7 +125,11 @@ def emotiond_block(a, cfg, photo, engine):
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         raise SystemExit(f"compare_mediapipe: {' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-2000:]}")
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    # the report line (with `--stages` further lines follow it, one per stage)
+    for line in p.stdout.splitlines():
+        if line.startswith("{") and '"detect_ms"' in line:
+            return json.loads(line)
+    raise SystemExit(f"compare_mediapipe: no report line with detect_ms from {' '.join(cmd)}:\n{p.stdout[-2000:]}")
 
 
 def main():
