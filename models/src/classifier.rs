@@ -10,6 +10,18 @@ use crate::manifest::{CropSpec, EMOTIONS, InputSpec, Task};
 use crate::package::ModelPackage;
 use crate::preprocess::{Region, fill_tensor};
 use image::RgbImage;
+use std::time::{Duration, Instant};
+
+/// Where the last [`ExpressionClassifier::classify`] spent its time.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ClassifyStages {
+    /// Crop (square, margin) + resize + colour/grey + normalise, one pass into the tensor.
+    pub preprocess: Duration,
+    /// The engine's run (for a supervised engine: the hand-off to its thread included).
+    pub invoke: Duration,
+    /// Softmax and the mapping onto the seven emotions.
+    pub postprocess: Duration,
+}
 
 /// Probabilities in the order of [`EMOTIONS`].
 pub type Emotions = [f32; EMOTIONS.len()];
@@ -23,6 +35,7 @@ pub struct ExpressionClassifier {
     softmax_applied: bool,
     input: Vec<f32>,
     outputs: Vec<Tensor>,
+    stages: ClassifyStages,
 }
 
 /// The pixel region a classifier sees for a face box (normalised) in a `w`×`h` image.
@@ -115,6 +128,7 @@ impl ExpressionClassifier {
             softmax_applied: c.softmax_applied,
             input: Vec::new(),
             outputs: Vec::new(),
+            stages: ClassifyStages::default(),
         })
     }
 
@@ -122,17 +136,32 @@ impl ExpressionClassifier {
         self.engine.as_ref()
     }
 
-    /// Emotion probabilities for the face at `face` (normalised box) in `img`.
+    /// Where the last classification spent its time.
+    pub fn stages(&self) -> ClassifyStages {
+        self.stages
+    }
+
+    /// Emotion probabilities for the face at `face` (normalised box) in `img`. Allocates
+    /// nothing in pre- and post-processing once its buffers have the model's sizes.
     pub fn classify(&mut self, img: &RgbImage, face: &BBox) -> Result<Emotions, ModelError> {
+        let t0 = Instant::now();
         let region = crop_region(face, &self.crop, img.width(), img.height());
         fill_tensor(img, region, &self.input_spec, &mut self.input);
+        let t1 = Instant::now();
         self.engine.run(&self.input, &mut self.outputs)?;
-        emotion_probs(
+        let t2 = Instant::now();
+        let probs = emotion_probs(
             &mut self.outputs,
             self.output,
             &self.map,
             self.softmax_applied,
-        )
+        );
+        self.stages = ClassifyStages {
+            preprocess: t1 - t0,
+            invoke: t2 - t1,
+            postprocess: t2.elapsed(),
+        };
+        probs
     }
 }
 

@@ -34,8 +34,8 @@ pub use emotiond_wire::{manifest, signed};
 /// The TFLite engine under its old path.
 pub use ffi::tflite as tflite_engine;
 
-pub use classifier::{Emotions, ExpressionClassifier};
-pub use detector::FaceDetector;
+pub use classifier::{ClassifyStages, Emotions, ExpressionClassifier};
+pub use detector::{DetectStages, FaceDetector};
 pub use emotiond_wire::{RejectCode, sha256_hex};
 pub use engine::{Engine, EngineError, EngineKind, Tensor};
 pub use error::{AttemptError, FailureKind, LoadError, ModelError, Skipped};

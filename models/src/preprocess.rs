@@ -57,27 +57,33 @@ impl Fit {
 }
 
 #[inline]
-fn sample(img: &RgbImage, fx: f32, fy: f32) -> [f32; 3] {
-    let (w, h) = (img.width() as i64, img.height() as i64);
+fn sample(raw: &[u8], w: i64, h: i64, fx: f32, fy: f32) -> [f32; 3] {
     let x0f = fx.floor();
     let y0f = fy.floor();
     let (ax, ay) = (fx - x0f, fy - y0f);
     let (x0, y0) = (x0f as i64, y0f as i64);
-    let raw = img.as_raw();
-    let px = |x: i64, y: i64| -> [f32; 3] {
-        if x < 0 || y < 0 || x >= w || y >= h {
-            [0.0; 3]
-        } else {
-            let i = ((y * w + x) * 3) as usize;
-            [raw[i] as f32, raw[i + 1] as f32, raw[i + 2] as f32]
-        }
+    let (p00, p10, p01, p11) = if x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h {
+        // All four neighbours inside (nearly every sample): no bounds checks per pixel.
+        let i = ((y0 * w + x0) * 3) as usize;
+        let j = i + (w * 3) as usize;
+        let px = |k: usize| [raw[k] as f32, raw[k + 1] as f32, raw[k + 2] as f32];
+        (px(i), px(i + 3), px(j), px(j + 3))
+    } else {
+        let px = |x: i64, y: i64| -> [f32; 3] {
+            if x < 0 || y < 0 || x >= w || y >= h {
+                [0.0; 3]
+            } else {
+                let i = ((y * w + x) * 3) as usize;
+                [raw[i] as f32, raw[i + 1] as f32, raw[i + 2] as f32]
+            }
+        };
+        (
+            px(x0, y0),
+            px(x0 + 1, y0),
+            px(x0, y0 + 1),
+            px(x0 + 1, y0 + 1),
+        )
     };
-    let (p00, p10, p01, p11) = (
-        px(x0, y0),
-        px(x0 + 1, y0),
-        px(x0, y0 + 1),
-        px(x0 + 1, y0 + 1),
-    );
     let mut out = [0.0; 3];
     for c in 0..3 {
         let top = p00[c] + (p10[c] - p00[c]) * ax;
@@ -88,10 +94,17 @@ fn sample(img: &RgbImage, fx: f32, fy: f32) -> [f32; 3] {
 }
 
 /// Fill `out` (resized to the tensor's length) from `region` of `img` per `spec`.
+///
+/// Crop, resize (bilinear), letterbox, colour conversion and normalisation happen in this one
+/// pass, written straight into `out`; nothing is allocated once `out` has the tensor's length
+/// (the per-frame path calls it with the same buffer every time).
 pub fn fill_tensor(img: &RgbImage, region: Region, spec: &InputSpec, out: &mut Vec<f32>) -> Fit {
     let (th, tw, ch) = spec.hwc();
-    out.clear();
-    out.resize(spec.len(), 0.0);
+    // Every element is written below, so the old contents need no clearing.
+    if out.len() != spec.len() {
+        out.clear();
+        out.resize(spec.len(), 0.0);
+    }
     let rw = region.w.max(1e-3);
     let rh = region.h.max(1e-3);
     let (scale_x, scale_y, pad_x, pad_y) = match spec.resize {
@@ -101,8 +114,20 @@ pub fn fill_tensor(img: &RgbImage, region: Region, spec: &InputSpec, out: &mut V
             (s, s, (tw as f32 - rw * s) / 2.0, (th as f32 - rh * s) / 2.0)
         }
     };
-    let inv: Vec<f32> = spec.std.iter().map(|s| 1.0 / s).collect();
+    let mut inv = [1.0f32; 3];
+    let mut mean = [0.0f32; 3];
+    for c in 0..ch.min(3) {
+        inv[c] = 1.0 / spec.std[c];
+        mean[c] = spec.mean[c];
+    }
     let plane = th * tw;
+    // Where channel c of pixel p goes: base(p) + c * stride.
+    let (pixel_step, stride) = match spec.layout {
+        Layout::Nhwc => (ch, 1),
+        Layout::Nchw => (1, plane),
+    };
+    let raw = img.as_raw().as_slice();
+    let (w, h) = (img.width() as i64, img.height() as i64);
     for oy in 0..th {
         let fy = region.y + (oy as f32 + 0.5 - pad_y) / scale_y - 0.5;
         let inside_y = (oy as f32 + 0.5) >= pad_y && (oy as f32 + 0.5) <= th as f32 - pad_y;
@@ -111,7 +136,7 @@ pub fn fill_tensor(img: &RgbImage, region: Region, spec: &InputSpec, out: &mut V
                 inside_y && (ox as f32 + 0.5) >= pad_x && (ox as f32 + 0.5) <= tw as f32 - pad_x;
             let rgb = if inside {
                 let fx = region.x + (ox as f32 + 0.5 - pad_x) / scale_x - 0.5;
-                sample(img, fx, fy)
+                sample(raw, w, h, fx, fy)
             } else {
                 [0.0; 3]
             };
@@ -120,13 +145,9 @@ pub fn fill_tensor(img: &RgbImage, region: Region, spec: &InputSpec, out: &mut V
                 Color::Bgr => [rgb[2], rgb[1], rgb[0]],
                 Color::Grey => [0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2], 0.0, 0.0],
             };
+            let base = (oy * tw + ox) * pixel_step;
             for c in 0..ch {
-                let v = (vals[c] - spec.mean[c]) * inv[c];
-                let idx = match spec.layout {
-                    Layout::Nhwc => (oy * tw + ox) * ch + c,
-                    Layout::Nchw => c * plane + oy * tw + ox,
-                };
-                out[idx] = v;
+                out[base + c * stride] = (vals[c] - mean[c]) * inv[c];
             }
         }
     }

@@ -91,6 +91,49 @@ pub enum DecodeError {
     Shape(String),
 }
 
+/// A reusable list of detections: [`Detections::clear`] keeps every element (and its
+/// keypoint buffer) for the next frame, so decoding and NMS allocate nothing once the list
+/// has held as many detections as a frame needs.
+#[derive(Debug, Clone, Default)]
+pub struct Detections {
+    items: Vec<Detection>,
+    len: usize,
+}
+
+impl Detections {
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn as_slice(&self) -> &[Detection] {
+        &self.items[..self.len]
+    }
+    pub fn as_mut_slice(&mut self) -> &mut [Detection] {
+        &mut self.items[..self.len]
+    }
+    /// The next element, reused if an earlier frame had one here (contents stale).
+    fn push_slot(&mut self) -> &mut Detection {
+        if self.len == self.items.len() {
+            self.items.push(Detection {
+                bbox: BBox::default(),
+                score: 0.0,
+                keypoints: Vec::new(),
+            });
+        }
+        self.len += 1;
+        &mut self.items[self.len - 1]
+    }
+    pub fn into_vec(mut self) -> Vec<Detection> {
+        self.items.truncate(self.len);
+        self.items
+    }
+}
+
 /// Decode raw regressors (`num_boxes * num_coords`) and score logits (`num_boxes`) into
 /// detections above `min_score_thresh`, in model-input coordinates (0..1).
 pub fn decode(
@@ -99,7 +142,21 @@ pub fn decode(
     raw_boxes: &[f32],
     raw_scores: &[f32],
 ) -> Result<Vec<Detection>, DecodeError> {
+    let mut out = Detections::default();
+    decode_into(o, anchors, raw_boxes, raw_scores, &mut out)?;
+    Ok(out.into_vec())
+}
+
+/// [`decode`] into a reused list (cleared first).
+pub fn decode_into(
+    o: &SsdDecode,
+    anchors: &[Anchor],
+    raw_boxes: &[f32],
+    raw_scores: &[f32],
+    out: &mut Detections,
+) -> Result<(), DecodeError> {
     let n = o.num_boxes;
+    out.clear();
     if anchors.len() != n || raw_boxes.len() != n * o.num_coords || raw_scores.len() < n {
         return Err(DecodeError::Shape(format!(
             "{} anchors, {} box values, {} scores for num_boxes={} num_coords={}",
@@ -111,7 +168,6 @@ pub fn decode(
         )));
     }
     let scores_per_box = raw_scores.len() / n;
-    let mut out = Vec::new();
     for (i, a) in anchors.iter().enumerate() {
         let mut s = raw_scores[i * scores_per_box];
         if o.sigmoid_score {
@@ -134,7 +190,8 @@ pub fn decode(
         let yc = yc / o.y_scale * a.h + a.y_center;
         let w = w / o.w_scale * a.w;
         let h = h / o.h_scale * a.h;
-        let mut keypoints = Vec::with_capacity(o.num_keypoints);
+        let d = out.push_slot();
+        d.keypoints.clear();
         for k in 0..o.num_keypoints {
             let off = o.keypoint_coord_offset + k * o.num_values_per_keypoint;
             let (kx, ky) = if o.reverse_output_order {
@@ -142,46 +199,73 @@ pub fn decode(
             } else {
                 (r[off + 1], r[off])
             };
-            keypoints.push((
+            d.keypoints.push((
                 kx / o.x_scale * a.w + a.x_center,
                 ky / o.y_scale * a.h + a.y_center,
             ));
         }
-        out.push(Detection {
-            bbox: BBox {
-                x: xc - w / 2.0,
-                y: yc - h / 2.0,
-                w,
-                h,
-            },
-            score: s,
-            keypoints,
-        });
+        d.bbox = BBox {
+            x: xc - w / 2.0,
+            y: yc - h / 2.0,
+            w,
+            h,
+        };
+        d.score = s;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Weighted non-maximum suppression: each cluster of boxes overlapping the best remaining
 /// one by more than `iou_threshold` becomes one detection whose box and keypoints are the
 /// score-weighted mean of the cluster, and whose score is the best score.
-pub fn weighted_nms(mut dets: Vec<Detection>, iou_threshold: f32, max: usize) -> Vec<Detection> {
-    dets.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut out = Vec::new();
-    let mut remaining = dets;
-    while !remaining.is_empty() && out.len() < max {
-        let top = remaining[0].bbox;
-        let (cluster, rest): (Vec<Detection>, Vec<Detection>) = remaining
-            .into_iter()
-            .partition(|d| d.bbox.iou(&top) > iou_threshold || d.bbox == top);
-        remaining = rest;
-        let total: f32 = cluster.iter().map(|d| d.score).sum();
-        let best = &cluster[0];
-        let mut merged = Detection {
-            bbox: BBox::default(),
-            score: best.score,
-            keypoints: vec![(0.0, 0.0); best.keypoints.len()],
-        };
-        for d in &cluster {
+pub fn weighted_nms(dets: Vec<Detection>, iou_threshold: f32, max: usize) -> Vec<Detection> {
+    let mut out = Detections::default();
+    weighted_nms_into(&dets, iou_threshold, max, &mut Vec::new(), &mut out);
+    out.into_vec()
+}
+
+/// [`weighted_nms`] over `dets` into a reused list (cleared first); `order` is scratch
+/// space (indices of the candidates still unclaimed, best first). Allocates nothing once
+/// `order` and `out` have grown to a frame's size.
+pub fn weighted_nms_into(
+    dets: &[Detection],
+    iou_threshold: f32,
+    max: usize,
+    order: &mut Vec<u32>,
+    out: &mut Detections,
+) {
+    out.clear();
+    order.clear();
+    order.extend(0..dets.len() as u32);
+    // Best score first; equal scores keep their decoding order (a stable sort by score, as
+    // before, without the stable sort's scratch buffer).
+    order.sort_unstable_by(|&a, &b| {
+        dets[b as usize]
+            .score
+            .total_cmp(&dets[a as usize].score)
+            .then(a.cmp(&b))
+    });
+    while !order.is_empty() && out.len() < max {
+        let best = &dets[order[0] as usize];
+        let top = best.bbox;
+        let in_cluster = |d: &Detection| d.bbox.iou(&top) > iou_threshold || d.bbox == top;
+        let mut total = 0.0f32;
+        for &i in order.iter() {
+            let d = &dets[i as usize];
+            if in_cluster(d) {
+                total += d.score;
+            }
+        }
+        let merged = out.push_slot();
+        merged.bbox = BBox::default();
+        merged.score = best.score;
+        merged.keypoints.clear();
+        merged.keypoints.resize(best.keypoints.len(), (0.0, 0.0));
+        for &i in order.iter() {
+            let d = &dets[i as usize];
+            if !in_cluster(d) {
+                continue;
+            }
             let wgt = d.score / total;
             merged.bbox.x += d.bbox.x * wgt;
             merged.bbox.y += d.bbox.y * wgt;
@@ -192,9 +276,8 @@ pub fn weighted_nms(mut dets: Vec<Detection>, iou_threshold: f32, max: usize) ->
                 m.1 += k.1 * wgt;
             }
         }
-        out.push(merged);
+        order.retain(|&i| !in_cluster(&dets[i as usize]));
     }
-    out
 }
 
 #[cfg(test)]

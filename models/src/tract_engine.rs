@@ -14,6 +14,10 @@ pub struct TractEngine {
     model: String,
     plan: TypedRunnableModel<TypedModel>,
     input_shapes: Vec<Vec<usize>>,
+    /// One tensor per input, refilled in place on each run: tract takes its inputs as
+    /// shared tensors, and once a run is over (and the session's reference is dropped) we
+    /// hold the only reference again, so no input tensor is allocated per run.
+    inputs: Vec<Arc<tract_tflite::prelude::Tensor>>,
 }
 
 use emotiond_wire::package::is_tflite;
@@ -83,10 +87,19 @@ impl TractEngine {
             .into_optimized()
             .and_then(|m| m.into_runnable())
             .map_err(load_err)?;
+        let inputs = input_shapes
+            .iter()
+            .map(|s| {
+                tract_tflite::prelude::Tensor::zero::<f32>(s)
+                    .map(Arc::new)
+                    .map_err(load_err)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(TractEngine {
             model: model_name.to_string(),
             plan,
             input_shapes,
+            inputs,
         })
     }
 }
@@ -126,7 +139,7 @@ impl Engine for TractEngine {
             reason: format!("{e:#}"),
         };
         let mut values = TVec::new();
-        for (input, shape) in inputs.iter().zip(&self.input_shapes) {
+        for ((input, shape), slot) in inputs.iter().zip(&self.input_shapes).zip(&mut self.inputs) {
             let want: usize = shape.iter().product();
             if input.len() != want {
                 return Err(EngineError::InputSize {
@@ -136,8 +149,19 @@ impl Engine for TractEngine {
                     want: shape.clone(),
                 });
             }
-            let t = tract_tflite::prelude::Tensor::from_shape(shape, input).map_err(run_err)?;
-            values.push(t.into_tvalue());
+            match Arc::get_mut(slot) {
+                Some(t) => t
+                    .as_slice_mut::<f32>()
+                    .map_err(run_err)?
+                    .copy_from_slice(input),
+                // Still shared (a run that failed half-way may keep a reference): a new one.
+                None => {
+                    *slot = Arc::new(
+                        tract_tflite::prelude::Tensor::from_shape(shape, input).map_err(run_err)?,
+                    )
+                }
+            }
+            values.push(TValue::Const(Arc::clone(slot)));
         }
         let result = self.plan.run(values).map_err(run_err)?;
         outputs.resize_with(result.len(), Tensor::default);
