@@ -1,9 +1,10 @@
-//! The whole frame path on 1, 2, ... analysis threads (`pipeline.threads`): the capture thread
-//! decoding the built-in demo clip (real photos, Y4M → RGB) as fast as it can into the
-//! drop-oldest queue, the analysis threads (detect + classify, each with its own models) and
-//! the results taken back in capture order, as `emotiond run` does. One JSON object per line
-//! per thread count: frames/s through the whole path, latency from capture to result (p50,
-//! p95), frames dropped at the queue, and the speed-up over one thread.
+//! The whole frame path on 1, 2, ... analysis threads (`pipeline.threads`): frames of the
+//! built-in demo clip (real photos) decoded (Y4M → RGB) into the drop-oldest queue, the
+//! analysis threads (detect + classify, each with its own models) and the results taken back
+//! in capture order, as `emotiond run` does. One JSON object per line per thread count:
+//! frames/s through the whole path, latency from decode to result (p50, p95; one frame
+//! waiting per thread), frames dropped at the queue (0: the feed is a closed loop), and the
+//! speed-up over one thread.
 //!
 //!     cargo bench -p emotiond --bench threads [-- FRAMES] [--threads 1,2] [--engine tract]
 //!
@@ -13,12 +14,10 @@
 use emotiond::analyzer::Analyzer;
 use emotiond::config::ModelsConfig;
 use emotiond::demo::DEMO_CLIP;
-use emotiond::health::SourceHealth;
-use emotiond::pipeline::spawn_capture;
 use emotiond::pipeline::workers::{Next, Pool};
 use emotiond::queue::DropOldest;
 use emotiond::shutdown::Shutdown;
-use emotiond_hal::{FileSource, Pacing};
+use emotiond_hal::{Camera, FileSource, Pacing};
 use emotiond_models::EngineKind;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,46 +32,44 @@ struct Run {
 
 fn run(threads: usize, frames: usize, models: &ModelsConfig) -> Run {
     let analyzers = Analyzer::load_copies(models, threads).expect("models");
-    let queue = Arc::new(DropOldest::new(2));
+    // closed loop: threads + 1 frames are always out (one waiting per thread and one more),
+    // a new one is decoded each time a result comes back; so the camera never decodes frames
+    // that would be dropped (which on one core would steal the analysis thread's time), and
+    // the queue never overflows
+    let queue = Arc::new(DropOldest::new(threads + 1));
     let stop = Shutdown::new();
-    let cam = FileSource::from_y4m_bytes("demo", DEMO_CLIP, Pacing::AsFastAsPossible, true);
+    let mut cam = FileSource::from_y4m_bytes("demo", DEMO_CLIP, Pacing::AsFastAsPossible, true);
+    let mut feed = || queue.push(cam.next_frame().expect("the looping demo clip"));
     let mut pool = Pool::start(analyzers, queue.clone(), stop.clone()).expect("threads");
-    // warm-up: the first frames of each thread (allocations, caches) are not measured
-    let capture = spawn_capture(
-        Box::new(cam),
-        queue.clone(),
-        SourceHealth::new(),
-        stop.clone(),
-    )
-    .expect("capture thread");
+    for _ in 0..=threads {
+        feed();
+    }
     let mut latency_ms = Vec::with_capacity(frames);
     let mut faces = 0;
     let mut taken = 0;
     let mut t0 = Instant::now();
-    let mut dropped0 = 0;
+    // warm-up: the first frames of each thread (allocations, caches) are not measured
+    let warm = 2 * threads;
     while latency_ms.len() < frames {
         match pool.next(Duration::from_secs(30)) {
             Next::Item(d) => {
+                feed();
                 taken += 1;
-                if taken == 2 * threads {
+                if taken == warm {
                     t0 = Instant::now();
-                    dropped0 = queue.dropped();
-                    continue;
-                }
-                if taken > 2 * threads {
+                } else if taken > warm {
                     latency_ms.push((d.finished - d.frame.captured).as_secs_f64() * 1e3);
                     faces += d.result.expect("analysis").faces.len();
                 }
             }
             Next::Timeout => panic!("no frame analysed within 30 s"),
-            Next::Closed => panic!("the looping demo clip ended"),
+            Next::Closed => panic!("the queue closed"),
         }
     }
     let secs = t0.elapsed().as_secs_f64();
-    let dropped = queue.dropped() - dropped0;
+    let dropped = queue.dropped();
     stop.trigger();
     drop(pool);
-    capture.join().expect("capture thread");
     Run {
         frames,
         secs,
