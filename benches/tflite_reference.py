@@ -2,7 +2,8 @@
 """Reference timings for `cargo bench`'s `infer_<model>/tflite+xnnpack`: Python's TFLite
 interpreter (ai-edge-litert, the successor of tflite_runtime; or tflite_runtime if that is
 what is installed) with XNNPACK on one thread, on the same .tflite files the TFLite engine
-runs (each package's [files.tflite]), fed each package's first test vector.
+runs (each package's [files.tflite]), fed each package's first test vector (int8/uint8 packages: quantised and dequantised inside the
+timed loop, as the engine does).
 
     python3 -m pip install "ai-edge-litert==2.3.0" numpy
     python3 benches/tflite_reference.py            # one JSON object per line
@@ -39,14 +40,27 @@ for pkg in sorted((root / "models" / "packages").iterdir()):
     it.allocate_tensors()
     inp = it.get_input_details()[0]
     x = np.fromfile(pkg / m["test_vector"][0]["input"], dtype="<f4").reshape(inp["shape"])
-    outs = [o["index"] for o in it.get_output_details()]
+    outs = it.get_output_details()
+    # a full-integer (int8/uint8) package: the engine quantises the f32 input and dequantises
+    # the outputs inside its run, so this loop does the same inside the timing
+    quant = inp["dtype"] in (np.int8, np.uint8)
+    if quant:
+        scale, zp = inp["quantization"]
+        info = np.iinfo(inp["dtype"])
     times = []
     for i in range(args.warmup + args.runs):
         t = time.perf_counter()
-        it.set_tensor(inp["index"], x)
+        if quant:
+            xq = np.clip(np.round(x / scale + zp), info.min, info.max).astype(inp["dtype"])
+            it.set_tensor(inp["index"], xq)
+        else:
+            it.set_tensor(inp["index"], x)
         it.invoke()
         for o in outs:
-            it.get_tensor(o)
+            y = it.get_tensor(o["index"])
+            if o["dtype"] in (np.int8, np.uint8):
+                s_, z_ = o["quantization"]
+                (y.astype(np.float32) - z_) * s_
         if i >= args.warmup:
             times.append((time.perf_counter() - t) * 1e3)
     print(json.dumps({
