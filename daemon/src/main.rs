@@ -101,6 +101,11 @@ enum Cmd {
         tflite_library: Option<PathBuf>,
         #[arg(long)]
         onnxruntime_library: Option<PathBuf>,
+        /// After the report, one JSON line per pipeline stage (decode, detect pre-processing,
+        /// invoke, box decoding, NMS, classify pre-processing, invoke, post-processing) with
+        /// its mean and p95 in ms.
+        #[arg(long)]
+        stages: bool,
     },
     /// Check config, models, camera, microphone (audio on) and broker; non-zero exit on any
     /// failure.
@@ -237,6 +242,7 @@ fn dispatch(cli: Cli, explicit: bool) -> Result<ExitCode> {
             threads,
             tflite_library,
             onnxruntime_library,
+            stages,
         } => {
             let mut cfg = load_config(&cli.config, explicit)?;
             let m = &mut cfg.models;
@@ -267,7 +273,7 @@ fn dispatch(cli: Cli, explicit: bool) -> Result<ExitCode> {
             if onnxruntime_library.is_some() {
                 m.onnxruntime_library = onnxruntime_library;
             }
-            cli::bench::bench(&cfg, input, frames, forced)
+            cli::bench::bench(&cfg, input, frames, forced, stages)
         }
         Cmd::Check { json } => cli::check::check(&cli.config, explicit, json),
     }

@@ -35,7 +35,9 @@ pub struct ExpressionClassifier {
     softmax_applied: bool,
     input: Vec<f32>,
     outputs: Vec<Tensor>,
-    stages: ClassifyStages,
+    /// Boxed (once, at construction) to keep the classifier small: callers hold it inline in
+    /// enums next to much smaller variants.
+    stages: Box<ClassifyStages>,
 }
 
 /// The pixel region a classifier sees for a face box (normalised) in a `w`×`h` image.
@@ -128,7 +130,7 @@ impl ExpressionClassifier {
             softmax_applied: c.softmax_applied,
             input: Vec::new(),
             outputs: Vec::new(),
-            stages: ClassifyStages::default(),
+            stages: Box::default(),
         })
     }
 
@@ -138,7 +140,7 @@ impl ExpressionClassifier {
 
     /// Where the last classification spent its time.
     pub fn stages(&self) -> ClassifyStages {
-        self.stages
+        *self.stages
     }
 
     /// Emotion probabilities for the face at `face` (normalised box) in `img`. Allocates
@@ -156,7 +158,7 @@ impl ExpressionClassifier {
             &self.map,
             self.softmax_applied,
         );
-        self.stages = ClassifyStages {
+        *self.stages = ClassifyStages {
             preprocess: t1 - t0,
             invoke: t2 - t1,
             postprocess: t2.elapsed(),

@@ -1,4 +1,4 @@
-//! The command line: `analyze`, start-up failures (model, config), `demo --once`, `check`.
+//! The command line: `analyze`, `bench --stages`, start-up failures (model, config), `demo --once`, `check`.
 
 use crate::support::*;
 use std::os::unix::fs::PermissionsExt;
@@ -37,6 +37,62 @@ fn analyze_prints_one_line_per_input_and_goes_past_bad_ones() {
         lines[1]
     );
     assert_eq!(lines[2]["faces"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn bench_stages_prints_the_report_then_one_line_per_stage() {
+    let img = data("five_faces_640x480.jpg");
+    let out = run_cli(&["bench", img.to_str().unwrap(), "--frames", "3", "--stages"]);
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| json(l.as_bytes()))
+        .collect();
+    // The report operators script against comes first and is unchanged.
+    assert_eq!(lines[0]["frames"], 3, "{}", lines[0]);
+    assert_eq!(lines[0]["faces_per_frame"], 5.0, "{}", lines[0]);
+    let stages: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "decode",
+            "detect_preprocess",
+            "detect_invoke",
+            "detect_decode",
+            "detect_nms",
+            "classify_preprocess",
+            "classify_invoke",
+            "classify_postprocess",
+            "other",
+            "frame"
+        ]
+    );
+    for l in &lines[1..] {
+        let (mean, p95) = (
+            l["mean_ms"].as_f64().unwrap(),
+            l["p95_ms"].as_f64().unwrap(),
+        );
+        assert!(
+            mean >= 0.0 && p95 >= 0.0 && l["n"].as_u64().unwrap() >= 1,
+            "{l}"
+        );
+    }
+    // Five faces: the classifier ran; the stages add up to the frame.
+    let ms = |name: &str| {
+        lines[1..].iter().find(|l| l["stage"] == name).unwrap()["mean_ms"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(ms("classify_invoke") > 0.0 && ms("detect_invoke") > 0.0);
+    let parts: f64 = stages[1..stages.len() - 1].iter().map(|s| ms(s)).sum();
+    assert!(
+        (parts - ms("frame")).abs() < 1e-6 * ms("frame").max(1.0),
+        "{parts}"
+    );
 }
 
 #[test]

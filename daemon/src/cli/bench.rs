@@ -1,4 +1,5 @@
-//! `emotiond bench`: frames per second and per-stage times on one input, one JSON line.
+//! `emotiond bench`: frames per second and per-stage times on one input, one JSON line;
+//! with `--stages`, one more JSON line per pipeline stage (mean and p95).
 
 use super::engine_label;
 
@@ -21,7 +22,7 @@ struct BenchReport {
     detector_engine: String,
     expression_engine: String,
 }
-use crate::analyzer::Analyzer;
+use crate::analyzer::{Analyzer, FrameStages};
 use crate::config::Config;
 use crate::demo;
 use anyhow::{Context, Result, bail};
@@ -30,11 +31,96 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+/// One line of `--stages`: a stage's time per frame (keys written sorted).
+#[derive(serde::Serialize)]
+struct StageReport<'a> {
+    stage: &'a str,
+    what: &'a str,
+    /// Measurements: frames, or decoded frames for `decode`.
+    n: usize,
+    mean_ms: f64,
+    p95_ms: f64,
+}
+
+/// The stages in pipeline order, with what each covers.
+const STAGES: [(&str, &str); 10] = [
+    (
+        "decode",
+        "read + decode the input file to RGB (the JPEG decoder converts YCbCr to RGB itself)",
+    ),
+    (
+        "detect_preprocess",
+        "letterbox + bilinear resize + colour + normalise, one pass into the input tensor",
+    ),
+    (
+        "detect_invoke",
+        "detector engine run (watchdog hand-off to the inference thread included)",
+    ),
+    (
+        "detect_decode",
+        "SSD box decoding: anchors, sigmoid, score threshold",
+    ),
+    (
+        "detect_nms",
+        "weighted NMS + boxes mapped back to the frame",
+    ),
+    (
+        "classify_preprocess",
+        "per frame, all faces: crop + resize + grey/colour + normalise into the input tensor",
+    ),
+    (
+        "classify_invoke",
+        "per frame, all faces: expression engine runs (watchdog hand-off included)",
+    ),
+    (
+        "classify_postprocess",
+        "per frame, all faces: softmax + mapping onto the seven emotions",
+    ),
+    (
+        "other",
+        "frame minus the stages above (timers, result vectors)",
+    ),
+    ("frame", "whole frame: detect + classify (decode excluded)"),
+];
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Mean and p95 of `v` (sorted in place).
+fn mean_p95(v: &mut [f64]) -> (f64, f64) {
+    if v.is_empty() {
+        return (0.0, 0.0);
+    }
+    v.sort_by(f64::total_cmp);
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let p95 = v[((v.len() as f64 * 0.95).ceil() as usize).clamp(1, v.len()) - 1];
+    (mean, p95)
+}
+
+/// The per-stage times of one frame, in [`STAGES`] order from `detect_preprocess` on.
+fn stage_times(s: &FrameStages, total_ms: f64) -> [f64; 9] {
+    let parts = [
+        ms(s.detect.preprocess),
+        ms(s.detect.invoke),
+        ms(s.detect.decode),
+        ms(s.detect.nms),
+        ms(s.classify.preprocess),
+        ms(s.classify.invoke),
+        ms(s.classify.postprocess),
+    ];
+    let other = (total_ms - parts.iter().sum::<f64>()).max(0.0);
+    [
+        parts[0], parts[1], parts[2], parts[3], parts[4], parts[5], parts[6], other, total_ms,
+    ]
+}
+
 pub fn bench(
     cfg: &Config,
     input: Option<PathBuf>,
     frames: usize,
     forced: bool,
+    stages: bool,
 ) -> Result<ExitCode> {
     let mut analyzer = Analyzer::load(&cfg.models)?;
     if forced {
@@ -73,18 +159,29 @@ pub fn bench(
     let first = imgs.first().context("bench input has no frames")?.clone();
     let (mut det, mut cls, mut faces) = (Vec::new(), Vec::new(), 0usize);
     let mut totals = Vec::new();
+    let mut per_stage: Vec<Vec<f64>> = vec![Vec::with_capacity(frames); STAGES.len() - 1];
     let t0 = Instant::now();
     for i in 0..frames.max(1) {
         let img = &imgs[i % imgs.len()];
         let t = Instant::now();
         let r = analyzer.analyze(img)?;
-        totals.push(t.elapsed().as_secs_f64() * 1e3);
+        let total = t.elapsed().as_secs_f64() * 1e3;
+        totals.push(total);
+        if stages {
+            for (v, x) in per_stage
+                .iter_mut()
+                .zip(stage_times(&analyzer.stages(), total))
+            {
+                v.push(x);
+            }
+        }
         det.push(r.detect_ms as f64);
         cls.push(r.classify_ms as f64);
         faces += r.faces.len();
     }
     let wall = t0.elapsed().as_secs_f64();
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let mut decode_sorted = decode.clone();
     totals.sort_by(f64::total_cmp);
     let p95 = totals[((totals.len() as f64 * 0.95).ceil() as usize).clamp(1, totals.len()) - 1];
     let (d, x) = (analyzer.detector_info(), analyzer.expression_info());
@@ -108,5 +205,20 @@ pub fn bench(
         expression: x.id,
     };
     println!("{}", super::json_line(&report));
+    if stages {
+        let all = std::iter::once(&mut decode_sorted).chain(per_stage.iter_mut());
+        for ((stage, what), v) in STAGES.iter().zip(all) {
+            let n = v.len();
+            let (mean_ms, p95_ms) = mean_p95(v);
+            let line = StageReport {
+                stage,
+                what,
+                n,
+                mean_ms,
+                p95_ms,
+            };
+            println!("{}", super::json_line(&line));
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,8 +4,8 @@ use crate::config::ModelsConfig;
 use crate::summary::ModelInfo;
 use anyhow::{Context, Result};
 use emotiond_models::{
-    BBox, Emotions, Engine, ExpressionClassifier, FaceDetector, LoadError, ModelError,
-    ModelPackage, builtin, runtime,
+    BBox, ClassifyStages, DetectStages, Emotions, Engine, ExpressionClassifier, FaceDetector,
+    LoadError, ModelError, ModelPackage, builtin, runtime,
 };
 use image::RgbImage;
 use serde::Serialize;
@@ -32,12 +32,22 @@ pub struct FrameResult {
     pub classify_ms: f32,
 }
 
+/// Where the last frame's time went (`emotiond bench --stages`): the detector's stages and
+/// the classifier's, summed over the frame's faces.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FrameStages {
+    pub detect: DetectStages,
+    pub classify: ClassifyStages,
+    pub faces_classified: usize,
+}
+
 pub struct Analyzer {
     detector: FaceDetector,
     classifier: ExpressionClassifier,
     min_face_px: u32,
     detector_id: String,
     expression_id: String,
+    stages: FrameStages,
 }
 
 /// Load `builtin:<name>` or a package folder.
@@ -112,6 +122,7 @@ impl Analyzer {
             min_face_px: cfg.min_face_px,
             detector_id: det.id(),
             expression_id: exp.id(),
+            stages: FrameStages::default(),
         })
     }
 
@@ -157,9 +168,16 @@ impl Analyzer {
         crate::summary::model_info(self.expression_id.clone(), self.classifier.engine())
     }
 
+    /// Where the last [`analyze`](Self::analyze) spent its time.
+    pub fn stages(&self) -> FrameStages {
+        self.stages
+    }
+
     pub fn analyze(&mut self, img: &RgbImage) -> Result<FrameResult> {
         let t0 = Instant::now();
-        let dets = self.detector.detect(img)?;
+        self.stages = FrameStages::default();
+        // The detector's reused buffers: no allocation for the detections themselves.
+        let dets = self.detector.detect_faces(img)?;
         let t1 = Instant::now();
         let mut faces = Vec::with_capacity(dets.len());
         for d in dets {
@@ -168,6 +186,12 @@ impl Analyzer {
                 continue;
             }
             let emotions = self.classifier.classify(img, &d.bbox)?;
+            let c = self.classifier.stages();
+            let sum = &mut self.stages.classify;
+            sum.preprocess += c.preprocess;
+            sum.invoke += c.invoke;
+            sum.postprocess += c.postprocess;
+            self.stages.faces_classified += 1;
             faces.push(Face {
                 bbox: d.bbox,
                 score: d.score,
@@ -175,6 +199,7 @@ impl Analyzer {
             });
         }
         let t2 = Instant::now();
+        self.stages.detect = self.detector.stages();
         Ok(FrameResult {
             faces,
             detect_ms: (t1 - t0).as_secs_f32() * 1e3,
