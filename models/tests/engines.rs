@@ -98,7 +98,12 @@ fn tflite_runtime_matches_test_vectors_and_tract_on_every_shipped_model() {
         // The TFLite runtime runs the original file, not the tract rewrite.
         let tfl = p.file_for(EngineKind::TfLite).unwrap();
         assert_ne!(tfl.as_ref(), p.model.as_ref(), "{}: tflite file", p.id());
-        let mut tract = load_engine(&p, &Attempt::Tract, &rt, 1).unwrap();
+        // tract refuses the int8 packages (shipped.rs); they are held to the vectors only.
+        let mut tract = if emotiond_models::runtime::quantised_onnx_op(&p.model).is_some() {
+            None
+        } else {
+            Some(load_engine(&p, &Attempt::Tract, &rt, 1).unwrap())
+        };
         for d in [Delegate::None, Delegate::Xnnpack] {
             let mut e = load_engine(&p, &Attempt::TfLite(d.clone()), &rt, 1)
                 .unwrap_or_else(|e| panic!("{}: {e}", p.id()));
@@ -108,6 +113,14 @@ fn tflite_runtime_matches_test_vectors_and_tract_on_every_shipped_model() {
             let worst = p
                 .check_vectors(e.as_mut())
                 .unwrap_or_else(|e| panic!("{d:?}: {e}"));
+            let Some(tract) = tract.as_mut() else {
+                eprintln!(
+                    "{} tflite {:?}: vectors max diff {worst:.2e}",
+                    p.id(),
+                    d.label()
+                );
+                continue;
+            };
             let vs_tract = max_diff(&p, e.as_mut(), tract.as_mut());
             let atol = p.vectors.iter().map(|v| v.atol).fold(f32::MAX, f32::min);
             eprintln!(
@@ -396,4 +409,98 @@ fn onnxruntime_provider_that_is_not_in_the_library_falls_back_to_its_cpu() {
         "{:?}",
         b.skipped
     );
+}
+
+/// The int8 packages end to end on the runtimes that run them (tract refuses them): f32 in,
+/// quantised at the boundary (TFLite engine) or inside the graph (the .onnx), f32 out; the
+/// vectors, then the expected emotion first on the real labelled photos, the face found by
+/// the default (float) detector on tract.
+#[test]
+fn int8_packages_run_end_to_end_on_tflite_and_onnxruntime() {
+    let (Some(tfl), Some(ortl)) = (tflite_lib(), ort_lib()) else {
+        return;
+    };
+    let rt = Runtimes {
+        tflite_library: Some(tfl),
+        onnxruntime_library: Some(ortl),
+    };
+    let det = builtin::load(builtin::DEFAULT_DETECTOR).unwrap().unwrap();
+    let mut detector = emotiond_models::FaceDetector::new(
+        &det,
+        load_engine(&det, &Attempt::Tract, &rt, 1).unwrap(),
+    )
+    .unwrap();
+    // Unambiguous labelled photos.
+    let photos = [
+        ("tests/data/astronaut.png", "happy"),
+        (
+            "tests/data/faces/neutral_matplotlib_grace_hopper.jpg",
+            "neutral",
+        ),
+        (
+            "tests/data/eval/faces/happy/astronaut_wide_mirrored.jpg",
+            "happy",
+        ),
+        (
+            "tests/data/eval/faces/neutral/grace_hopper_crop.jpg",
+            "neutral",
+        ),
+    ];
+    let int8: Vec<_> = builtin::names().filter(|n| n.ends_with("_int8")).collect();
+    assert_eq!(int8, ["fer_mini_xception_int8"]);
+    for name in int8 {
+        let p = builtin::load(name).unwrap().unwrap();
+        for a in [
+            Attempt::TfLite(Delegate::None),
+            Attempt::TfLite(Delegate::Xnnpack),
+            Attempt::OnnxRuntime(vec!["cpu".into()]),
+        ] {
+            let mut e = load_engine(&p, &a, &rt, 1).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(e.input_shape(), p.manifest.input.shape.as_slice());
+            let worst = p
+                .check_vectors(e.as_mut())
+                .unwrap_or_else(|e| panic!("{}: {e}", a.label()));
+            eprintln!("{name} {}: vectors max diff {worst:.2e}", a.label());
+            let mut c = emotiond_models::ExpressionClassifier::new(&p, e).unwrap();
+            for (path, want) in photos {
+                let img = image::open(repo().join(path)).unwrap().to_rgb8();
+                let faces = detector.detect(&img).unwrap();
+                // the most confident face (the wide photo has a second, weaker box)
+                let face = faces
+                    .iter()
+                    .max_by(|x, y| x.score.total_cmp(&y.score))
+                    .unwrap_or_else(|| panic!("no face in {path}"));
+                let probs = c.classify(&img, &face.bbox).unwrap();
+                // an int8 softmax: probabilities in steps of 1/256
+                let sum: f32 = probs.iter().sum();
+                assert!((sum - 1.0).abs() < 7.0 / 256.0, "{name}: sum {sum}");
+                let top = probs
+                    .iter()
+                    .enumerate()
+                    .max_by(|x, y| x.1.total_cmp(y.1))
+                    .unwrap()
+                    .0;
+                assert_eq!(
+                    emotiond_models::EMOTIONS[top],
+                    want,
+                    "{name} {} on {path}: {probs:?}",
+                    a.label()
+                );
+            }
+        }
+        // The fallback chain on a board with TFLite: tflite+xnnpack, verified by the vectors.
+        let attempts = chain(EngineKind::TfLite, &EngineSettings::default()).unwrap();
+        let b = build(&p, &attempts, 0, &rt, 1, true).unwrap();
+        assert_eq!((b.level, b.engine.kind()), (0, EngineKind::TfLite));
+        // Without any runtime library the chain ends in tract, which refuses clearly.
+        let none = Runtimes {
+            tflite_library: Some(repo().join("no-such-libtensorflowlite_c.so")),
+            ..Default::default()
+        };
+        let err = build(&p, &attempts, 0, &none, 1, true)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tract cannot run int8 models"), "{err}");
+    }
 }

@@ -48,6 +48,11 @@ fn every_shipped_package_reproduces_its_test_vectors_on_tract() {
     assert!(names.len() >= 2, "{names:?}");
     for name in names {
         let p = pkg(name);
+        if emotiond_models::runtime::quantised_onnx_op(&p.model).is_some() {
+            // refused by tract (tract_refuses_the_int8_packages_...); only these may be
+            assert!(INT8.contains(&name), "{name}");
+            continue;
+        }
         assert!(!p.vectors.is_empty(), "{name} has no test vectors");
         let mut e = load_engine(&p, &Attempt::Tract, &Runtimes::default(), 1)
             .unwrap_or_else(|err| panic!("{err}"));
@@ -188,8 +193,10 @@ fn every_expression_model_ranks_the_right_emotion_first_on_real_photos() {
         labels.contains(&"happy") && labels.contains(&"neutral"),
         "{labels:?}"
     );
+    // The int8 packages do not run on tract (see the test below); engines.rs runs them.
     let expression: Vec<_> = builtin::names()
         .filter(|n| pkg(n).manifest.task == emotiond_models::Task::Expression)
+        .filter(|n| !INT8.contains(n))
         .collect();
     assert!(
         expression.contains(&builtin::DEFAULT_EXPRESSION),
@@ -235,4 +242,89 @@ fn no_face_in_photos_without_people(name: &str) {
         }
     }
     assert!(n >= 1);
+}
+
+/// The full-integer packages (models/tools/make_int8.py) that passed the 95 % agreement gate.
+const INT8: [&str; 1] = ["fer_mini_xception_int8"];
+
+#[test]
+fn tract_refuses_the_int8_packages_and_names_the_float_one() {
+    use tract_tflite::prelude::*;
+    for name in INT8 {
+        let p = pkg(name);
+        assert!(names_contain(name), "{name} is not built in");
+        // tract's file is the QDQ .onnx (f32 in and out), the same file ONNX Runtime runs.
+        assert_eq!(
+            p.file_for(emotiond_models::EngineKind::OnnxRuntime)
+                .unwrap()
+                .as_ref(),
+            p.model.as_ref()
+        );
+        let err = load_engine(&p, &Attempt::Tract, &Runtimes::default(), 1)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        let float = name.strip_suffix("_int8").unwrap();
+        assert!(
+            err.contains("tract cannot run int8 models")
+                && err.contains(&format!("builtin:{float}")),
+            "{name}: {err}"
+        );
+        // Why: tract-onnx 0.22.5 loads the QDQ graph but its outputs miss the vectors (when
+        // a tract release gets them right, this fails and the refusal can go) ...
+        let worst = tract_onnx_max_diff(&p);
+        eprintln!(
+            "{name} on tract-onnx: max diff {worst} (atol {})",
+            p.vectors[0].atol
+        );
+        assert!(
+            worst > p.vectors[0].atol,
+            "{name}: tract-onnx now passes: {worst}"
+        );
+        // ... and tract-tflite 0.22.5 cannot read the int8 .tflite (int8 ADD: "No super type").
+        let tfl = p.file_for(emotiond_models::EngineKind::TfLite).unwrap();
+        let mut r: &[u8] = &tfl[..];
+        let err = tract_tflite::tflite()
+            .model_for_read(&mut r)
+            .map(|_| ())
+            .expect_err("tract-tflite reads the int8 .tflite now");
+        assert!(
+            format!("{err:#}").contains("No super type"),
+            "{name}: {err:#}"
+        );
+    }
+    // A float package is not refused.
+    let p = pkg(builtin::DEFAULT_EXPRESSION);
+    assert!(emotiond_models::runtime::quantised_onnx_op(&p.model).is_none());
+    let onnx = p
+        .file_for(emotiond_models::EngineKind::OnnxRuntime)
+        .unwrap();
+    assert!(emotiond_models::runtime::quantised_onnx_op(onnx).is_none());
+}
+
+/// Largest |difference| of tract-onnx (the QDQ graph as tract 0.22.5 runs it) from the vectors.
+fn tract_onnx_max_diff(p: &ModelPackage) -> f32 {
+    use tract_onnx::prelude::*;
+    let mut r: &[u8] = &p.model[..];
+    let plan = tract_onnx::onnx()
+        .model_for_read(&mut r)
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .unwrap();
+    let mut worst = 0.0f32;
+    for v in &p.vectors {
+        let x = tract_onnx::prelude::Tensor::from_shape(&p.manifest.input.shape, &v.input).unwrap();
+        let out = plan.run(tvec!(x.into_tvalue())).unwrap();
+        for (o, want) in out.iter().zip(&v.outputs) {
+            let got = o.to_array_view::<f32>().unwrap();
+            for (g, w) in got.iter().zip(want) {
+                worst = worst.max((g - w).abs());
+            }
+        }
+    }
+    worst
+}
+
+fn names_contain(name: &str) -> bool {
+    builtin::names().any(|n| n == name)
 }
