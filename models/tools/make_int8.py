@@ -326,6 +326,11 @@ def to_onnx(tflite_bytes, shape, tmp):
     model = onnx_io.float_io(model, inq, outq)
     model = onnx_io.drop_output_qdq(model)
     model = convert_onnx.canonicalize(model)
+    # tf2onnx sets an empty `domain` on some nodes and not on others, differently from run to
+    # run (faceapi): the same graph, other bytes. Leave the default unset everywhere.
+    for n in model.graph.node:
+        if n.domain == "":
+            n.ClearField("domain")
     in_dims = convert_onnx.dims(model.graph.input[0])
     if any(isinstance(d, str) for d in in_dims) or any(
             isinstance(d, str) for o in model.graph.output for d in convert_onnx.dims(o)):
