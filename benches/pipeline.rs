@@ -1,6 +1,9 @@
 //! Criterion benches: raw inference of every shipped model, the detector, the classifier and
 //! the whole per-frame pipeline on a 640x480 frame holding one real face (the public-domain
-//! astronaut photo, scaled into the frame), on every engine available here: tract always;
+//! astronaut photo, scaled into the frame) and, for the whole frame, also on two 640x480
+//! photos: one face (`astronaut_640x480.jpg`, as `emotiond bench` measures) and five faces
+//! (`five_faces_640x480.jpg`, provenance in tests/data/SOURCES.md); on every engine available
+//! here: tract always;
 //! TFLite (plain CPU and XNNPACK) and ONNX Runtime when their libraries are found
 //! (`models/tools/fetch_runtimes.sh`, or EMOTIOND_TFLITE_LIB / EMOTIOND_ONNXRUNTIME_LIB).
 //! Run: `cargo bench -p emotiond --bench pipeline`. One thread per engine throughout. CI runs
@@ -27,6 +30,15 @@ fn frame_640x480() -> RgbImage {
     let mut frame = RgbImage::from_pixel(640, 480, Rgb([96, 96, 96]));
     imageops::overlay(&mut frame, &face, 80, 0);
     frame
+}
+
+fn photo(name: &str) -> RgbImage {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data")
+        .join(name);
+    image::open(&p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .to_rgb8()
 }
 
 fn lib(env: &str, cached: &str) -> Option<PathBuf> {
@@ -132,6 +144,18 @@ fn benches(c: &mut Criterion) {
             &format!("pipeline_frame_640x480_one_face/{}", a.label()),
             |b| b.iter(|| black_box(analyzer.analyze(black_box(&frame)).unwrap())),
         );
+        for (name, file, faces) in [
+            ("photo_one_face", "astronaut_640x480.jpg", 1),
+            ("photo_five_faces", "five_faces_640x480.jpg", 5),
+        ] {
+            let img = photo(file);
+            let found = analyzer.analyze(&img).unwrap().faces.len();
+            assert_eq!(found, faces, "{file}: faces found");
+            c.bench_function(
+                &format!("pipeline_frame_640x480_{name}/{}", a.label()),
+                |b| b.iter(|| black_box(analyzer.analyze(black_box(&img)).unwrap())),
+            );
+        }
     }
 }
 
