@@ -56,12 +56,10 @@ impl Fit {
     }
 }
 
+/// Bilinear sample at `(x0 + ax, y0 + ay)` (`x0`, `y0` the floor, `ax`, `ay` the fractions);
+/// pixels outside the image read as black.
 #[inline]
-fn sample(raw: &[u8], w: i64, h: i64, fx: f32, fy: f32) -> [f32; 3] {
-    let x0f = fx.floor();
-    let y0f = fy.floor();
-    let (ax, ay) = (fx - x0f, fy - y0f);
-    let (x0, y0) = (x0f as i64, y0f as i64);
+fn sample(raw: &[u8], w: i64, h: i64, x0: i64, y0: i64, ax: f32, ay: f32) -> [f32; 3] {
     let (p00, p10, p01, p11) = if x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h {
         // All four neighbours inside (nearly every sample): no bounds checks per pixel.
         let i = ((y0 * w + x0) * 3) as usize;
@@ -92,6 +90,17 @@ fn sample(raw: &[u8], w: i64, h: i64, fx: f32, fy: f32) -> [f32; 3] {
     }
     out
 }
+
+/// Source coordinate `f` split into its floor and fraction, as [`sample`] takes them.
+#[inline]
+fn split(f: f32) -> (i64, f32) {
+    let fl = f.floor();
+    (fl as i64, f - fl)
+}
+
+/// Columns whose source position is computed once per call rather than once per pixel (a
+/// fixed-size table on the stack; wider tensors compute it per pixel, with the same result).
+const COLUMN_TABLE: usize = 512;
 
 /// Fill `out` (resized to the tensor's length) from `region` of `img` per `spec`.
 ///
@@ -128,15 +137,28 @@ pub fn fill_tensor(img: &RgbImage, region: Region, spec: &InputSpec, out: &mut V
     };
     let raw = img.as_raw().as_slice();
     let (w, h) = (img.width() as i64, img.height() as i64);
+    // Per column: inside the letterbox's content, and the source x split for sampling.
+    let col = |ox: usize| -> (bool, i64, f32) {
+        let inside = (ox as f32 + 0.5) >= pad_x && (ox as f32 + 0.5) <= tw as f32 - pad_x;
+        let (x0, ax) = split(region.x + (ox as f32 + 0.5 - pad_x) / scale_x - 0.5);
+        (inside, x0, ax)
+    };
+    let mut table = [(false, 0i64, 0.0f32); COLUMN_TABLE];
+    let tabled = tw <= COLUMN_TABLE;
+    if tabled {
+        for (ox, t) in table.iter_mut().enumerate().take(tw) {
+            *t = col(ox);
+        }
+    }
     for oy in 0..th {
-        let fy = region.y + (oy as f32 + 0.5 - pad_y) / scale_y - 0.5;
+        let (y0, ay) = split(region.y + (oy as f32 + 0.5 - pad_y) / scale_y - 0.5);
         let inside_y = (oy as f32 + 0.5) >= pad_y && (oy as f32 + 0.5) <= th as f32 - pad_y;
+        // `ox` is also the output column, not only the table's index.
+        #[allow(clippy::needless_range_loop)]
         for ox in 0..tw {
-            let inside =
-                inside_y && (ox as f32 + 0.5) >= pad_x && (ox as f32 + 0.5) <= tw as f32 - pad_x;
-            let rgb = if inside {
-                let fx = region.x + (ox as f32 + 0.5 - pad_x) / scale_x - 0.5;
-                sample(raw, w, h, fx, fy)
+            let (inside_x, x0, ax) = if tabled { table[ox] } else { col(ox) };
+            let rgb = if inside_y && inside_x {
+                sample(raw, w, h, x0, y0, ax, ay)
             } else {
                 [0.0; 3]
             };
