@@ -32,16 +32,17 @@ struct Run {
 
 fn run(threads: usize, frames: usize, models: &ModelsConfig) -> Run {
     let analyzers = Analyzer::load_copies(models, threads).expect("models");
-    // closed loop: threads + 1 frames are always out (one waiting per thread and one more),
-    // a new one is decoded each time a result comes back; so the camera never decodes frames
-    // that would be dropped (which on one core would steal the analysis thread's time), and
-    // the queue never overflows
-    let queue = Arc::new(DropOldest::new(threads + 1));
+    // closed loop: 2 × threads + 1 frames are always out (what the pool lets its threads hold
+    // and one more), a new one is decoded each time a result comes back; so the camera never
+    // decodes frames that would be dropped (which on one core would steal the analysis
+    // thread's time), a free thread always finds a frame, and the queue never overflows
+    let out = 2 * threads + 1;
+    let queue = Arc::new(DropOldest::new(out));
     let stop = Shutdown::new();
     let mut cam = FileSource::from_y4m_bytes("demo", DEMO_CLIP, Pacing::AsFastAsPossible, true);
     let mut feed = || queue.push(cam.next_frame().expect("the looping demo clip"));
     let mut pool = Pool::start(analyzers, queue.clone(), stop.clone()).expect("threads");
-    for _ in 0..=threads {
+    for _ in 0..out {
         feed();
     }
     let mut latency_ms = Vec::with_capacity(frames);
