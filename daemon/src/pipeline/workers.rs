@@ -209,19 +209,7 @@ impl Pool {
         new: Vec<FaceDetector>,
         id: String,
     ) -> (Vec<FaceDetector>, String) {
-        debug_assert_eq!(new.len(), self.analyzers.len());
-        let mut old_id = String::new();
-        let old = self
-            .analyzers
-            .iter()
-            .zip(new)
-            .map(|(a, d)| {
-                let (o, i) = lock(a).swap_detector(d, id.clone());
-                old_id = i;
-                o
-            })
-            .collect();
-        (old, old_id)
+        self.swap_each(new, id, Analyzer::swap_detector)
     }
 
     pub fn swap_classifier(
@@ -229,14 +217,24 @@ impl Pool {
         new: Vec<ExpressionClassifier>,
         id: String,
     ) -> (Vec<ExpressionClassifier>, String) {
+        self.swap_each(new, id, Analyzer::swap_classifier)
+    }
+
+    /// One copy into each worker's analyzer, between two of its frames.
+    fn swap_each<M>(
+        &mut self,
+        new: Vec<M>,
+        id: String,
+        swap: fn(&mut Analyzer, M, String) -> (M, String),
+    ) -> (Vec<M>, String) {
         debug_assert_eq!(new.len(), self.analyzers.len());
         let mut old_id = String::new();
         let old = self
             .analyzers
             .iter()
             .zip(new)
-            .map(|(a, c)| {
-                let (o, i) = lock(a).swap_classifier(c, id.clone());
+            .map(|(a, m)| {
+                let (o, i) = swap(&mut lock(a), m, id.clone());
                 old_id = i;
                 o
             })
