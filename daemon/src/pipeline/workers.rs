@@ -21,6 +21,7 @@ use crate::shutdown::Shutdown;
 use crate::summary::ModelInfo;
 use emotiond_hal::Frame;
 use emotiond_models::{ExpressionClassifier, FaceDetector};
+use std::cell::RefCell;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -77,6 +78,10 @@ impl Turns {
 
 pub struct Pool {
     analyzers: Vec<Arc<Mutex<Analyzer>>>,
+    /// Each worker's model blocks (detector, expression) as last read: a worker busy with a
+    /// frame holds its analyzer's lock, and the pipeline thread (which asks for the blocks for
+    /// every live event) must not wait for that frame.
+    infos: RefCell<Vec<(ModelInfo, ModelInfo)>>,
     results: Option<Receiver<Numbered>>,
     threads: Vec<JoinHandle<()>>,
     turns: Arc<Turns>,
@@ -145,7 +150,15 @@ impl Pool {
                 }
             }
         }
+        let infos = analyzers
+            .iter()
+            .map(|a| {
+                let a = lock(a);
+                (a.detector_info(), a.expression_info())
+            })
+            .collect();
         Ok(Pool {
+            infos: RefCell::new(infos),
             analyzers,
             results: Some(rx),
             threads,
@@ -239,17 +252,36 @@ impl Pool {
                 o
             })
             .collect();
+        // the new package's id from the next summary on, whatever the workers are doing
+        self.refresh(true);
         (old, old_id)
     }
 
     /// The detector's block: the first worker's package and engine (a copy whose engine fell
     /// back shows its fallback), the watchdog counters of all copies added up.
     pub fn detector_info(&self) -> ModelInfo {
-        merged(self.analyzers.iter().map(|a| lock(a).detector_info()))
+        self.refresh(false);
+        merged(self.infos.borrow().iter().map(|i| i.0.clone()))
     }
 
     pub fn expression_info(&self) -> ModelInfo {
-        merged(self.analyzers.iter().map(|a| lock(a).expression_info()))
+        self.refresh(false);
+        merged(self.infos.borrow().iter().map(|i| i.1.clone()))
+    }
+
+    /// Re-read the blocks of the workers not busy with a frame (`wait`: of every worker).
+    fn refresh(&self, wait: bool) {
+        let mut infos = self.infos.borrow_mut();
+        for (a, info) in self.analyzers.iter().zip(infos.iter_mut()) {
+            let guard = match a.try_lock() {
+                Ok(g) => Some(g),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => wait.then(|| lock(a)),
+            };
+            if let Some(g) = guard {
+                *info = (g.detector_info(), g.expression_info());
+            }
+        }
     }
 }
 
@@ -446,6 +478,29 @@ mod tests {
         assert_eq!(queue.dropped(), 0);
         let info = pool.detector_info();
         assert!(info.id.starts_with("blazeface_short_range@"), "{info:?}");
+    }
+
+    #[test]
+    fn the_model_block_does_not_wait_for_a_worker_busy_with_a_frame() {
+        let queue = Arc::new(DropOldest::new(2));
+        let pool = Arc::new(Mutex::new(
+            Pool::start(analyzers(2), queue, Shutdown::new()).unwrap(),
+        ));
+        // a worker in the middle of a frame holds its analyzer
+        let busy = pool.lock().unwrap().analyzers[1].clone();
+        let held = busy.lock().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p = pool.clone();
+        std::thread::spawn(move || {
+            let p = p.lock().unwrap();
+            let _ = tx.send((p.detector_info(), p.expression_info()));
+        });
+        let (d, e) = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the model blocks waited for the busy worker");
+        drop(held);
+        assert!(d.id.starts_with("blazeface_short_range@"), "{d:?}");
+        assert!(e.id.starts_with("fer_mini_xception@"), "{e:?}");
     }
 
     #[test]
