@@ -7,6 +7,12 @@ one client that never reads. Goal: within 5 %.
 
     cargo build --release -p emotiond
     python3 benches/api_live.py --bin target/release/emotiond --clients 100 --seconds 20
+    python3 benches/api_live.py --daemon-cpus 0 --client-cpus 1 --threads 1   # the daemon on a core of its own
+
+With --daemon-cpus/--client-cpus (taskset lists) the daemon and the clients run on separate
+cores: the clients stand for apps on other machines or a kiosk's browser, and what is left is
+what serving them costs the daemon itself. --live-max-fps sets api.live_max_fps (default: the
+daemon's default, 30; 0: an event per analysed frame).
 
 Prints one JSON line: fps without clients and with them, the change in percent; the pipeline
 thread's CPU time per frame without and with clients (what the live stream costs the pipeline,
@@ -75,7 +81,12 @@ def main():
     ap.add_argument("--rounds", type=int, default=2, help="alternate without/with clients this many times")
     ap.add_argument("--pace", default="fast", choices=["fast", "realtime"],
                     help="fast: frames as fast as analysis goes; realtime: the clip at its own rate (a camera)")
+    ap.add_argument("--daemon-cpus", help="taskset CPU list for the daemon (e.g. 0)")
+    ap.add_argument("--client-cpus", help="taskset CPU list for the live clients (e.g. 1)")
+    ap.add_argument("--threads", type=int, help="pipeline.threads (default: the daemon's, one per core)")
+    ap.add_argument("--live-max-fps", type=float, help="api.live_max_fps (default: the daemon's)")
     a = ap.parse_args()
+    pin = lambda cpus: ["taskset", "-c", cpus] if cpus else []
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as d:
@@ -84,10 +95,13 @@ def main():
             f.write(
                 'device_id = "bench"\nstate_dir = ""\n[camera]\nsource = "demo"\n'
                 f'pace = "{a.pace}"\n'
-                '[pipeline]\nwindow_s = 5.0\n[mqtt]\nenabled = false\n'
+                '[pipeline]\nwindow_s = 5.0\n'
+                + (f'threads = {a.threads}\n' if a.threads else '')
+                + '[mqtt]\nenabled = false\n'
                 f'[api]\nenabled = true\nlisten = "127.0.0.1:{port}"\n'
+                + (f'live_max_fps = {a.live_max_fps}\n' if a.live_max_fps is not None else '')
             )
-        daemon = subprocess.Popen([a.bin, "run", "--config", cfg], stderr=subprocess.DEVNULL,
+        daemon = subprocess.Popen(pin(a.daemon_cpus) + [a.bin, "run", "--config", cfg], stderr=subprocess.DEVNULL,
                                   env=dict(os.environ, RUST_LOG="warn"))
         try:
             for _ in range(300):
@@ -101,7 +115,7 @@ def main():
             for _ in range(a.rounds):
                 without.append(fps(base, a.seconds, daemon.pid))
                 outs = [tempfile.TemporaryFile() for _ in range(a.clients)]
-                curls = [subprocess.Popen(["curl", "-sN", base + "/v1/live"], stdout=o, stderr=subprocess.DEVNULL)
+                curls = [subprocess.Popen(pin(a.client_cpus) + ["curl", "-sN", base + "/v1/live"], stdout=o, stderr=subprocess.DEVNULL)
                          for o in outs]
                 # one client that never reads: its socket buffers fill, then it is dropped
                 stuck = socket.socket()
@@ -127,7 +141,9 @@ def main():
             f0, f1 = mean(without, 0), mean(with_clients, 0)
             p0, p1 = mean(without, 1), mean(with_clients, 1)
             print(json.dumps({
-                "clients": a.clients, "plus_one_not_reading": True, "pace": a.pace, "seconds_per_run": a.seconds,
+                "clients": a.clients, "plus_one_not_reading": True, "pace": a.pace,
+                "daemon_cpus": a.daemon_cpus, "client_cpus": a.client_cpus, "threads": a.threads,
+                "live_max_fps": a.live_max_fps, "seconds_per_run": a.seconds,
                 "rounds": a.rounds, "fps_without": round(f0, 2), "fps_with": round(f1, 2),
                 "fps_change_percent": round(100 * (f1 - f0) / f0, 2),
                 "pipeline_cpu_ms_per_frame_without": round(p0, 2), "pipeline_cpu_ms_per_frame_with": round(p1, 2),

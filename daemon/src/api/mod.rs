@@ -173,7 +173,7 @@ pub fn start(
     });
     log::info!("api: listening on http://{addr}/");
     Ok(Started {
-        tap: Tap::new(hub, fb_rx),
+        tap: Tap::new(hub, fb_rx, a.live_max_fps),
         latest,
         addr,
         task,

@@ -61,6 +61,10 @@ pub struct Tap {
     /// When each current track was first seen (pipeline seconds), for its age.
     first_seen: HashMap<u64, f64>,
     models_at: Option<Instant>,
+    /// `api.live_max_fps` (0: no limit).
+    live_max_fps: f32,
+    /// When the next live event is due (pipeline seconds; see [`live_due`]).
+    live_next: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -100,18 +104,22 @@ pub struct FrameSeen<'a> {
 }
 
 impl Tap {
-    pub fn new(hub: Arc<Hub>, feedback: Receiver<FeedbackRequest>) -> Tap {
+    pub fn new(hub: Arc<Hub>, feedback: Receiver<FeedbackRequest>, live_max_fps: f32) -> Tap {
         Tap {
             hub,
             feedback,
             first_seen: HashMap::new(),
             models_at: None,
+            live_max_fps,
+            live_next: None,
         }
     }
 
-    /// Whether a live client listens (the pipeline then builds the window's snapshot).
-    pub fn live_wanted(&self) -> bool {
-        self.hub.live.receiver_count() > 0
+    /// Whether the frame at `t` (pipeline seconds) gets a live event: a client listens and
+    /// the event is due under `api.live_max_fps`. The pipeline then builds the window's
+    /// snapshot and hands it to [`Tap::frame`].
+    pub fn live_wanted(&self, t: f64) -> bool {
+        self.hub.live.receiver_count() > 0 && live_due(self.live_next, t, self.live_max_fps)
     }
 
     /// Whether the model counters are due (once a second).
@@ -152,6 +160,7 @@ impl Tap {
             }
         }
         let Some(window) = window else { return };
+        self.live_next = Some(live_next(self.live_next, t, self.live_max_fps));
         let faces = f
             .faces
             .iter()
@@ -184,6 +193,26 @@ impl Tap {
     }
 }
 
+/// Whether a live event is due at `t` (seconds) when the next was due at `next`, for at most
+/// `max_fps` events a second on average (0: every frame). A frame up to a quarter of the
+/// interval early still counts (the generic cell rate algorithm's tolerance), so a camera
+/// whose rate equals the limit, with the usual jitter, keeps every frame.
+pub fn live_due(next: Option<f64>, t: f64, max_fps: f32) -> bool {
+    match next {
+        Some(next) if max_fps > 0.0 => t >= next - 0.25 / f64::from(max_fps),
+        _ => true,
+    }
+}
+
+/// When the event after one sent at `t` is due.
+pub fn live_next(next: Option<f64>, t: f64, max_fps: f32) -> f64 {
+    if max_fps > 0.0 {
+        next.unwrap_or(t).max(t) + 1.0 / f64::from(max_fps)
+    } else {
+        t
+    }
+}
+
 /// The most probable emotion.
 pub fn dominant(p: &[f32; 7]) -> &'static str {
     p.iter()
@@ -198,11 +227,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn live_events_are_limited_to_max_fps() {
+        // frames at 100 fps for 10 s, limit 30: at most 30 events a second (frames fall on
+        // a 10 ms grid, so a few fewer), never two within two thirds of the interval
+        let (mut next, mut sent, mut prev) = (None, 0, f64::NEG_INFINITY);
+        for i in 0..1000 {
+            let t = f64::from(i) * 0.01;
+            if live_due(next, t, 30.0) {
+                next = Some(live_next(next, t, 30.0));
+                assert!(t - prev > 0.02, "{t} after {prev}");
+                prev = t;
+                sent += 1;
+            }
+        }
+        assert!((270..=300).contains(&sent), "{sent}");
+        // a camera at the limit, with jitter: every frame
+        let mut next = None;
+        for i in 0..300 {
+            let t = f64::from(i) / 30.0 + if i % 2 == 0 { 0.002 } else { -0.002 };
+            assert!(live_due(next, t, 30.0), "frame {i}");
+            next = Some(live_next(next, t, 30.0));
+        }
+        // a camera at 15 fps: every frame too
+        let mut next = None;
+        for i in 0..30 {
+            let t = f64::from(i) / 15.0;
+            assert!(live_due(next, t, 30.0), "frame {i}");
+            next = Some(live_next(next, t, 30.0));
+        }
+        // no limit: every frame, however close
+        assert!(live_due(Some(1.0), 1.0001, 0.0));
+        assert!(live_due(None, 0.0, 30.0));
+    }
+
+    #[test]
     fn a_track_s_age_counts_from_its_first_frame_and_ends_with_it() {
         let hub = Arc::new(Hub::new(false));
         let mut rx = hub.live.subscribe();
         let (_tx, frx) = std::sync::mpsc::sync_channel(1);
-        let mut tap = Tap::new(hub.clone(), frx);
+        let mut tap = Tap::new(hub.clone(), frx, 0.0);
         let img = RgbImage::new(4, 4);
         let r = FrameResult::default();
         let bbox = BBox {

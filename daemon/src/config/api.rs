@@ -22,6 +22,9 @@ pub struct ApiConfig {
     /// The technician's camera preview (`GET /v1/preview.jpg`, boxes on the page): camera
     /// images over HTTP. Loopback only.
     pub preview: bool,
+    /// Most live events per second on `GET /v1/live` (frames in between are not sent);
+    /// 0: one per analysed frame.
+    pub live_max_fps: f32,
 }
 
 impl Default for ApiConfig {
@@ -33,6 +36,7 @@ impl Default for ApiConfig {
             max_body_bytes: 8 * 1024 * 1024,
             analyze_queue: 2,
             preview: false,
+            live_max_fps: 30.0,
         }
     }
 }
@@ -70,6 +74,12 @@ impl ApiConfig {
         }
         if self.analyze_queue > 64 {
             bad("api.analyze_queue", "must be within 0..=64");
+        }
+        if !(0.0..=1000.0).contains(&self.live_max_fps) {
+            bad(
+                "api.live_max_fps",
+                "must be within 0..=1000 (0: an event per analysed frame)",
+            );
         }
     }
 }
@@ -110,11 +120,14 @@ mod tests {
 
     #[test]
     fn bad_api_values_are_named() {
-        let e = err("[api]\nlisten = \"localhost\"\nmax_body_bytes = 10\nanalyze_queue = 100\n");
+        let e = err(
+            "[api]\nlisten = \"localhost\"\nmax_body_bytes = 10\nanalyze_queue = 100\nlive_max_fps = -1\n",
+        );
         for k in [
             "`api.listen`",
             "`api.max_body_bytes`",
             "`api.analyze_queue`",
+            "`api.live_max_fps`",
         ] {
             assert!(e.contains(k), "{k} in {e}");
         }

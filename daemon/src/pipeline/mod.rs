@@ -189,7 +189,7 @@ impl Pipeline {
     ) {
         let Some(api) = &self.api else { return };
         let wall_ms = unix_ms(frame.wall);
-        let snapshot = api.live_wanted().then(|| {
+        let snapshot = api.live_wanted(t).then(|| {
             window.snapshot(
                 unix_ms(SystemTime::now()),
                 self.meta(pool, seq, self.voice.as_ref().map(VoiceInput::peek)),
