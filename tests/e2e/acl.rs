@@ -27,7 +27,7 @@ fn repo(path: &str) -> PathBuf {
 
 /// `scripts/make-test-ca --fleet DIR 127.0.0.1 DEVICES...`, readable by the `mosquitto` user
 /// (mosquitto started as root drops to it).
-fn make_ca(dir: &Path, devices: &[&str]) {
+pub(crate) fn make_ca(dir: &Path, devices: &[&str]) {
     let out = Command::new("bash")
         .arg(repo("scripts/make-test-ca"))
         .arg("--fleet")
@@ -49,41 +49,82 @@ fn make_ca(dir: &Path, devices: &[&str]) {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-/// The repository's broker configuration on `port`, with the certificates in `certs` and the
-/// repository's ACL file.
-fn acl_broker(certs: &Path) -> Broker {
+/// The repository's broker configuration with its certificate listener on `port`, the
+/// certificates in `certs` and the repository's ACL file (the password alternative still
+/// commented out, as in the file).
+pub(crate) fn acl_conf(certs: &Path, port: u16) -> String {
     let conf = std::fs::read_to_string(repo("deploy/mosquitto-acl.conf")).unwrap();
     let acl = repo("deploy/emotiond.acl").canonicalize().unwrap();
-    Broker::start_with(|port| {
-        let out = conf
-            .replace(
-                "/etc/mosquitto/certs/emotiond",
-                &certs.display().to_string(),
-            )
-            .replace("/etc/mosquitto/emotiond.acl", &acl.display().to_string())
-            .replace(
-                "\nlistener 8883\n",
-                &format!("\nlistener {port} 127.0.0.1\n"),
-            );
-        assert!(out.contains(&format!("listener {port} ")), "{out}");
-        format!("{out}\npersistence false\n")
-    })
+    let out = conf
+        .replace(
+            "/etc/mosquitto/certs/emotiond",
+            &certs.display().to_string(),
+        )
+        .replace("/etc/mosquitto/emotiond.acl", &acl.display().to_string())
+        .replace(
+            "\nlistener 8883\n",
+            &format!("\nlistener {port} 127.0.0.1\n"),
+        );
+    assert!(out.contains(&format!("listener {port} ")), "{out}");
+    out
 }
 
-enum Ev {
+/// mosquitto with [`acl_conf`] on its port.
+fn acl_broker(certs: &Path) -> Broker {
+    Broker::start_with(|port| format!("{}\npersistence false\n", acl_conf(certs, port)))
+}
+
+pub(crate) enum Ev {
     Up,
     Msg(String, Vec<u8>),
     Down(String),
 }
 
+/// How a test client authenticates, over TLS with the CA `certs/ca.pem`.
+pub(crate) enum Login<'a> {
+    /// The client certificate `certs/NAME.pem` (the broker's user name is its CN).
+    Cert(&'a str),
+    /// A user name and password, no client certificate.
+    Password(&'a str, &'a str),
+    /// Neither.
+    Anonymous,
+}
+
 /// A client over TLS as `name` (its certificate from `certs`; None: none) with the given
-/// subscriptions; what it receives. Returns once it is connected and subscribed.
+/// subscriptions; what it receives ([`client_as`]).
 fn client(port: u16, certs: &Path, name: Option<&str>, subs: &[&str]) -> (Client, Receiver<Ev>) {
+    client_as(
+        port,
+        certs,
+        name.map_or(Login::Anonymous, Login::Cert),
+        subs,
+    )
+}
+
+/// A client over TLS logged in as `login`, with the given subscriptions; what it receives.
+/// Returns at once: [`up`] waits until it is connected and subscribed, [`refused`] until it
+/// is turned away.
+pub(crate) fn client_as(
+    port: u16,
+    certs: &Path,
+    login: Login,
+    subs: &[&str],
+) -> (Client, Receiver<Ev>) {
     let read = |f: &str| std::fs::read(certs.join(f)).unwrap();
-    let id = format!("acl-{}-{}", name.unwrap_or("none"), free_port());
-    let mut o = MqttOptions::new(id, "127.0.0.1", port);
+    let name = match &login {
+        Login::Cert(n) | Login::Password(n, _) => *n,
+        Login::Anonymous => "none",
+    };
+    let mut o = MqttOptions::new(format!("acl-{name}-{}", free_port()), "127.0.0.1", port);
     o.set_keep_alive(Duration::from_secs(5));
-    let auth = name.map(|n| (read(&format!("{n}.pem")), read(&format!("{n}.key"))));
+    let mut auth = None;
+    match login {
+        Login::Cert(n) => auth = Some((read(&format!("{n}.pem")), read(&format!("{n}.key")))),
+        Login::Password(u, p) => {
+            o.set_credentials(u, p);
+        }
+        Login::Anonymous => {}
+    }
     o.set_transport(Transport::tls(read("ca.pem"), auth, None));
     let (c, mut conn) = Client::new(o, 64);
     for s in subs {
@@ -123,7 +164,7 @@ fn describe(e: &ConnectionError) -> String {
 }
 
 /// Wait until `rx` is up (connected, subscribed); panic with why it is not.
-fn up(rx: &Receiver<Ev>, who: &str) {
+pub(crate) fn up(rx: &Receiver<Ev>, who: &str) {
     match rx.recv_timeout(Duration::from_secs(20)) {
         Ok(Ev::Up) => {}
         Ok(Ev::Down(e)) => panic!("{who}: refused: {e}"),
@@ -134,7 +175,12 @@ fn up(rx: &Receiver<Ev>, who: &str) {
 
 /// Everything `rx` receives until a message with `payload` on `topic` (the control),
 /// within `secs`.
-fn until(rx: &Receiver<Ev>, topic: &str, payload: &[u8], secs: u64) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn until(
+    rx: &Receiver<Ev>,
+    topic: &str,
+    payload: &[u8],
+    secs: u64,
+) -> Vec<(String, Vec<u8>)> {
     let end = Instant::now() + Duration::from_secs(secs);
     let mut seen = Vec::new();
     loop {
@@ -157,7 +203,7 @@ fn until(rx: &Receiver<Ev>, topic: &str, payload: &[u8], secs: u64) -> Vec<(Stri
     }
 }
 
-fn publish(c: &Client, topic: &str, payload: &str) {
+pub(crate) fn publish(c: &Client, topic: &str, payload: &str) {
     c.publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec())
         .unwrap();
 }
@@ -304,11 +350,21 @@ fn each_device_publishes_and_reads_only_its_own_topics_under_the_repository_acl(
 
     // No client certificate (TLS with the right CA), and no TLS at all: refused.
     let (_n, none) = client(port, c, None, &["emotiond/#"]);
-    match none.recv_timeout(Duration::from_secs(20)) {
-        Ok(Ev::Down(_)) => {}
-        Ok(_) => panic!("a client without a certificate was let in"),
-        Err(_) => panic!("a client without a certificate was neither let in nor refused"),
+    refused(&none, "a client without a certificate");
+    refused_without_tls(port);
+}
+
+/// Wait until `rx`'s client is turned away; panic if it is let in. Returns why.
+pub(crate) fn refused(rx: &Receiver<Ev>, who: &str) -> String {
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(Ev::Down(e)) => e,
+        Ok(_) => panic!("{who} was let in"),
+        Err(_) => panic!("{who} was neither let in nor refused within 20 s"),
     }
+}
+
+/// A client without TLS (plain MQTT to the TLS port) gets no CONNACK.
+pub(crate) fn refused_without_tls(port: u16) {
     let mut o = MqttOptions::new(format!("acl-plain-{}", free_port()), "127.0.0.1", port);
     o.set_keep_alive(Duration::from_secs(5));
     let (_plain, mut conn) = Client::new(o, 4);

@@ -2,10 +2,11 @@
 //! broker (Debian's `mosquitto`, started here on a free loopback port).
 //!
 //! One binary (`cargo test --test e2e`), in modules: [`support`] (broker, relay, daemon,
-//! helpers), [`delivery`], [`cli`], [`updates`], [`devices`], [`tls`], [`acl`], [`faults`],
-//! [`diskfull`], [`clockjump`], [`modes`].
+//! helpers), [`delivery`], [`cli`], [`updates`], [`devices`], [`tls`], [`acl`],
+//! [`acl_password`], [`faults`], [`diskfull`], [`clockjump`], [`modes`].
 
 mod acl;
+mod acl_password;
 mod api;
 mod cli;
 mod clockjump;

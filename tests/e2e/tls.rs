@@ -82,7 +82,7 @@ fn subscribe_tls(
 }
 
 /// `emotiond check --json` with `cfg`: its broker item.
-fn broker_check(cfg: &Path) -> serde_json::Value {
+pub(crate) fn broker_check(cfg: &Path) -> serde_json::Value {
     let out = run_cli(&["check", "--json", "--config", cfg.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.lines()
