@@ -1,8 +1,8 @@
 //! The bookkeeping of at-least-once delivery, apart from the network (as rumqtt's
 //! `MqttState` is): which summary each packet id carries, what goes back to the outbox when
 //! the connection drops, and what other parts of the daemon asked to publish or subscribe
-//! while the broker was away. No I/O: the session in [`super::mqtt`] feeds it the client's
-//! events and does what it says.
+//! while the broker was away. No I/O: the session's state machine in [`super::session`]
+//! uses it.
 
 use super::outbox::Entry;
 use crate::updates::Out;
@@ -53,7 +53,12 @@ impl InFlight {
 
     /// Room for another publish.
     pub fn has_room(&self) -> bool {
-        self.handed.len() < MAX_IN_FLIGHT
+        self.room() > 0
+    }
+
+    /// Publishes the client may take before the limit.
+    pub fn room(&self) -> usize {
+        MAX_IN_FLIGHT.saturating_sub(self.handed.len())
     }
 
     /// No summary is waiting for the client or the broker.
@@ -233,8 +238,10 @@ mod tests {
             f.handed(None);
         }
         assert!(!f.has_room());
+        assert_eq!(f.room(), 0);
         f.sent(1);
         assert!(f.has_room());
+        assert_eq!(f.room(), 1);
         assert!(!f.is_idle(), "a publish not yet sent holds up leaving");
         for pkid in 2..=MAX_IN_FLIGHT as u16 {
             f.sent(pkid);

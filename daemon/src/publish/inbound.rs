@@ -5,8 +5,8 @@
 //! what follows. Debian 12's mosquitto 2.0.11 was seen sending a burst of 1,000 without
 //! waiting (tests/e2e/faults.rs), so what waits here is bounded by count and bytes
 //! ([`PENDING_MAX`], [`PENDING_MAX_BYTES`]: a burst of 1,000 orders of up to 8 KiB fits);
-//! beyond that the oldest is dropped, counted and acknowledged. No I/O: the session passes
-//! closures.
+//! beyond that the oldest is dropped, counted and acknowledged. No I/O: the session's state
+//! machine ([`super::session`]) asks and is told.
 
 use rumqttc::Publish;
 use std::collections::VecDeque;
@@ -62,16 +62,26 @@ impl Inbound {
 
     /// Hand waiting messages to the manager, oldest first, until its queue is full.
     pub fn hand(&mut self, mut send: impl FnMut(&Publish) -> Handed) {
-        while let Some((p, _)) = self.pending.front() {
+        while let Some(p) = self.next() {
             match send(p) {
                 Handed::Full => return,
-                Handed::Taken | Handed::Gone => {
-                    let (p, ack) = self.pending.pop_front().expect("front exists");
-                    self.bytes -= p.payload.len();
-                    if ack {
-                        self.to_ack.push_back(p);
-                    }
-                }
+                Handed::Taken | Handed::Gone => self.handed(),
+            }
+        }
+    }
+
+    /// The oldest message waiting for the manager.
+    pub fn next(&self) -> Option<&Publish> {
+        self.pending.front().map(|(p, _)| p)
+    }
+
+    /// The manager took [`Inbound::next`] (or there is none to take it): it is to be
+    /// acknowledged.
+    pub fn handed(&mut self) {
+        if let Some((p, ack)) = self.pending.pop_front() {
+            self.bytes -= p.payload.len();
+            if ack {
+                self.to_ack.push_back(p);
             }
         }
     }
@@ -83,6 +93,19 @@ impl Inbound {
                 return;
             }
             self.to_ack.pop_front();
+        }
+    }
+
+    /// Every acknowledgement due, oldest first (those the client refuses come back with
+    /// [`Inbound::ack_later`]).
+    pub fn take_acks(&mut self) -> Vec<Publish> {
+        self.to_ack.drain(..).collect()
+    }
+
+    /// Acknowledgements the client refused (in their order): sent first next time.
+    pub fn ack_later(&mut self, acks: Vec<Publish>) {
+        for p in acks.into_iter().rev() {
+            self.to_ack.push_front(p);
         }
     }
 
