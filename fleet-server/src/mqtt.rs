@@ -55,29 +55,37 @@ impl MqttConfig {
     /// rumqttc's options for this broker: host, port, credentials, TLS. `client_id` names the
     /// connection. Files named for TLS are read here, so a missing one is an error at start.
     pub fn options(&self, client_id: &str) -> anyhow::Result<MqttOptions> {
-        use anyhow::Context;
         let mut opts = MqttOptions::new(client_id, &self.host, self.port);
         if let (Some(u), Some(p)) = (&self.username, &self.password) {
             opts.set_credentials(u.clone(), p.clone());
         }
         if let Some(tls) = &self.tls {
-            let read = |p: &std::path::Path, what: &str| {
-                std::fs::read(p).with_context(|| format!("cannot read the {what} {}", p.display()))
-            };
-            let ca_path = tls
-                .ca
-                .clone()
-                .unwrap_or_else(|| std::path::PathBuf::from(SYSTEM_CA));
-            let ca = read(&ca_path, "broker CA")?;
-            let client_auth = match &tls.client {
-                Some((cert, key)) => {
-                    Some((read(cert, "client certificate")?, read(key, "client key")?))
-                }
-                None => None,
-            };
-            opts.set_transport(rumqttc::Transport::tls(ca, client_auth, None));
+            opts.set_transport(tls.transport()?);
         }
         Ok(opts)
+    }
+}
+
+impl Tls {
+    /// rumqttc's TLS transport. Files named are read here, so a missing one is an error at
+    /// start, naming it.
+    pub fn transport(&self) -> anyhow::Result<rumqttc::Transport> {
+        use anyhow::Context;
+        let read = |p: &std::path::Path, what: &str| {
+            std::fs::read(p).with_context(|| format!("cannot read the {what} {}", p.display()))
+        };
+        let ca_path = self
+            .ca
+            .clone()
+            .unwrap_or_else(|| std::path::PathBuf::from(SYSTEM_CA));
+        let ca = read(&ca_path, "broker CA")?;
+        let client_auth = match &self.client {
+            Some((cert, key)) => {
+                Some((read(cert, "client certificate")?, read(key, "client key")?))
+            }
+            None => None,
+        };
+        Ok(rumqttc::Transport::tls(ca, client_auth, None))
     }
 }
 

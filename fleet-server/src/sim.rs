@@ -39,6 +39,9 @@ pub struct SimOptions {
     pub expression_model: String,
     /// Publish status, health and model state (retained) first.
     pub announce: bool,
+    /// TLS to the broker (a broker with per-device certificates wants one process per
+    /// device: the certificate names the device).
+    pub tls: Option<crate::mqtt::Tls>,
 }
 
 impl Default for SimOptions {
@@ -62,6 +65,7 @@ impl Default for SimOptions {
             rate: 0.0,
             expression_model: "fer_mini_xception@25.10.3+f32.2".into(),
             announce: true,
+            tls: None,
         }
     }
 }
@@ -143,6 +147,9 @@ pub async fn run(o: &SimOptions) -> anyhow::Result<SimReport> {
         o.host.clone(),
         o.port,
     );
+    if let Some(t) = &o.tls {
+        opts.set_transport(t.transport()?);
+    }
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_inflight(1000);
     opts.set_max_packet_size(256 * 1024, 256 * 1024);

@@ -119,6 +119,9 @@ pub async fn run(
         o.host.clone(),
         o.port,
     );
+    if let Some(t) = &o.tls {
+        opts.set_transport(t.transport()?);
+    }
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut eventloop) = AsyncClient::new(opts, 4096);

@@ -115,7 +115,7 @@ fn order_signer(
     Ok(Some(std::sync::Arc::new(s)))
 }
 
-/// TLS to the broker: the flags of `serve`, `rollout` and `rollback`.
+/// TLS to the broker: the flags of `serve`, `simulate`, `rollout` and `rollback`.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct TlsArgs {
     /// TLS to the broker, trusting the system's CA bundle (implied by --mqtt-ca and --mqtt-cert).
@@ -203,6 +203,8 @@ pub struct SimArgs {
     /// With --answer-orders: seconds to run.
     #[arg(long, default_value_t = 60)]
     pub run_for: u64,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 fn hostname() -> String {
@@ -289,6 +291,7 @@ pub fn simulate(a: SimArgs) -> Result<()> {
         rate: a.rate,
         expression_model: a.expression_model,
         announce: !a.no_announce,
+        tls: a.tls.into_tls(),
     };
     if let Some(spec) = a.answer_orders {
         let b = sim_orders::parse_behaviours(&spec, o.devices).map_err(anyhow::Error::msg)?;
