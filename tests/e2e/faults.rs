@@ -325,8 +325,28 @@ fn daemon_killed_at_random_points_loses_no_kept_summary_and_tears_no_record() {
         } else {
             relay.restore();
         }
+        let before = outbox_after_kill(&outbox).0;
         let mut d = spawn_daemon(&cfg);
-        std::thread::sleep(rng.ms(500, 4000));
+        if i % 2 == 1 {
+            // Without the broker, the kill must come after the run kept a summary of its own,
+            // or a slow start (a loaded machine) would leave this run nothing to lose: wait
+            // for one, then kill at a random point after it.
+            let end = Instant::now() + Duration::from_secs(60);
+            while !outbox_after_kill(&outbox)
+                .0
+                .iter()
+                .any(|k| !before.contains(k))
+            {
+                assert!(
+                    Instant::now() < end,
+                    "run {i} (broker cut) kept no summary within 60 s"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            std::thread::sleep(rng.ms(0, 2500));
+        } else {
+            std::thread::sleep(rng.ms(500, 4000));
+        }
         d.0.kill().unwrap(); // SIGKILL: nothing is flushed
         d.0.wait().unwrap();
         let (kept, t) = outbox_after_kill(&outbox);
