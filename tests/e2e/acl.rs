@@ -266,19 +266,7 @@ fn each_device_publishes_and_reads_only_its_own_topics_under_the_repository_acl(
         ),
     )
     .unwrap();
-    let mut daemon = spawn_daemon(&cfg);
-    let end = Instant::now() + Duration::from_secs(60);
-    let summary = loop {
-        match obs.recv_timeout(end.saturating_duration_since(Instant::now())) {
-            Ok(Ev::Msg(t, s)) if t == "emotiond/kiosk-1/summary" => break json(&s),
-            Ok(Ev::Down(e)) => panic!("fleet-backend lost its connection: {e}"),
-            Ok(_) => {}
-            Err(_) => panic!("no summary from the daemon through the ACL within 60 s"),
-        }
-    };
-    assert_eq!(summary["device_id"], "kiosk-1", "{summary}");
-    sigterm(&daemon.0);
-    let _ = daemon.0.wait();
+    kiosk_1_delivers(&cfg, &obs, "the daemon through the ACL");
 
     // kiosk-1's certificate: forged messages, then a control on its own summary topic.
     let (k1c, k1) = client(
@@ -352,6 +340,24 @@ fn each_device_publishes_and_reads_only_its_own_topics_under_the_repository_acl(
     let (_n, none) = client(port, c, None, &["emotiond/#"]);
     refused(&none, "a client without a certificate");
     refused_without_tls(port);
+}
+
+/// Runs `emotiond` with `cfg` (kiosk-1) until `obs` (fleet-backend, subscribed to every
+/// summary) sees one of its summaries, then stops it.
+pub(crate) fn kiosk_1_delivers(cfg: &Path, obs: &Receiver<Ev>, what: &str) {
+    let mut daemon = spawn_daemon(cfg);
+    let end = Instant::now() + Duration::from_secs(60);
+    let summary = loop {
+        match obs.recv_timeout(end.saturating_duration_since(Instant::now())) {
+            Ok(Ev::Msg(t, s)) if t == "emotiond/kiosk-1/summary" => break json(&s),
+            Ok(Ev::Down(e)) => panic!("fleet-backend lost its connection: {e}"),
+            Ok(_) => {}
+            Err(_) => panic!("no summary from {what} within 60 s"),
+        }
+    };
+    assert_eq!(summary["device_id"], "kiosk-1", "{summary}");
+    sigterm(&daemon.0);
+    let _ = daemon.0.wait();
 }
 
 /// Wait until `rx`'s client is turned away; panic if it is let in. Returns why.

@@ -11,13 +11,13 @@
 //! refused. How the negatives are observed: see `acl.rs`.
 
 use crate::acl::{
-    Ev, Login, acl_conf, client_as, make_ca, publish, refused, refused_without_tls, until, up,
+    Login, acl_conf, client_as, kiosk_1_delivers, make_ca, publish, refused, refused_without_tls,
+    until, up,
 };
 use crate::support::*;
 use crate::tls::broker_check;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 /// `conf` with the block that starts at the line `#listener 8884` uncommented: that line and
 /// the commented-out directives right after it (`#name ...`, no space after the `#`).
@@ -145,19 +145,7 @@ fn a_device_with_a_password_over_tls_publishes_only_as_itself_under_the_reposito
         "good.toml",
         &format!("tls = true\n{ca}username = \"kiosk-1\"\npassword = \"k1-secret\"\n"),
     );
-    let mut daemon = spawn_daemon(&good);
-    let end = Instant::now() + Duration::from_secs(60);
-    let summary = loop {
-        match obs.recv_timeout(end.saturating_duration_since(Instant::now())) {
-            Ok(Ev::Msg(t, s)) if t == "emotiond/kiosk-1/summary" => break json(&s),
-            Ok(Ev::Down(e)) => panic!("fleet-backend lost its connection: {e}"),
-            Ok(_) => {}
-            Err(_) => panic!("no summary from the password-authenticated daemon within 60 s"),
-        }
-    };
-    assert_eq!(summary["device_id"], "kiosk-1", "{summary}");
-    sigterm(&daemon.0);
-    let _ = daemon.0.wait();
+    kiosk_1_delivers(&good, &obs, "the password-authenticated daemon");
 
     // check: the right password passes the broker; refusals are named.
     let b = broker_check(&good);
