@@ -6,8 +6,8 @@
 //! session acknowledges an order only once the update manager took it: publish/inbound.rs),
 //! and summaries keep coming.
 //!
-//! Repetitions: `EMOTIOND_FAULT_RESTARTS` (default 3; the figure is 10) and
-//! `EMOTIOND_FAULT_KILLS` (default 5; the figure is 20); `EMOTIOND_FAULT_SEED` repeats
+//! Repetitions: `EMOTIOND_FAULT_RESTARTS` (default 10) and `EMOTIOND_FAULT_KILLS` (default
+//! 20), the figures, so every `cargo test` runs them; `EMOTIOND_FAULT_SEED` repeats
 //! a run's random kill points (each test prints its seed). Each test prints one JSON line
 //! with its figures (`fault:` prefix), e.g.
 //! `EMOTIOND_FAULT_RESTARTS=10 EMOTIOND_FAULT_KILLS=20 cargo test -p emotiond --test e2e
@@ -183,7 +183,7 @@ fn tally(arrived: &[(u64, u64)], kept: &BTreeSet<(u64, u64)>) -> (u64, u64, Vec<
 
 #[test]
 fn broker_killed_and_restarted_loses_and_reorders_no_summary() {
-    let restarts = repetitions("EMOTIOND_FAULT_RESTARTS", 3);
+    let restarts = repetitions("EMOTIOND_FAULT_RESTARTS", 10);
     let mut rng = Rng::new("broker restarts");
     let port = free_port();
     let bdir = tempfile::tempdir().unwrap();
@@ -305,7 +305,7 @@ fn outbox_after_kill(outbox: &Path) -> (BTreeSet<(u64, u64)>, usize) {
 
 #[test]
 fn daemon_killed_at_random_points_loses_no_kept_summary_and_tears_no_record() {
-    let kills = repetitions("EMOTIOND_FAULT_KILLS", 5);
+    let kills = repetitions("EMOTIOND_FAULT_KILLS", 20);
     let mut rng = Rng::new("daemon kills");
     let broker = Broker::start();
     let relay = Relay::start(broker.port);
