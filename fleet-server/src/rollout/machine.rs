@@ -416,7 +416,8 @@ impl Rollout {
         let (new, old) = (canary.agreement()?, control.agreement()?);
         (new < old - self.plan.feedback_max_drop).then(|| {
             format!(
-                "feedback agreement {new:.2} on the new model ({} labelled) vs {old:.2} on the old                  ({} labelled), more than {} below",
+                "feedback agreement {new:.2} on the new model ({} labelled) vs {old:.2} on the old \
+                 model ({} labelled), more than {} below",
                 canary.labelled, control.labelled, self.plan.feedback_max_drop
             )
         })

@@ -467,6 +467,13 @@ fn feedback_worse_than_the_control_halts_the_stage() {
     assert_eq!(r.phase, Phase::Paused);
     let why = r.reason.clone().unwrap();
     assert!(why.contains("0.50") && why.contains("0.80"), "{why}");
+    // the exact text, as the API, audit log and dashboard show it (no run of spaces)
+    assert_eq!(
+        why,
+        "stage 1: feedback agreement 0.50 on the new model (20 labelled) vs 0.80 on the old \
+         model (100 labelled), more than 0.1 below"
+    );
+    assert!(!why.contains("  "), "{why}");
     // an operator resumes: accepted for this stage, which then passes
     r.resume(4 * S, "looked at it").unwrap();
     succeed(&mut r, &first, 5 * S);
