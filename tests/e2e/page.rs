@@ -1,7 +1,9 @@
 //! The API's built-in page in a real headless Chromium (Debian's `chromium` and
 //! `chromium-driver`, over WebDriver; as root it needs --no-sandbox): it loads, the live
-//! values move while the sample clip plays, the preview shows the camera, and a screenshot
-//! is saved (target/tmp/api-live-page.png).
+//! values move while the sample clip plays (the emotion bars, valence and arousal read at two
+//! moments differ: the clip goes from a smiling face to a neutral one), the preview shows the
+//! camera with the face boxes drawn over it, and a screenshot is saved
+//! (target/tmp/api-live-page.png).
 
 use crate::api::{TOKEN, get, start};
 use base64::Engine;
@@ -115,6 +117,31 @@ impl Drop for Driver {
     }
 }
 
+/// What the page shows at one moment: the seven bars' values, valence and arousal as text.
+#[derive(Debug)]
+struct Shown {
+    bars: Vec<f64>,
+    valence: String,
+    arousal: String,
+}
+
+fn values(driver: &Driver) -> Shown {
+    // one script, so the three are read between the same two live events
+    let v = driver.js(
+        "return [['angry','disgust','fear','happy','sad','surprise','neutral'].map(e => Number(document.getElementById('bar-' + e).dataset.value || 0)), document.getElementById('valence').textContent, document.getElementById('arousal').textContent];",
+    );
+    Shown {
+        bars: v[0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect(),
+        valence: v[1].as_str().unwrap_or_default().to_string(),
+        arousal: v[2].as_str().unwrap_or_default().to_string(),
+    }
+}
+
 #[test]
 fn the_live_page_moves_while_the_clip_plays_and_shows_the_preview() {
     let d = start("preview = true\n");
@@ -147,6 +174,24 @@ fn the_live_page_moves_while_the_clip_plays_and_shows_the_preview() {
     wait_until(30, "valence shown", || {
         (driver.text("valence") != "–").then_some(())
     });
+    // the values move: the clip goes from a smiling face (2.5 s) to a neutral one (2.5 s), so
+    // a later moment shows other bars (one emotion's share differs by more than 0.2) and
+    // another valence and arousal than the first one read
+    let first = values(&driver);
+    let later = wait_until(30, "the bars, valence and arousal to change", || {
+        let now = values(&driver);
+        let moved = first
+            .bars
+            .iter()
+            .zip(&now.bars)
+            .any(|(a, b)| (a - b).abs() > 0.2);
+        (moved
+            && now.valence != "–"
+            && now.valence != first.valence
+            && now.arousal != first.arousal)
+            .then_some(now)
+    });
+    eprintln!("live values: {first:?} then {later:?}");
     wait_until(10, "camera ok", || {
         (driver.text("camera") == "ok").then_some(())
     });
@@ -167,6 +212,19 @@ fn the_live_page_moves_while_the_clip_plays_and_shows_the_preview() {
         );
         (w.as_u64().unwrap_or(0) > 0).then_some(())
     });
+    // the face boxes: drawn on the canvas over the preview, at the image's size
+    let drawn = wait_until(30, "face boxes drawn over the preview", || {
+        let v = driver.js(
+            "const c = document.getElementById('boxes'), i = document.getElementById('preview');\n\
+             if (!c.width || !c.height || c.width !== i.naturalWidth || c.height !== i.naturalHeight) return 0;\n\
+             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;\n\
+             let n = 0; for (let k = 3; k < d.length; k += 4) if (d[k] > 0) n++;\n\
+             return n;",
+        );
+        let n = v.as_u64().unwrap_or(0);
+        (n > 0).then_some(n)
+    });
+    eprintln!("{drawn} pixels drawn on the box canvas");
     let png = base64::engine::general_purpose::STANDARD
         .decode(driver.session("GET", "/screenshot", None).as_str().unwrap())
         .unwrap();
