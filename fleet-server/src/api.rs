@@ -87,6 +87,24 @@ impl From<JsonRejection> for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// Readiness: the store answers within 2 s (a replica that lost its database is taken out
+/// of a load balancer's rotation; `/healthz`, its liveness, stays `ok`).
+async fn ready(State(st): State<AppState>) -> Response {
+    match tokio::time::timeout(std::time::Duration::from_secs(2), st.store.token_count()).await {
+        Ok(Ok(_)) => "ready".into_response(),
+        Ok(Err(e)) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the store does not answer: {e}"),
+        )
+        .into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the store did not answer within 2 s",
+        )
+        .into_response(),
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/login", post(login::login))
@@ -108,6 +126,7 @@ pub fn router(state: AppState) -> Router {
         .merge(rollouts::routes())
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
         .route("/", get(|| async { dashboard::asset("index.html") }))
         .route(
             "/static/{*path}",

@@ -63,6 +63,12 @@ fn write_secret(path: &Path, secret: &str) -> Result<()> {
 
 /// On a store without tokens: an `admin` operator token in `<data>/admin.token` and a user
 /// `admin` whose password is in `<data>/admin.password` (both 0600). Returns the token file.
+///
+/// Replicas that start together on an empty store all see no token; the one whose token
+/// insert wins writes the files and the user, the others write nothing (before, each wrote
+/// files, and all but one held a token the store did not have). The secrets go to temporary
+/// files first and are renamed into place once the token is stored, so a crash in between
+/// leaves them readable by hand rather than lost.
 async fn first_credentials(store: &Store, data: &Path) -> Result<Option<PathBuf>> {
     if store.token_count().await? > 0 {
         return Ok(None);
@@ -72,14 +78,30 @@ async fn first_credentials(store: &Store, data: &Path) -> Result<Option<PathBuf>
     let password = auth::new_secret("")[..24].to_string();
     let tfile = data.join("admin.token");
     let pfile = data.join("admin.password");
-    // a leftover file from an earlier store would hold a secret that no longer works
-    let _ = std::fs::remove_file(&tfile);
-    let _ = std::fs::remove_file(&pfile);
-    write_secret(&tfile, &token)?;
-    write_secret(&pfile, &password)?;
-    store
+    let (ttmp, ptmp) = (
+        data.join(".admin.token.new"),
+        data.join(".admin.password.new"),
+    );
+    for f in [&tfile, &pfile, &ttmp, &ptmp] {
+        // a leftover file from an earlier store would hold a secret that no longer works
+        let _ = std::fs::remove_file(f);
+    }
+    write_secret(&ttmp, &token)?;
+    write_secret(&ptmp, &password)?;
+    let won = store
         .add_token("admin", Role::Operator, &auth::secret_hash(&token))
         .await?;
+    if !won {
+        let _ = std::fs::remove_file(&ttmp);
+        let _ = std::fs::remove_file(&ptmp);
+        log::info!(
+            "first start: another replica made the first credentials (its data folder holds admin.token)"
+        );
+        return Ok(None);
+    }
+    std::fs::rename(&ttmp, &tfile)
+        .and_then(|()| std::fs::rename(&ptmp, &pfile))
+        .with_context(|| format!("cannot put the first credentials in {}", data.display()))?;
     let phc = tokio::task::spawn_blocking(move || auth::hash_password(&password)).await?;
     store.put_user("admin", Role::Operator, &phc).await?;
     store
@@ -329,5 +351,50 @@ mod tests {
             "postgres://fleet:***@db:5432/fleet"
         );
         assert_eq!(super::redact("postgres://db/fleet"), "postgres://db/fleet");
+    }
+
+    /// Replicas starting together on an empty store: exactly one writes the first
+    /// credentials, and its token is the one the store knows. Before, every replica wrote
+    /// files and all but one held a token that did not work.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn replicas_starting_together_write_one_working_set_of_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open_dir(&dir.path().join("store"))
+            .await
+            .unwrap();
+        let datas: Vec<_> = (0..4)
+            .map(|i| dir.path().join(format!("replica-{i}")))
+            .collect();
+        let runs: Vec<_> = datas
+            .iter()
+            .map(|d| {
+                let (store, d) = (store.clone(), d.clone());
+                tokio::spawn(async move { super::first_credentials(&store, &d).await })
+            })
+            .collect();
+        let mut made = Vec::new();
+        for r in runs {
+            made.push(r.await.unwrap().unwrap());
+        }
+        let written: Vec<_> = made.iter().flatten().collect();
+        assert_eq!(written.len(), 1, "{made:?}");
+        let token = std::fs::read_to_string(written[0]).unwrap();
+        let who = store
+            .who(&crate::auth::secret_hash(token.trim()))
+            .await
+            .unwrap();
+        assert!(who.is_some(), "the written token is not in the store");
+        for d in &datas {
+            let has = d.join("admin.token").exists();
+            assert_eq!(has, d == written[0].parent().unwrap(), "{}", d.display());
+            assert!(!d.join(".admin.token.new").exists(), "{}", d.display());
+        }
+        // a later start finds the token and writes nothing
+        assert!(
+            super::first_credentials(&store, &datas[0])
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 }

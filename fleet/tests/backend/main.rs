@@ -213,6 +213,26 @@ fn postgres_stores_every_summary_once_when_killed_mid_stream() {
     killed_mid_stream(Some(&pg.url));
 }
 
+/// `/readyz` follows the store: ready with PostgreSQL up, 503 naming the store once it is
+/// gone, while `/healthz` (liveness) stays `ok`.
+#[test]
+fn readiness_follows_the_store_and_liveness_does_not() {
+    let pg = Postgres::start();
+    let broker = Broker::start();
+    let d = tempfile::tempdir().unwrap();
+    let s = Serve::start(broker.port, d.path(), Some(&pg.url), "r");
+    let ready = http("GET", &format!("{}/readyz", s.http), None, None);
+    assert_eq!((ready.status, ready.body.as_str()), (200, "ready"));
+    pg.stop();
+    let down = wait_until(30, "/readyz to answer 503", || {
+        let a = http("GET", &format!("{}/readyz", s.http), None, None);
+        (a.status == 503).then_some(a)
+    });
+    assert!(down.body.contains("store"), "{}", down.body);
+    let live = http("GET", &format!("{}/healthz", s.http), None, None);
+    assert_eq!((live.status, live.body.as_str()), (200, "ok"));
+}
+
 #[test]
 fn two_replicas_share_the_stream_and_one_killed_loses_nothing() {
     let pg = Postgres::start();

@@ -200,6 +200,25 @@ impl Postgres {
     }
 }
 
+impl Postgres {
+    /// Stops the server (fast shutdown: clients are disconnected).
+    pub fn stop(&self) {
+        let ctl = self.ctl.clone();
+        run_pg(
+            self.as_postgres,
+            &ctl,
+            &[
+                "-D",
+                self.data.to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ],
+        );
+    }
+}
+
 impl Drop for Postgres {
     fn drop(&mut self) {
         let args = ["-D", self.data.to_str().unwrap(), "-m", "immediate", "stop"];
