@@ -180,3 +180,57 @@ pub fn cli(serve: &Serve, args: &[&str]) -> (i32, Vec<serde_json::Value>, String
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
 }
+
+/// Feedback presses, published as devices publish them (the wire crate's `Feedback`, as the
+/// daemon builds it, on `emotiond/<id>/feedback`, QoS 1): per press (device, the expression
+/// model of its window, the stated label). Every window's dominant emotion is happy, so a
+/// "happy" label agrees and any other disagrees. Returns once the broker acknowledged all.
+pub fn press_feedback(broker: u16, presses: &[(String, &str, &str)]) {
+    use emotiond_wire::summary::{Feedback, PerEmotion, sample};
+    use rumqttc::{Event, MqttOptions, Packet, QoS};
+    use std::time::{Duration, Instant};
+    let mut opts = MqttOptions::new("test-feedback", "127.0.0.1", broker);
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut conn) = rumqttc::Client::new(opts, presses.len() + 16);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    for (i, (device, model, label)) in presses.iter().enumerate() {
+        let mut w = sample();
+        w.device_id = device.clone();
+        w.boot_id = 1;
+        w.window_end_ms = now;
+        w.window_start_ms = now - 500;
+        w.expression.id = model.to_string();
+        w.emotions = PerEmotion::from_array([0.05, 0.0, 0.05, 0.7, 0.1, 0.05, 0.05]);
+        // distinct press times: the store keeps one press per (device, boot, time)
+        let mut f = Feedback::button(now + i as u64, w);
+        f.label = Some(label.to_string());
+        client
+            .publish(
+                format!("emotiond/{device}/feedback"),
+                QoS::AtLeastOnce,
+                false,
+                f.to_json(),
+            )
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut acked = 0;
+    while acked < presses.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "{acked} of {} presses acknowledged",
+            presses.len()
+        );
+        match conn.recv_timeout(left) {
+            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acked += 1,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("feedback to the broker: {e}"),
+            Err(e) => panic!("feedback to the broker: {e:?} after {acked} acks"),
+        }
+    }
+    let _ = client.disconnect();
+}

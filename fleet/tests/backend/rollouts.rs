@@ -2,7 +2,8 @@
 //! devices over a real mosquitto (`simulate --answer-orders`, which prints every order it
 //! receives): stages advance, a restart of the backend mid-rollout sends no second order, a
 //! late joiner gets the model, failures pause, an abort rolls the failed stage back, a
-//! viewer cannot start one.
+//! viewer cannot start one, the canary's field feedback worse than its control group's
+//! pauses the stage.
 
 use crate::rollout_support::*;
 use crate::support::*;
@@ -284,6 +285,97 @@ fn silent_devices_time_out_and_pause_the_rollout() {
     });
     assert_eq!(s["failures"][0]["reason"], "timeout:ordered", "{s}");
     assert_eq!(s["stages"][1]["pending"], 1, "{s}");
+}
+
+#[test]
+fn canary_feedback_worse_than_the_control_groups_pauses_the_stage() {
+    let broker = Broker::start();
+    let data = tempfile::tempdir().unwrap();
+    signed_package(data.path());
+    let pkg = data.path().join("fer.empkg").display().to_string();
+    let serve = Serve::start_with(broker.port, data.path(), None, "a", FAST);
+    let token = serve.admin_token();
+    let devices = Devices::start(broker.port, 0, 6, "");
+    group(&serve.http, &token, &ids(0, 6), "g");
+    // through the CLI, with the feedback criterion; a long soak keeps stage 1 open
+    let (code, out, err) = cli(
+        &serve,
+        &[
+            "create",
+            &pkg,
+            "--group",
+            "g",
+            "--stages",
+            "50,100",
+            "--soak",
+            "10m",
+            "--feedback-min-labelled",
+            "12",
+            "--feedback-max-drop",
+            "0.2",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let id = out[0]["id"].as_str().unwrap().to_string();
+    let s = status(&serve.http, &token, &id);
+    let new = s["model"].as_str().unwrap().to_string();
+    let canary_n = s["stages"][0]["devices"].as_u64().unwrap() as usize;
+    assert_eq!(canary_n, 3, "{s}");
+    // the canary: the devices ordered onto the new model; the control: the rest, still on
+    // the old one
+    let canary: Vec<String> = wait_until(30, "the canary ordered", || {
+        let c = devices.count("install");
+        (c.len() == canary_n).then(|| c.into_keys().collect())
+    });
+    let control: Vec<String> = ids(0, 6)
+        .into_iter()
+        .filter(|d| !canary.contains(d))
+        .collect();
+    // 12 labelled presses on each side (the minimum, so the criterion is judged only once
+    // every press is in): 3 of 12 agree on the new model, 12 of 12 on the old one
+    let mut presses = Vec::new();
+    for d in &canary {
+        for label in ["happy", "sad", "sad", "angry"] {
+            presses.push((d.clone(), new.as_str(), label));
+        }
+    }
+    for d in &control {
+        for _ in 0..4 {
+            presses.push((d.clone(), "old_model@1", "happy"));
+        }
+    }
+    press_feedback(broker.port, &presses);
+    let s = wait_until(30, "paused by feedback", || {
+        let s = status(&serve.http, &token, &id);
+        (s["phase"] == "paused").then_some(s)
+    });
+    let why = "stage 1: feedback agreement 0.25 on the new model (12 labelled) vs 1.00 on \
+               the old model (12 labelled), more than 0.2 below";
+    assert_eq!(s["reason"], why, "{s}");
+    assert_eq!(s["stage"], 1, "{s}");
+    assert_eq!(s["stages"][0]["failed"], 0, "no device failed: {s}");
+    assert_eq!(s["stages"][1]["pending"], 3, "stage 2 never ordered: {s}");
+    assert!(
+        devices.count("rollback").is_empty(),
+        "a pause rolls nothing back"
+    );
+    assert!(
+        s["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["kind"] == "paused" && d["detail"] == why),
+        "{s}"
+    );
+    let audit = call(&serve.http, "GET", "/api/v1/audit", &token, None).json();
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "rollout_paused" && a["detail"] == format!("{id}: {why}")),
+        "{audit}"
+    );
 }
 
 /// The replica whose /metrics shows the rollout (only the lease holder sets the gauges).
