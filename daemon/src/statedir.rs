@@ -7,6 +7,9 @@
 //! owner. So: as root, the question is asked for the unit's user (`emotiond`, when it exists);
 //! otherwise for the current user. The decision ([`assess`]) is a pure function of what the
 //! file system reports, tested with plain values.
+//!
+//! Length: ~550 lines, ~360 before its unit tests (owners, groups, modes and ACL-free cases,
+//! each a case of its own).
 
 use std::io;
 use std::os::unix::fs::MetadataExt;

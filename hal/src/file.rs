@@ -2,6 +2,9 @@
 //! (JPEG, PNG; a folder is read in name order) and Y4M video, paced at the file's frame
 //! rate or as fast as possible. A file that cannot be decoded is reported as
 //! [`CameraError::Skipped`] and the source goes on with the next.
+//!
+//! Length: ~510 lines, ~360 before its unit tests: stills, folders and Y4M behind one camera,
+//! with pacing.
 
 use crate::camera::{Camera, CameraError, Frame};
 use crate::pixel::i420_to_rgb;

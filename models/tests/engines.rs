@@ -5,6 +5,9 @@
 //! `runtimes-cache/` or through `EMOTIOND_TFLITE_LIB` / `EMOTIOND_ONNXRUNTIME_LIB`. Without
 //! them these tests say so and pass, unless `EMOTIOND_REQUIRE_RUNTIMES=1` (as in CI), where
 //! a missing library fails them.
+//!
+//! Length: ~510 lines: every engine against every shipped model, one test per pair and the
+//! fallback chain.
 
 use emotiond_models::CheckVectors;
 use emotiond_models::runtime::{self, DelegateKind, build, chain};

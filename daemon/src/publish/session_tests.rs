@@ -1,6 +1,8 @@
 //! Every transition of the session's state machine, with plain values: no broker, no
 //! runtime. The tests play the client: they take (or refuse) the effects, and report packet
 //! ids and PUBACKs as the event loop would.
+//!
+//! Length: ~510 lines: one test per transition of the session (see session.rs).
 
 use super::*;
 use crate::publish::delivery::{MAX_IN_FLIGHT, OUT_QUEUE_MAX};

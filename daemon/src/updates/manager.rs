@@ -11,6 +11,9 @@
 //! on disk (`models/`) is used directly. Its decisions that need no I/O are in
 //! [`super::plan`] and [`super::admit`]; the unit tests (`manager/tests.rs`) drive every
 //! transition with a test double of [`Io`].
+//!
+//! Length: ~520 lines: one state machine's inputs and transitions, read top to bottom; its
+//! tests are in manager/tests/.
 
 mod orders;
 mod shell;

@@ -5,6 +5,9 @@
 //! Every save is guarded by the row's `version` (an operator's pause and the driver's tick
 //! cannot overwrite each other) and, for the driver, by its lease in the same transaction:
 //! a replica that lost the lease cannot record an order, so it never publishes one.
+//!
+//! Length: ~630 lines, ~460 before its tests: the rollout queries for both databases in one
+//! place (as store/mod.rs), so a schema change is made once.
 
 use super::rows::values;
 use super::{Store, StoreError};
