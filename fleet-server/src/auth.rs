@@ -2,7 +2,6 @@
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// `viewer` reads everything; `operator` also changes things (groups, tokens, users).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -46,7 +45,7 @@ pub fn new_secret(prefix: &str) -> String {
 
 /// How a secret is kept in the store.
 pub fn secret_hash(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    emotiond_wire::sha256_hex(secret.as_bytes())
 }
 
 /// An argon2id PHC string for a password (argon2's default parameters: 19 MiB, t=2).
