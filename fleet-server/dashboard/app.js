@@ -1045,13 +1045,15 @@
     var msg = h('p', { class: 'small', role: 'status' });
     var field = function (label, input) { return h('label', null, h('span', { text: label }), input); };
     var group = h('input', { name: 'group', required: true });
+    // the model slot the package is for (the backend refuses a package of another task)
+    var slot = h('select', { name: 'slot' }, h('option', { value: 'expression', text: 'expression' }), h('option', { value: 'detector', text: 'detector' }));
     var pkg = h('input', { name: 'package', type: 'file' });
     var sig = h('input', { name: 'signature', type: 'file' });
     var stages = h('input', { name: 'stages', value: '1,10,50,100' });
     var soak = h('input', { name: 'soak', type: 'number', min: '0', value: '1800' });
     var onFail = h('select', { name: 'on_failure' }, h('option', { value: 'pause', text: 'pause' }), h('option', { value: 'abort', text: 'abort' }));
     var form = h('form', { id: 'rollout-create', class: 'inline-form' },
-      field('Group', group), field('Package', pkg), field('Signature (.sig)', sig), field('Stages (%)', stages),
+      field('Group', group), field('Slot', slot), field('Package', pkg), field('Signature (.sig)', sig), field('Stages (%)', stages),
       field('Soak (s)', soak), field('On failure', onFail), h('button', { type: 'submit', text: 'Start rollout' }), msg);
     form.addEventListener('submit', function (ev) {
       ev.preventDefault();
@@ -1059,7 +1061,7 @@
       Promise.all([readFile(pkg, false), readFile(sig, true)]).then(function (files) {
         var plan = { stages: stages.value.split(',').map(function (x) { return Number(x.trim()); }),
           soak_ms: Number(soak.value) * 1000, on_failure: onFail.value };
-        return api('rollouts', { method: 'POST', body: { group: group.value.trim(), slot: 'expression',
+        return api('rollouts', { method: 'POST', body: { group: group.value.trim(), slot: slot.value,
           package: files[0], signature: JSON.parse(files[1]), plan: plan } });
       }).then(function (r) { location.hash = '#/rollout/' + enc(r.id); },
         function (e) { msg.textContent = e.message; msg.className = 'small error'; });

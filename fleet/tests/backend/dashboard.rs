@@ -86,6 +86,25 @@ impl Driver {
         });
     }
 
+    /// Choose `file` in the file input `css` as a user would (WebDriver's Element Send Keys
+    /// with the file's path).
+    pub(crate) fn upload(&self, css: &str, file: &std::path::Path) {
+        let e = self.call(
+            "POST",
+            "/element",
+            json!({"using": "css selector", "value": css}),
+        );
+        let id = e["element-6066-11e4-a52e-4f735466cecf"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{css}: {e}"))
+            .to_string();
+        self.call(
+            "POST",
+            &format!("/element/{id}/value"),
+            json!({"text": file.display().to_string()}),
+        );
+    }
+
     pub(crate) fn screenshot(&self, name: &str) -> std::path::PathBuf {
         let b64 = self.call("GET", "/screenshot", Value::Null);
         let png = base64::engine::general_purpose::STANDARD

@@ -8,6 +8,7 @@ mod device;
 mod homeassistant;
 mod partitions;
 mod real_rollout;
+mod rollout_page;
 mod rollout_support;
 mod rollouts;
 mod support;

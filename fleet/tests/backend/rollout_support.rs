@@ -36,6 +36,28 @@ pub fn signed_package(dir: &Path) -> (Vec<u8>, serde_json::Value) {
     )
 }
 
+/// Pack the shipped short-range detector and sign it with `dir`'s key (`signed_package`
+/// made it): the archive's path, its signature beside it (`.sig`).
+pub fn signed_detector(dir: &Path) -> std::path::PathBuf {
+    let pkg = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../models/packages/blazeface_short_range"
+    );
+    let out = dir.join("blazeface.empkg");
+    let (o, key) = (
+        out.display().to_string(),
+        dir.join("keys/fleet.key").display().to_string(),
+    );
+    for args in [
+        ["model", "pack", pkg, "--out", &o],
+        ["model", "sign", &o, "--key", &key],
+    ] {
+        let o = Command::new(BIN).args(args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {o:?}");
+    }
+    out
+}
+
 /// Answering devices `<prefix><first..first+n>`; the orders they report, collected.
 pub struct Devices {
     child: Child,
