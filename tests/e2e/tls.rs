@@ -2,7 +2,8 @@
 //! name), certificates from `scripts/make-test-ca`; the daemon delivers summaries through it
 //! (read back by a subscriber over TLS), `emotiond check` passes the broker, and says why it
 //! fails with a CA that did not sign the broker's certificate, without a client certificate,
-//! or for a host name the certificate is not for; an unreadable CA stops the start.
+//! for a host name the certificate is not for, or with the broker's certificate expired (its
+//! clock moved 400 days ahead by libfaketime); an unreadable CA stops the start.
 
 use crate::support::*;
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS, Transport};
@@ -175,6 +176,31 @@ fn the_daemon_publishes_over_tls_with_its_client_certificate_and_check_explains_
             .as_str()
             .unwrap()
             .contains("the certificate is not for localhost"),
+        "{b}"
+    );
+
+    // the broker's certificate expired (made for 365 days): `emotiond check` under libfaketime
+    // with its wall clock 400 days ahead (the broker's own clock is not moved)
+    let out = Command::new(BIN)
+        .args(["check", "--json", "--config", cfg.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .env("LD_PRELOAD", crate::clockjump::libfaketime())
+        .env("FAKETIME", "+400d")
+        .env("DONT_FAKE_MONOTONIC", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let b = text
+        .lines()
+        .map(|l| json(l.as_bytes()))
+        .find(|i| i["check"] == "broker")
+        .unwrap_or_else(|| panic!("no broker item under faketime: {text}"));
+    assert_eq!(b["ok"], false, "{b}");
+    assert!(
+        b["hint"]
+            .as_str()
+            .unwrap()
+            .contains("the broker's certificate has expired (or this device's clock is wrong)"),
         "{b}"
     );
 
