@@ -481,4 +481,5 @@ fn an_order_older_than_the_last_one_followed_is_replayed() {
 }
 
 /// Install `a` into `slot` from a scripted HTTP download; the states sent.
+mod bad_archives;
 mod refusals;
