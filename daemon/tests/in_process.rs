@@ -1,7 +1,8 @@
 //! The daemon run in-process, as `emotiond run` runs it: `app::start` with a config and a
 //! `Shutdown`, a running daemon back, stopped by triggering the shutdown (issue 10: the
 //! wiring is a library function, so tests need no binary). A file camera, MQTT off, the
-//! on-device API on a free loopback port to watch it from outside.
+//! on-device API on a free loopback port to watch it from outside (and the example kiosk
+//! client, `examples/kiosk_live.py`, follows its live stream).
 
 use emotiond::app::{self, Options};
 use emotiond::config::Config;
@@ -60,6 +61,24 @@ fn the_daemon_runs_in_process_and_stops_when_told() {
     assert!(
         summary["faces_seen"].as_u64().unwrap_or(0) >= 1,
         "{summary}"
+    );
+
+    // the example kiosk client (examples/kiosk_live.py) follows the live stream and greets
+    // the face it sees
+    let client = std::process::Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/kiosk_live.py"))
+        .args(["--url", &format!("http://{addr}"), "--events", "10"])
+        .output()
+        .expect("python3 runs examples/kiosk_live.py");
+    let said = String::from_utf8_lossy(&client.stdout);
+    assert!(
+        client.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&client.stderr)
+    );
+    assert!(
+        said.contains("hello!"),
+        "the kiosk client did not greet: {said}"
     );
 
     // told to stop: every thread ends, the window in progress is counted, the API is gone
