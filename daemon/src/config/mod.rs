@@ -123,6 +123,49 @@ mod tests {
         assert_eq!(c, d);
     }
 
+    /// Every key the configuration has is written out in the documented file (with its
+    /// default), and the file has no key the configuration lacks: a new key with a default
+    /// would otherwise pass the test above while missing from the file and the reference.
+    #[test]
+    fn documented_default_file_lists_every_key() {
+        fn keys(v: &toml::Value, at: &str, out: &mut std::collections::BTreeSet<String>) {
+            match v {
+                toml::Value::Table(t) => {
+                    for (k, v) in t {
+                        let path = if at.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{at}.{k}")
+                        };
+                        keys(v, &path, out);
+                    }
+                }
+                _ => {
+                    out.insert(at.to_string());
+                }
+            }
+        }
+        let mut built_in = std::collections::BTreeSet::new();
+        keys(
+            &toml::Value::try_from(Config::default()).unwrap(),
+            "",
+            &mut built_in,
+        );
+        let mut file = std::collections::BTreeSet::new();
+        keys(&DEFAULT_FILE.parse::<toml::Value>().unwrap(), "", &mut file);
+        let missing: Vec<_> = built_in.difference(&file).collect();
+        let extra: Vec<_> = file.difference(&built_in).collect();
+        assert!(
+            missing.is_empty(),
+            "keys missing from emotiond.toml: {missing:?}"
+        );
+        assert!(
+            extra.is_empty(),
+            "emotiond.toml keys the configuration lacks: {extra:?}"
+        );
+        assert!(built_in.len() > 50, "{} keys", built_in.len());
+    }
+
     #[test]
     fn empty_file_gives_defaults_and_a_device_id() {
         let c = Config::parse("", Path::new("x")).unwrap();
