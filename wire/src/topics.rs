@@ -6,6 +6,12 @@
 //! <prefix>/packages/<sha256>/<i>          chunk i of a package archive
 //! ```
 
+/// The retained `status` payload: published on every connection.
+pub const STATUS_ONLINE: &str = "online";
+/// The retained `status` payload on a clean stop, and the Last Will (the daemon died or lost
+/// the network).
+pub const STATUS_OFFLINE: &str = "offline";
+
 /// A device's topics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Topics {

@@ -43,7 +43,12 @@ pub fn options(
         o.set_credentials(u.clone(), p.clone().unwrap_or_default());
     }
     if let Some(t) = will_topic {
-        o.set_last_will(LastWill::new(t, "offline", QoS::AtLeastOnce, true));
+        o.set_last_will(LastWill::new(
+            t,
+            emotiond_wire::topics::STATUS_OFFLINE,
+            QoS::AtLeastOnce,
+            true,
+        ));
     }
     Ok(o)
 }

@@ -187,7 +187,12 @@ impl Session {
     /// subscription made so far (a clean session forgets them).
     pub fn connected(&mut self, sources: &Sources) -> Vec<Effect> {
         self.connected = true;
-        let mut out = vec![self.publish(&self.topics.status, "online", true, Carries::Status)];
+        let mut out = vec![self.publish(
+            &self.topics.status,
+            emotiond_wire::topics::STATUS_ONLINE,
+            true,
+            Carries::Status,
+        )];
         out.extend(self.health_effect(sources, true));
         out.extend(
             self.requests
@@ -390,7 +395,12 @@ impl Session {
         if !self.connected {
             return Vec::new();
         }
-        let offline = self.publish(&self.topics.status, "offline", true, Carries::Status);
+        let offline = self.publish(
+            &self.topics.status,
+            emotiond_wire::topics::STATUS_OFFLINE,
+            true,
+            Carries::Status,
+        );
         vec![offline, Effect::Disconnect]
     }
 

@@ -1,20 +1,12 @@
-//! The payload reference (`docs/reference/topics.md`, section Payloads) against the serde
-//! types: every field a summary serialises is documented there, and every field the summary
-//! table names exists. A field added to `Summary` without a line in the reference, or a line
-//! left behind by a rename, fails here.
+//! The summary payload (section Payloads) against `Summary`: every field a summary serialises
+//! is documented there, and every field the summary table names exists. A field added to
+//! `Summary` without a line in the reference, or a line left behind by a rename, fails here.
 
+use crate::{keys, reference, section};
 use std::collections::BTreeSet;
 
-fn reference() -> String {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/reference/topics.md");
-    let text = std::fs::read_to_string(path).expect("docs/reference/topics.md");
-    let start = text.find("## Payloads").expect("a Payloads section");
-    text[start..].to_string()
-}
-
-/// The JSON keys of an object value.
-fn keys(v: &serde_json::Value) -> BTreeSet<String> {
-    v.as_object().expect("an object").keys().cloned().collect()
+fn payloads() -> String {
+    section(&reference(), "Payloads").to_string()
 }
 
 /// The backticked names in the first column of the payload table: `a`, `b` → {a, b}.
@@ -41,7 +33,7 @@ fn documented(section: &str, key: &str) -> bool {
 
 #[test]
 fn every_summary_field_is_in_the_payload_reference_and_back() {
-    let section = reference();
+    let section = payloads();
     let v = serde_json::to_value(emotiond_wire::summary::sample()).unwrap();
     let top = keys(&v);
     let undocumented: Vec<_> = top.iter().filter(|k| !documented(&section, k)).collect();
@@ -64,7 +56,7 @@ fn every_summary_field_is_in_the_payload_reference_and_back() {
 
 #[test]
 fn every_voice_and_model_field_is_in_the_payload_reference() {
-    let section = reference();
+    let section = payloads();
     let v = serde_json::to_value(emotiond_wire::summary::sample()).unwrap();
     for block in ["voice", "detector", "expression"] {
         let inner = &v[block];
