@@ -2,8 +2,9 @@
 //! broker (Debian's `mosquitto`, started here on a free loopback port).
 //!
 //! One binary (`cargo test --test e2e`), in modules: [`support`] (broker, relay, daemon,
-//! helpers), [`delivery`], [`cli`], [`updates`], [`devices`], [`tls`], [`acl`],
-//! [`acl_password`], [`faults`], [`diskfull`], [`clockjump`], [`modes`].
+//! helpers), [`delivery`], [`cli`], [`api`], [`page`], [`demo`], [`updates`], [`devices`],
+//! [`tls`], [`acl`], [`acl_password`], [`faults`], [`diskfull`], [`clockjump`], [`modes`],
+//! [`freshness`].
 
 mod acl;
 mod acl_password;
@@ -11,6 +12,7 @@ mod api;
 mod cli;
 mod clockjump;
 mod delivery;
+mod demo;
 mod devices;
 mod diskfull;
 mod faults;
