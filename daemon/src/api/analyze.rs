@@ -1,7 +1,13 @@
 //! `POST /v1/analyze`: an image in the body → the JSON line `emotiond analyze` writes for
 //! it. Its own thread and its own instance of the configured models (the camera pipeline
 //! never waits for it); a bounded queue in front, and a bound on bodies being read at
-//! once: beyond them, 503 with Retry-After at once, before the body is read.
+//! once: beyond them, 503 with Retry-After, the body read and thrown away first.
+//!
+//! Refusals before the body is read (busy, a declared length over the limit) first read the
+//! rest of the upload and discard it (up to [`DRAIN_MAX`] bytes within [`DRAIN_TIME`]; what
+//! nginx calls a lingering close): closing with the upload unread makes the kernel reset the
+//! connection, and a client still sending sees "broken pipe" instead of the answer. A larger
+//! declared body is refused at once, with `Connection: close`.
 
 use super::{ApiError, AppState};
 use crate::analyzer::Analyzer;
@@ -88,6 +94,39 @@ impl AnalyzeQueue {
     }
 }
 
+/// The most body bytes read and discarded to refuse a request cleanly.
+pub const DRAIN_MAX: u64 = 16 * 1024 * 1024;
+/// The longest time spent discarding them.
+pub const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Refuse with `r` once the upload is read and thrown away (see the module's doc); a body
+/// declared over [`DRAIN_MAX`] is not read: the connection closes after the answer.
+async fn refuse_after_draining(declared: Option<u64>, body: Body, mut r: Response) -> Response {
+    if declared.is_some_and(|n| n > DRAIN_MAX) {
+        r.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+        return r;
+    }
+    let mut data = body.into_data_stream();
+    let drained = tokio::time::timeout(DRAIN_TIME, async {
+        use tokio_stream::StreamExt;
+        let mut n = 0u64;
+        while let Some(Ok(chunk)) = data.next().await {
+            n += chunk.len() as u64;
+            if n > DRAIN_MAX {
+                break;
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        log::debug!("api: a refused upload was not sent within {DRAIN_TIME:?}");
+    }
+    r
+}
+
 fn busy() -> Response {
     let mut r = ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -110,26 +149,27 @@ pub async fn analyze(
     let count = |c: &std::sync::atomic::AtomicU64| {
         c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     let Ok(_permit) = a.permits.clone().try_acquire_owned() else {
         count(&metrics.analyze_busy);
-        return busy();
+        return refuse_after_draining(declared, body, busy()).await;
     };
     let rejected = |status, msg: String| {
         count(&metrics.analyze_rejected);
         ApiError::new(status, msg).into_response()
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > a.max_body as u64) {
-        return rejected(
+        let r = rejected(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
                 "image larger than api.max_body_bytes ({} bytes)",
                 a.max_body
             ),
         );
+        return refuse_after_draining(declared, body, r).await;
     }
     let bytes = match axum::body::to_bytes(body, a.max_body).await {
         Ok(b) => b,
