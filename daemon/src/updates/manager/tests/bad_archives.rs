@@ -13,13 +13,7 @@ fn refused_with(
 ) -> Vec<ModelState> {
     let mut fx = Fx::new();
     let a = a(&fx);
-    let mut msg = SetMessage::new(Slot::Expression, Action::Install);
-    msg.name = Some(a.name.clone());
-    msg.version = Some(a.version.clone());
-    msg.sha256 = Some(a.sig.sha256.clone());
-    msg.size = Some(a.bytes.len() as u64);
-    msg.key_id = Some(a.sig.key_id.clone());
-    msg.signature = Some(a.sig.signature.clone());
+    let mut msg = fx.install_msg(Slot::Expression, &a);
     msg.url = Some("http://fleet.invalid/model.tar".into());
     edit(&fx, &a, &mut msg);
     fx.m.io.downloads.push_back(Ok(download(&a)));
@@ -128,13 +122,7 @@ fn an_archive_that_is_not_the_package_the_order_names_is_manifest() {
 fn an_order_past_its_expiry_is_expired_and_nothing_is_fetched() {
     let mut fx = Fx::new();
     let a = fx.fer("9.0.1");
-    let mut msg = SetMessage::new(Slot::Expression, Action::Install);
-    msg.name = Some(a.name.clone());
-    msg.version = Some(a.version.clone());
-    msg.sha256 = Some(a.sig.sha256.clone());
-    msg.size = Some(a.bytes.len() as u64);
-    msg.key_id = Some(a.sig.key_id.clone());
-    msg.signature = Some(a.sig.signature.clone());
+    let mut msg = fx.install_msg(Slot::Expression, &a);
     msg.url = Some("http://fleet.invalid/model.tar".into());
     msg.topic = Some(SET.into());
     msg.seq = Some(10);

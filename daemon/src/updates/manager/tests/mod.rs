@@ -174,8 +174,9 @@ impl Fx {
         self.archive("fer_mini_xception", version, 2, &self.key)
     }
 
-    /// A signed install order for `a` in `slot`, from MQTT chunks or a URL.
-    fn install(&self, slot: Slot, a: &Archive, chunks: Option<(&str, u32)>, seq: u64) -> Vec<u8> {
+    /// The install message for `a` in `slot` (package name, version, hash, size, signature),
+    /// without a source.
+    fn install_msg(&self, slot: Slot, a: &Archive) -> SetMessage {
         let mut msg = SetMessage::new(slot, Action::Install);
         msg.name = Some(a.name.clone());
         msg.version = Some(a.version.clone());
@@ -183,6 +184,12 @@ impl Fx {
         msg.size = Some(a.bytes.len() as u64);
         msg.key_id = Some(a.sig.key_id.clone());
         msg.signature = Some(a.sig.signature.clone());
+        msg
+    }
+
+    /// A signed install order for `a` in `slot`, from MQTT chunks or a URL.
+    fn install(&self, slot: Slot, a: &Archive, chunks: Option<(&str, u32)>, seq: u64) -> Vec<u8> {
+        let mut msg = self.install_msg(slot, a);
         match chunks {
             Some((topic, count)) => {
                 msg.chunks = Some(Chunks {
