@@ -8,13 +8,16 @@ use crate::support::*;
 #[test]
 fn the_rollout_page_shows_stages_and_failures_and_lets_an_operator_create_pause_and_abort() {
     use crate::dashboard::{Driver, login};
-    let broker = Broker::start();
-    let data = tempfile::tempdir().unwrap();
-    let (archive, sig) = signed_package(data.path());
-    let serve = Serve::start_with(broker.port, data.path(), None, "a", FAST);
-    let token = serve.admin_token();
-    let _devices = Devices::start(broker.port, 0, 4, "silent:4");
-    group(&serve.http, &token, &ids(0, 4), "g");
+    let Fleet {
+        devices: _devices,
+        serve,
+        token,
+        archive,
+        sig,
+        pkg: _pkg,
+        data,
+        broker: _broker,
+    } = Fleet::start(4, "silent:4");
     let plan = serde_json::json!({"stages": [25, 100], "timeout_ms": 2000, "min_failures": 1});
     let a = call(
         &serve.http,

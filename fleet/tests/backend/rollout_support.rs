@@ -58,6 +58,44 @@ pub fn signed_detector(dir: &Path) -> std::path::PathBuf {
     out
 }
 
+/// The common set-up: a broker, `serve` (tick 1 s, orders unsigned), the signed expression
+/// package in `data` (`fer.empkg`), and `n` answering devices `spec` (following any order)
+/// in group `g`.
+pub struct Fleet {
+    pub devices: Devices,
+    pub serve: Serve,
+    pub token: String,
+    pub archive: Vec<u8>,
+    pub sig: serde_json::Value,
+    /// The package file, for the CLI.
+    pub pkg: String,
+    pub data: tempfile::TempDir,
+    pub broker: Broker,
+}
+
+impl Fleet {
+    pub fn start(n: usize, spec: &str) -> Fleet {
+        let broker = Broker::start();
+        let data = tempfile::tempdir().unwrap();
+        let (archive, sig) = signed_package(data.path());
+        let pkg = data.path().join("fer.empkg").display().to_string();
+        let serve = Serve::start_with(broker.port, data.path(), None, "a", FAST);
+        let token = serve.admin_token();
+        let devices = Devices::start(broker.port, 0, n, spec);
+        group(&serve.http, &token, &ids(0, n), "g");
+        Fleet {
+            devices,
+            serve,
+            token,
+            archive,
+            sig,
+            pkg,
+            data,
+            broker,
+        }
+    }
+}
+
 /// Answering devices `<prefix><first..first+n>`; the orders they report, collected.
 pub struct Devices {
     child: Child,

@@ -212,14 +212,16 @@ fn failures_pause_and_an_abort_rolls_the_failed_stage_back() {
 
 #[test]
 fn rejections_abort_by_themselves_with_nothing_to_roll_back() {
-    let broker = Broker::start();
-    let data = tempfile::tempdir().unwrap();
-    signed_package(data.path());
-    let pkg = data.path().join("fer.empkg").display().to_string();
-    let serve = Serve::start_with(broker.port, data.path(), None, "a", FAST);
-    let token = serve.admin_token();
-    let devices = Devices::start(broker.port, 0, 3, "reject:3");
-    group(&serve.http, &token, &ids(0, 3), "g");
+    let Fleet {
+        devices,
+        serve,
+        token,
+        archive: _archive,
+        sig: _sig,
+        pkg,
+        data: _data,
+        broker: _broker,
+    } = Fleet::start(3, "reject:3");
     // through the CLI: bad input is named, exit 2
     let (code, _, err) = cli(&serve, &["create", &pkg, "--group", "g", "--soak", "5d"]);
     assert_eq!(code, 2, "{err}");
@@ -267,13 +269,16 @@ fn rejections_abort_by_themselves_with_nothing_to_roll_back() {
 
 #[test]
 fn silent_devices_time_out_and_pause_the_rollout() {
-    let broker = Broker::start();
-    let data = tempfile::tempdir().unwrap();
-    let (archive, sig) = signed_package(data.path());
-    let serve = Serve::start_with(broker.port, data.path(), None, "a", FAST);
-    let token = serve.admin_token();
-    let _devices = Devices::start(broker.port, 0, 2, "silent:2");
-    group(&serve.http, &token, &ids(0, 2), "g");
+    let Fleet {
+        devices: _devices,
+        serve,
+        token,
+        archive,
+        sig,
+        pkg: _pkg,
+        data: _data,
+        broker: _broker,
+    } = Fleet::start(2, "silent:2");
     let plan = serde_json::json!({"stages": [50, 100], "timeout_ms": 2000, "min_failures": 1});
     let body = create_body(&archive, &sig, plan);
     let a = call(&serve.http, "POST", "/api/v1/rollouts", &token, Some(&body));
@@ -289,14 +294,16 @@ fn silent_devices_time_out_and_pause_the_rollout() {
 
 #[test]
 fn canary_feedback_worse_than_the_control_groups_pauses_the_stage() {
-    let broker = Broker::start();
-    let data = tempfile::tempdir().unwrap();
-    signed_package(data.path());
-    let pkg = data.path().join("fer.empkg").display().to_string();
-    let serve = Serve::start_with(broker.port, data.path(), None, "a", FAST);
-    let token = serve.admin_token();
-    let devices = Devices::start(broker.port, 0, 6, "");
-    group(&serve.http, &token, &ids(0, 6), "g");
+    let Fleet {
+        devices,
+        serve,
+        token,
+        archive: _archive,
+        sig: _sig,
+        pkg,
+        data: _data,
+        broker,
+    } = Fleet::start(6, "");
     // through the CLI, with the feedback criterion; a long soak keeps stage 1 open
     let (code, out, err) = cli(
         &serve,
