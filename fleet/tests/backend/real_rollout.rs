@@ -88,7 +88,7 @@ impl Daemon {
             &cfg,
             format!(
                 "device_id = \"{id}\"\nstate_dir = {:?}\n[camera]\nsource = \"files\"\npaths = [{:?}]\n\
-                 loop = true\nstills_fps = 5.0\n[pipeline]\nwindow_s = 1.0\n[mqtt]\nhost = \"127.0.0.1\"\n\
+                 loop = true\nstills_fps = 5.0\n[pipeline]\nwindow_s = 1.0\nthreads = 1\n[mqtt]\nhost = \"127.0.0.1\"\n\
                  port = {broker}\nkeep_alive_s = 5\nencoding = \"postcard\"\n[updates]\n\
                  trusted_keys = [\"{public}\"]\nprobation_s = 60.0\nmin_frames = 3\n\
                  min_detection_ratio = 0.0\n",
@@ -198,9 +198,13 @@ fn real_daemons_take_a_good_detector_through_every_stage_and_a_faceless_one_is_s
         .collect();
     group(&serve.http, &token, &ids, "g");
 
-    // the good package: both stages, each device healthy on it (faces seen)
+    // the good package: both stages, each device healthy on it (faces seen). Three healthy
+    // windows and one analysis thread: the window in progress at the swap, and frames the
+    // old detector analysed still on their way, count as the new model's (a known limit,
+    // docs/status.md); with two windows and two threads, a loaded machine once let the
+    // faceless canary pass its stage on them.
     let plan = serde_json::json!({
-        "stages": [50, 100], "soak_ms": 1000, "healthy_windows": 2, "timeout_ms": 90000,
+        "stages": [50, 100], "soak_ms": 1000, "healthy_windows": 3, "timeout_ms": 90000,
         "success_pct": 100, "min_faces": 1, "min_failures": 1, "on_failure": "abort",
     });
     let id = start_rollout(&serve, &token, &good.0, &good.1, plan.clone());
